@@ -1,0 +1,149 @@
+"""The one `labelgen` command.
+
+Subcommands import what they need when they run, so `labelgen --help` stays fast. Errors a
+user can fix (a missing path, an unknown format, an unwritable output) end in one line on
+stderr and exit code 2; they never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+FORMATS = ("auto", "canonical", "sgd", "uss")
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with the command's inputs or outputs, reported as one line."""
+
+
+def _cmd_inspect(args: argparse.Namespace) -> dict:
+    from labelgen.data.summary import LogSummary
+
+    summary = LogSummary()
+    _stream(args.path, args.format, args.rejects, on_dialogue=None, summary=summary)
+    print(summary.render())
+    return summary.to_json_dict()
+
+
+def _cmd_convert(args: argparse.Namespace) -> dict:
+    from labelgen.data.canonical import CanonicalWriter
+    from labelgen.data.summary import LogSummary
+
+    rejects = args.rejects or Path(f"{args.out}.rejects.jsonl")
+    summary = LogSummary()
+    with CanonicalWriter(args.out) as writer:
+        _stream(args.path, args.format, rejects, on_dialogue=writer.write, summary=summary)
+    print(summary.render())
+    print(
+        f"wrote {summary.dialogues} dialogues to {args.out}, {summary.rejected} rejects to "
+        f"{rejects}"
+    )
+    return {**summary.to_json_dict(), "out": str(args.out), "rejects_file": str(rejects)}
+
+
+def _stream(path, fmt, rejects_path, on_dialogue, summary) -> None:
+    """Read a log once: count everything, hand dialogues on, keep every reject."""
+    from labelgen.data.readers import read_log
+    from labelgen.data.rejects import Reject, RejectWriter
+
+    with RejectWriter(rejects_path) if rejects_path else nullcontext() as writer:
+        for item in read_log(path, fmt):
+            summary.add(item)
+            if isinstance(item, Reject):
+                if writer is not None:
+                    writer.write(item)
+            elif on_dialogue is not None:
+                on_dialogue(item)
+
+
+def _cmd_synth(args: argparse.Namespace) -> dict:
+    from labelgen.data.synth import SynthConfig, synth_to_file
+
+    try:
+        config = SynthConfig(annotators=args.annotators, annotator_noise=args.annotator_noise)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    count = synth_to_file(args.out, args.dialogues, args.seed, config)
+    print(f"wrote {count} synthetic dialogues (seed {args.seed}) to {args.out}")
+    return {"dialogues": count, "seed": args.seed, "out": str(args.out)}
+
+
+def _cmd_demo(args: argparse.Namespace) -> dict:
+    from labelgen.data.summary import LogSummary
+    from labelgen.data.synth import synth_to_file
+
+    log = args.out / "synth.parquet"
+    synth_to_file(log, args.dialogues, args.seed)
+    summary = LogSummary()
+    _stream(log, "canonical", args.out / "rejects.jsonl", on_dialogue=None, summary=summary)
+    print(f"synthetic log: {log}")
+    print(summary.render())
+    return {**summary.to_json_dict(), "log": str(log)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from labelgen import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="labelgen",
+        description="Ground-truth labels for dialogue logs from user feedback.",
+    )
+    parser.add_argument("--version", action="version", version=f"labelgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="summarize a log and count its labels")
+    p.add_argument("path", type=Path)
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--rejects", type=Path, help="write rejected records here (JSONL)")
+    p.set_defaults(run=_cmd_inspect)
+
+    p = sub.add_parser("convert", help="write a log in the canonical form")
+    p.add_argument("path", type=Path)
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--out", type=Path, required=True, help=".jsonl, .jsonl.gz or .parquet")
+    p.add_argument("--rejects", type=Path, help="default: OUT.rejects.jsonl")
+    p.set_defaults(run=_cmd_convert)
+
+    p = sub.add_parser("synth", help="generate a synthetic log (the built-in default data)")
+    p.add_argument("--dialogues", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help=".jsonl, .jsonl.gz or .parquet")
+    p.add_argument("--annotators", type=int, default=3)
+    p.add_argument("--annotator-noise", type=float, default=0.15)
+    p.set_defaults(run=_cmd_synth)
+
+    p = sub.add_parser("demo", help="the main job on the built-in default data")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--dialogues", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from labelgen.data.rejects import LogReadError
+
+    try:
+        result = args.run(args)
+    except (LogReadError, UsageError) as err:
+        print(f"labelgen {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        # Unwritable output, disk full: the writers have already discarded partial files.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"labelgen {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    # The last stdout line is machine-readable, for scripts and tests.
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

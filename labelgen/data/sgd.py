@@ -1,0 +1,285 @@
+"""Reader for the Schema-Guided Dialogue (SGD, DSTC8) format.
+
+Input: a directory of `dialogues_*.json` or `dialogues_*.json.gz` files (whatever is present)
+with an optional `schema.json`, or one such file. Each file is a JSON array of dialogues; a
+dialogue that breaks the format or the contract is rejected alone, and a file cut off mid-way
+(truncated download) still yields every dialogue before the cut.
+
+Mapping onto the contract:
+- turn = a USER utterance and the SYSTEM utterance that follows it (None if the log ends on
+  the user); a SYSTEM utterance before the first USER one becomes `system_opening`; two USER
+  or two SYSTEM utterances in a row break the format and reject the dialogue.
+- the USER utterance's frame is the one with a non-NONE active intent and actions (else the
+  first); `domain` = its service, `intent` = its `state.active_intent` ("NONE" kept as a
+  class: the user is not pursuing any intent).
+- `slots` = the spans of every USER frame's `slots` (`start`/`exclusive_end`), value = the
+  text at the span; `user_acts` / `system_acts` = the frames' dialogue acts, in order.
+- goals: a goal is a maximal run of consecutive turns with the same (service, active intent);
+  a new goal starts wherever that pair changes, so returning to an earlier intent after
+  another one starts a new goal. Turns whose active intent is NONE serve no goal.
+- goal success: the last NOTIFY_SUCCESS / NOTIFY_FAILURE among the goal's system responses
+  decides. Without one, a transactional intent (per `schema.json`) failed: the user never got
+  the transaction, e.g. declined its confirmation (NEGATE) or abandoned it; a search intent
+  succeeded if the system offered or informed a result, and is unknown (None) otherwise.
+  NEGATE_INTENT in SGD declines an intent the system offered (OFFER_INTENT) that never became
+  active, so it is not the outcome of the current goal: it counts as rejection feedback.
+- `rejection` (implicit feedback) on turn k: turn k+1's user acts include REQUEST_ALTS or
+  NEGATE_INTENT, or NEGATE while turn k's system acts include CONFIRM or OFFER (a NEGATE that
+  answers "anything else?" is not a rejection). None on the last turn, which gets no reaction.
+- SGD has no barge-ins, rephrases, explicit feedback, confidences or annotators: left None.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from labelgen.data.canonical import validate
+from labelgen.data.rejects import LogReadError, Reject
+from labelgen.data.schema import Dialogue
+
+REJECTING_ACTS = {"REQUEST_ALTS", "NEGATE_INTENT"}
+_RAW_LIMIT = 10_000
+"""Characters of an unparseable file kept in its reject record (the file itself stays put)."""
+
+
+class SgdFormatError(ValueError):
+    pass
+
+
+def read_sgd(path: str | Path) -> Iterator[Dialogue | Reject]:
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("dialogues_*.json")) + sorted(path.glob("dialogues_*.json.gz"))
+        files.sort(key=lambda p: p.name)
+        if not files:
+            raise LogReadError(f"{path} holds no dialogues_*.json or dialogues_*.json.gz files")
+        schema_path = path / "schema.json"
+    else:
+        files = [path]
+        schema_path = path.parent / "schema.json"
+    transactional = _load_transactional(schema_path) if schema_path.exists() else {}
+    for file in files:
+        for source, raw in _iter_file(file):
+            if isinstance(raw, Reject):
+                yield raw
+                continue
+            try:
+                converted = convert_dialogue(raw, transactional)
+            except SgdFormatError as err:
+                yield Reject(source, f"not an SGD dialogue: {err}", raw)
+                continue
+            yield validate(converted, source)
+
+
+def _load_transactional(path: Path) -> dict[tuple[str, str], bool]:
+    try:
+        services = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            (s["service_name"], i["name"]): bool(i["is_transactional"])
+            for s in services
+            for i in s["intents"]
+        }
+    except (ValueError, KeyError, TypeError) as err:
+        raise LogReadError(f"{path} is not an SGD schema file: {err}") from err
+
+
+def _iter_file(file: Path) -> Iterator[tuple[str, Any]]:
+    """(source, raw dialogue) per array element, salvaging what precedes a broken element."""
+    try:
+        data = gzip.decompress(file.read_bytes()) if file.suffix == ".gz" else file.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        yield str(file), Reject(str(file), f"file cannot be decoded: {err}", None)
+        return
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    if not text.startswith("[", pos):
+        yield (
+            str(file),
+            Reject(str(file), "file is not a JSON array of dialogues", text[:_RAW_LIMIT]),
+        )
+        return
+    pos = _skip_ws(text, pos + 1)
+    index = 0
+    while not text.startswith("]", pos):
+        source = f"{file}#{index}"
+        try:
+            raw, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            rest = text[err.pos :]
+            yield (
+                source,
+                Reject(
+                    source,
+                    f"invalid JSON from dialogue {index} on ({err.msg}); the rest of the file "
+                    f"({len(rest)} characters, first {_RAW_LIMIT} kept) is rejected as one record",
+                    text[pos : pos + _RAW_LIMIT],
+                ),
+            )
+            return
+        yield source, raw
+        index += 1
+        pos = _skip_ws(text, pos)
+        if text.startswith(",", pos):
+            pos = _skip_ws(text, pos + 1)
+        elif not text.startswith("]", pos):
+            yield (
+                source,
+                Reject(source, "file is cut off after this dialogue", text[pos : pos + _RAW_LIMIT]),
+            )
+            return
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def convert_dialogue(raw: Any, transactional: dict[tuple[str, str], bool]) -> dict[str, Any]:
+    """One SGD dialogue as a canonical dict (validated by the caller)."""
+    if not isinstance(raw, dict):
+        raise SgdFormatError(f"expected an object, got {type(raw).__name__}")
+    utterances = raw.get("turns")
+    if not isinstance(utterances, list):
+        raise SgdFormatError("'turns' is missing or not a list")
+    opening, pairs = _pair_turns(utterances)
+    turns = [_turn(user, system) for user, system in pairs]
+    keys = [_goal_key(user) for user, _ in pairs]
+    for k, turn in enumerate(turns[:-1]):
+        turn["rejection"] = _rejects(turn["system_acts"], turns[k + 1]["user_acts"])
+    return {
+        "dialogue_id": raw.get("dialogue_id"),
+        "turns": turns,
+        "system_opening": opening,
+        "goals": _goals(turns, keys, transactional),
+    }
+
+
+def _pair_turns(utterances: list[Any]) -> tuple[str | None, list[tuple[dict, dict | None]]]:
+    opening = None
+    pairs: list[tuple[dict, dict | None]] = []
+    for i, utt in enumerate(utterances):
+        if not isinstance(utt, dict) or utt.get("speaker") not in ("USER", "SYSTEM"):
+            raise SgdFormatError(f"utterance {i} has no USER/SYSTEM speaker")
+        if utt["speaker"] == "USER":
+            if pairs and pairs[-1][1] is None:
+                raise SgdFormatError(f"utterances {i - 1} and {i} are both USER")
+            pairs.append((utt, None))
+        elif pairs and pairs[-1][1] is None:
+            pairs[-1] = (pairs[-1][0], utt)
+        elif i == 0:
+            opening = utt.get("utterance")
+        else:
+            raise SgdFormatError(f"utterances {i - 1} and {i} are both SYSTEM")
+    return opening, pairs
+
+
+def _frames(utt: dict) -> list[dict]:
+    frames = utt.get("frames", [])
+    if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
+        raise SgdFormatError("'frames' is not a list of objects")
+    return frames
+
+
+def _main_frame(user: dict) -> dict | None:
+    frames = _frames(user)
+    for frame in frames:
+        if frame.get("actions") and _active_intent(frame) not in (None, "NONE"):
+            return frame
+    return frames[0] if frames else None
+
+
+def _active_intent(frame: dict) -> str | None:
+    state = frame.get("state")
+    return state.get("active_intent") if isinstance(state, dict) else None
+
+
+def _acts(utt: dict | None) -> list[str] | None:
+    if utt is None:
+        return None
+    try:
+        return [a["act"] for f in _frames(utt) for a in f.get("actions", [])]
+    except (KeyError, TypeError) as err:
+        raise SgdFormatError(f"malformed actions: {err!r}") from err
+
+
+def _turn(user: dict, system: dict | None) -> dict[str, Any]:
+    frame = _main_frame(user)
+    try:
+        slots = [
+            {"slot": s["slot"], "start": s["start"], "end": s["exclusive_end"]}
+            for f in _frames(user)
+            for s in f.get("slots", [])
+        ]
+    except (KeyError, TypeError) as err:
+        raise SgdFormatError(f"malformed slot span: {err!r}") from err
+    return {
+        "user_text": user.get("utterance"),
+        "system_text": None if system is None else system.get("utterance"),
+        "domain": None if frame is None else frame.get("service"),
+        "intent": None if frame is None else _active_intent(frame),
+        "slots": slots,
+        "user_acts": _acts(user),
+        "system_acts": _acts(system),
+    }
+
+
+def _goal_key(user: dict) -> tuple[str, str] | None:
+    frame = _main_frame(user)
+    intent = None if frame is None else _active_intent(frame)
+    return None if intent in (None, "NONE") else (frame.get("service"), intent)
+
+
+def _rejects(system_acts: list[str] | None, next_user_acts: list[str] | None) -> bool:
+    acts = set(next_user_acts or [])
+    if acts & REJECTING_ACTS:
+        return True
+    return "NEGATE" in acts and bool({"CONFIRM", "OFFER"} & set(system_acts or []))
+
+
+def _goals(
+    turns: list[dict[str, Any]],
+    keys: list[tuple[str, str] | None],
+    transactional: dict[tuple[str, str], bool],
+) -> list[dict[str, Any]]:
+    goals: list[dict[str, Any]] = []
+    acts_per_goal: list[list[str]] = []
+    previous = None
+    for turn, key in zip(turns, keys, strict=True):
+        if key is not None and key != previous:
+            goals.append({"goal_id": f"g{len(goals)}", "intent": key[1]})
+            acts_per_goal.append([])
+        if key is not None:
+            turn["goal_id"] = goals[-1]["goal_id"]
+            acts_per_goal[-1].extend(turn["system_acts"] or [])
+        previous = key
+    for goal, key, acts in zip(goals, _dedupe(keys), acts_per_goal, strict=True):
+        goal["success"] = _success(acts, transactional.get(key))
+    return goals
+
+
+def _dedupe(keys: list[tuple[str, str] | None]) -> list[tuple[str, str]]:
+    """The goal keys in order, one per goal (runs collapsed, NONE turns dropped)."""
+    out: list[tuple[str, str]] = []
+    previous = None
+    for key in keys:
+        if key is not None and key != previous:
+            out.append(key)
+        previous = key
+    return out
+
+
+def _success(acts: list[str], is_transactional: bool | None) -> bool | None:
+    notified = [a for a in acts if a in ("NOTIFY_SUCCESS", "NOTIFY_FAILURE")]
+    if notified:
+        return notified[-1] == "NOTIFY_SUCCESS"
+    if is_transactional:
+        return False
+    if is_transactional is False and {"OFFER", "INFORM"} & set(acts):
+        return True
+    return None

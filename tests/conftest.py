@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public data beside the checkout (../shared/data); tests need it, never copy it."""
+    assert SHARED_DATA.is_dir(), f"{SHARED_DATA} is missing: the real-data tests read it by path"
+    return SHARED_DATA
+
+
+def full_dialogue(dialogue_id: str = "d1") -> dict[str, Any]:
+    """A canonical dialogue that sets every field of the contract at least once."""
+    slot = {"slot": "song", "start": 5, "end": 16, "value": "Purple Haze"}
+    return {
+        "dialogue_id": dialogue_id,
+        "system_opening": "Hi, what can I do for you?",
+        "rating": 4,
+        "goals": [
+            {
+                "goal_id": "g0",
+                "intent": "PlaySong",
+                "success": True,
+                "annotations": [
+                    {"annotator": "a0", "success": True},
+                    {"annotator": "a1", "success": False},
+                ],
+            }
+        ],
+        "annotations": [
+            {"annotator": "a0", "rating": 4, "opening_satisfaction": 3},
+            {"annotator": "a1", "rating": 5},
+        ],
+        "turns": [
+            {
+                "turn_id": "t0",
+                "user_text": "play Purple Haze",
+                "system_text": "Playing Purple Rain.",
+                "domain": "Music",
+                "logged_intent": "PlaySong",
+                "dialogue_status": "in_progress",
+                "user_tokens": 3,
+                "system_tokens": 3,
+                "asr_confidence": 0.8125,
+                "nlu_confidence": 0.1 + 0.2,
+                "audio_path": "wav/t0.wav",
+                "barge_in": True,
+                "rephrase": True,
+                "rejection": False,
+                "explicit_feedback": False,
+                "intent": "PlaySong",
+                "slots": [slot],
+                "goal_id": "g0",
+                "user_acts": ["INFORM_INTENT", "INFORM"],
+                "system_acts": ["NOTIFY_SUCCESS"],
+                "satisfaction": 2,
+                "annotations": [
+                    {
+                        "annotator": "a0",
+                        "intent": "PlaySong",
+                        "slots": [slot],
+                        "satisfaction": 2,
+                        "segment": "B",
+                    },
+                    {
+                        "annotator": "a1",
+                        "intent": "PlayAlbum",
+                        "slots": [],
+                        "satisfaction": 1,
+                        "segment": "B",
+                    },
+                ],
+            },
+            {
+                "turn_id": "t1",
+                "user_text": "no, Purple Haze by Jimi Hendrix",
+                "slots": [],
+                "goal_id": "g0",
+            },
+            {"turn_id": "t2", "user_text": "thanks"},
+        ],
+    }

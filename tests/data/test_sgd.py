@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from labelgen.data.readers import read_log
+from labelgen.data.rejects import LogReadError, Reject
+from labelgen.data.schema import Dialogue
+from labelgen.data.sgd import read_sgd
+
+
+def _utt(speaker, text, acts=(), service="Music_1", intent=None, slots=()):
+    frame = {
+        "service": service,
+        "actions": [{"act": a, "slot": "", "values": []} for a in acts],
+        "slots": [{"slot": s, "start": b, "exclusive_end": e} for s, b, e in slots],
+    }
+    if speaker == "USER":
+        frame["state"] = {"active_intent": intent, "requested_slots": [], "slot_values": {}}
+    return {"speaker": speaker, "utterance": text, "frames": [frame]}
+
+
+SCHEMA = [
+    {
+        "service_name": "Music_1",
+        "intents": [
+            {"name": "PlaySong", "is_transactional": True},
+            {"name": "LookupSong", "is_transactional": False},
+        ],
+    },
+    {"service_name": "Weather_1", "intents": [{"name": "GetWeather", "is_transactional": False}]},
+]
+
+
+def _dialogue(dialogue_id="1_00000"):
+    return {
+        "dialogue_id": dialogue_id,
+        "services": ["Music_1", "Weather_1"],
+        "turns": [
+            _utt(
+                "USER",
+                "find songs by Adele",
+                ["INFORM_INTENT"],
+                intent="LookupSong",
+                slots=[("artist", 14, 19)],
+            ),
+            _utt("SYSTEM", "How about Hello?", ["OFFER"]),
+            _utt("USER", "something else", ["REQUEST_ALTS"], intent="LookupSong"),
+            _utt("SYSTEM", "How about Skyfall?", ["OFFER"]),
+            _utt("USER", "play it", ["INFORM_INTENT"], intent="PlaySong"),
+            _utt("SYSTEM", "Play Skyfall on the TV?", ["CONFIRM"]),
+            _utt("USER", "no, on the kitchen speaker", ["NEGATE"], intent="PlaySong"),
+            _utt("SYSTEM", "Sorry, that failed.", ["NOTIFY_FAILURE", "REQ_MORE"]),
+            _utt("USER", "no thanks", ["NEGATE"], intent="NONE"),
+            _utt("SYSTEM", "Anything else?", ["REQ_MORE"]),
+            _utt(
+                "USER",
+                "what's the weather",
+                ["INFORM_INTENT"],
+                service="Weather_1",
+                intent="GetWeather",
+            ),
+            _utt("SYSTEM", "Sunny.", ["INFORM"]),
+            _utt("USER", "and play Hello", ["INFORM_INTENT"], intent="PlaySong"),
+            _utt("SYSTEM", "Anything else?", ["REQ_MORE"]),
+            _utt("USER", "no", ["NEGATE"], intent="PlaySong"),
+        ],
+    }
+
+
+def _write_dir(tmp_path, files: dict[str, bytes]):
+    (tmp_path / "schema.json").write_text(json.dumps(SCHEMA))
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return tmp_path
+
+
+def test_mapping_of_turns_goals_success_and_feedback(tmp_path):
+    path = _write_dir(tmp_path, {"dialogues_001.json": json.dumps([_dialogue()]).encode()})
+    [dialogue] = list(read_sgd(path))
+    assert isinstance(dialogue, Dialogue), dialogue
+    turns = dialogue.turns
+    assert len(turns) == 8 and turns[-1].system_text is None
+    assert turns[0].slots[0].value == "Adele" and turns[0].domain == "Music_1"
+    assert [t.intent for t in turns][:5] == [
+        "LookupSong",
+        "LookupSong",
+        "PlaySong",
+        "PlaySong",
+        "NONE",
+    ]
+    assert [t.goal_id for t in turns] == ["g0", "g0", "g1", "g1", None, "g2", "g3", "g3"]
+    # search goal with an offer: success; transactional goal notified failure: failure;
+    # search with an inform: success; transactional goal never notified: failure.
+    assert [(g.intent, g.success) for g in dialogue.goals] == [
+        ("LookupSong", True),
+        ("PlaySong", False),
+        ("GetWeather", True),
+        ("PlaySong", False),
+    ]
+    # REQUEST_ALTS after an offer and NEGATE after a confirm reject; NEGATE after
+    # "anything else?" does not; the last turn has no reaction to judge.
+    assert [t.rejection for t in turns] == [True, False, True, False, False, False, False, None]
+    assert turns[3].system_acts == ["NOTIFY_FAILURE", "REQ_MORE"]
+
+
+def test_real_dev_split_reads_completely(shared_data):
+    items = list(read_log(shared_data / "sgd" / "dev", "sgd"))
+    assert not [i for i in items if isinstance(i, Reject)]
+    assert len(items) == 2098
+    raw_users = 0
+    for file in sorted((shared_data / "sgd" / "dev").glob("dialogues_*.json")):
+        for d in json.loads(file.read_text()):
+            raw_users += sum(u["speaker"] == "USER" for u in d["turns"])
+    assert sum(len(d.turns) for d in items) == raw_users
+    assert all(t.intent is not None for d in items for t in d.turns)
+    # Goal success is known for almost every goal, and both outcomes occur.
+    outcomes = [g.success for d in items for g in d.goals]
+    assert outcomes.count(None) < 0.05 * len(outcomes)
+    assert outcomes.count(False) > 50
+
+
+def test_real_compressed_train_files_read(shared_data, tmp_path):
+    source = sorted((shared_data / "sgd" / "train").glob("dialogues_*.json.gz"))[0]
+    (tmp_path / source.name).write_bytes(source.read_bytes())
+    items = list(read_sgd(tmp_path))
+    assert len(items) == len(json.loads(gzip.decompress(source.read_bytes())))
+    assert all(isinstance(i, Dialogue) for i in items)
+
+
+def test_good_and_broken_records_across_files(tmp_path):
+    good = [_dialogue(f"1_{i:05d}") for i in range(4)]
+    bad_speakers = _dialogue("2_00000")
+    bad_speakers["turns"][1]["speaker"] = "USER"
+    bad_span = _dialogue("2_00001")
+    bad_span["turns"][0]["frames"][0]["slots"][0]["exclusive_end"] = 99
+    no_text = _dialogue("2_00002")
+    del no_text["turns"][2]["utterance"]
+    whole = json.dumps(good[:2]).encode()
+    cut = json.dumps(good[2:]).encode()
+    cut = cut[: len(cut) * 3 // 4]  # the first dialogue survives, the second is cut
+    path = _write_dir(
+        tmp_path,
+        {
+            "dialogues_001.json": json.dumps([good[0], bad_speakers, bad_span, "x"]).encode(),
+            "dialogues_002.json.gz": gzip.compress(whole),
+            "dialogues_003.json": cut,
+            "dialogues_004.json.gz": gzip.compress(json.dumps([no_text]).encode())[:-12],
+            "dialogues_005.json": json.dumps([no_text]).encode(),
+        },
+    )
+    items = list(read_log(path, "sgd"))
+    ids = [i.dialogue_id for i in items if isinstance(i, Dialogue)]
+    rejects = {r.source.split("/")[-1]: r.reason for r in items if isinstance(r, Reject)}
+    # dialogue 1_00000 appears twice (files 1 and 2): the second copy is a duplicate
+    assert ids == ["1_00000", "1_00001", "1_00002"]
+    assert "both USER" in rejects["dialogues_001.json#1"]
+    assert "outside the user text" in rejects["dialogues_001.json#2"]
+    assert "expected an object" in rejects["dialogues_001.json#3"]
+    assert "duplicate dialogue_id '1_00000'" in rejects["dialogues_002.json.gz#0"]
+    assert "invalid JSON from dialogue 1" in rejects["dialogues_003.json#1"]
+    assert "cannot be decoded" in rejects["dialogues_004.json.gz"]
+    assert "turns.1.user_text" in rejects["dialogues_005.json#0"]
+    assert len(items) == 3 + 7
+
+
+def test_missing_directory_and_empty_directory(tmp_path):
+    with pytest.raises(LogReadError, match="does not exist"):
+        list(read_log(tmp_path / "nope", "sgd"))
+    with pytest.raises(LogReadError, match="no dialogues_"):
+        list(read_log(tmp_path, "sgd"))

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from labelgen.cli import main
+from tests.conftest import full_dialogue
+
+
+def _run(capsys, *argv) -> tuple[int, dict | None, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    last = out.strip().splitlines()[-1] if out.strip() else ""
+    return code, json.loads(last) if code == 0 else None, err
+
+
+def test_inspect_real_sgd_and_uss(capsys, shared_data):
+    code, summary, _ = _run(capsys, "inspect", "--format", "sgd", shared_data / "sgd" / "dev")
+    assert code == 0
+    assert (summary["dialogues"], summary["rejected"]) == (2098, 0)
+    assert summary["labels"]["intent"] == summary["turns"] > 2098
+    assert summary["labels"]["slot_spans"] > 0 and summary["labels"]["goal_success"] > 0
+    for name, n in (("SGD.txt", 1000), ("CCPE.txt", 500)):
+        code, summary, _ = _run(capsys, "inspect", "--format", "uss", shared_data / "uss" / name)
+        assert (code, summary["dialogues"], summary["rejected"]) == (0, n, 0)
+        assert summary["annotator_labels"]["satisfaction"] > 3 * n
+
+
+def test_unreadable_path_is_one_line_and_exit_2(tmp_path):
+    # The console script installed beside this interpreter, as a user would run it.
+    labelgen = Path(sys.executable).parent / "labelgen"
+    assert labelgen.exists(), "the console script is installed with the package"
+    result = subprocess.run(
+        [labelgen, "inspect", str(tmp_path / "missing.jsonl")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    missing = tmp_path / "missing.jsonl"
+    assert result.stderr.strip() == f"labelgen inspect: error: {missing} does not exist"
+    assert "Traceback" not in result.stderr
+
+
+def test_convert_keeps_every_record(capsys, tmp_path):
+    log = tmp_path / "in.jsonl"
+    lines = [json.dumps(full_dialogue(f"d{i}")) for i in range(5)]
+    lines[2] = lines[2].replace('"user_text": "thanks"', '"user_text": 7')
+    lines.insert(4, "{not json")
+    lines.append(json.dumps(full_dialogue("d0")))
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.parquet"
+    code, summary, _ = _run(capsys, "convert", log, "--out", out)
+    assert code == 0
+    assert summary["dialogues"] == 4 and summary["rejected"] == 3
+    rejects = [json.loads(x) for x in (tmp_path / "out.parquet.rejects.jsonl").open()]
+    assert [r["source"] for r in rejects] == [f"{log}:3", f"{log}:5", f"{log}:7"]
+    assert "duplicate dialogue_id 'd0'" in rejects[2]["reason"]
+    assert all(r["reason"] and r["record"] for r in rejects)
+    back = tmp_path / "back.jsonl"
+    code, summary, _ = _run(capsys, "convert", out, "--out", back, "--rejects", tmp_path / "r2")
+    assert (code, summary["dialogues"], summary["rejected"]) == (0, 4, 0)
+    kept = [lines[i] for i in (0, 1, 3, 5)]
+    assert [json.loads(x) for x in back.open()] == [json.loads(x) for x in kept]
+
+
+def test_convert_to_an_unwritable_place_is_exit_2(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = _run(
+        capsys, "convert", blocker, "--format", "canonical", "--out", blocker / "sub" / "x.jsonl"
+    )
+    assert code == 2 and err.startswith("labelgen convert: error:")

@@ -67,6 +67,8 @@ def _cmd_synth(args: argparse.Namespace) -> dict:
 
     try:
         config = SynthConfig(annotators=args.annotators, annotator_noise=args.annotator_noise)
+        if args.dialogues < 0:
+            raise ValueError(f"--dialogues must be >= 0, got {args.dialogues}")
     except ValueError as err:
         raise UsageError(str(err)) from err
     count = synth_to_file(args.out, args.dialogues, args.seed, config)
@@ -96,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"labelgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, what in (
+        ("fit", "train a model"),
+        ("validate", "score a model on validation data"),
+        ("test", "score a model on test data"),
+    ):
+        sub.add_parser(name, help=f"{what} (LightningCLI: labelgen {name} --help)", add_help=False)
 
     p = sub.add_parser("inspect", help="summarize a log and count its labels")
     p.add_argument("path", type=Path)
@@ -127,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("fit", "validate", "test"):
+        # Training is LightningCLI's: typed configs, --print_config, the saved config per run.
+        from labelgen.training import run
+
+        return run(argv)
     args = build_parser().parse_args(argv)
     from labelgen.data.rejects import LogReadError
 

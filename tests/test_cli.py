@@ -70,3 +70,21 @@ def test_convert_to_an_unwritable_place_is_exit_2(capsys, tmp_path):
         capsys, "convert", blocker, "--format", "canonical", "--out", blocker / "sub" / "x.jsonl"
     )
     assert code == 2 and err.startswith("labelgen convert: error:")
+
+
+def test_synth_is_deterministic_per_seed(capsys, tmp_path):
+    paths = [tmp_path / n for n in ("a.jsonl", "b.jsonl", "c.jsonl")]
+    for path, seed in zip(paths, (3, 3, 4), strict=True):
+        code, summary, _ = _run(capsys, "synth", "--dialogues", 50, "--seed", seed, "--out", path)
+        assert (code, summary["dialogues"]) == (0, 50)
+    assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
+    code, summary, _ = _run(capsys, "inspect", paths[0])
+    assert (summary["dialogues"], summary["rejected"], summary["max_annotators"]) == (50, 0, 3)
+    code, _, err = _run(capsys, "synth", "--annotators", 2, "--out", tmp_path / "x.jsonl")
+    assert code == 2 and "at least 3" in err
+
+
+def test_demo_runs_on_the_built_in_default(capsys, tmp_path):
+    code, summary, _ = _run(capsys, "demo", "--out", tmp_path, "--dialogues", 40)
+    assert code == 0 and summary["dialogues"] == 40 and summary["rejected"] == 0
+    assert all(summary["labels"][k] > 0 for k in ("intent", "slot_spans", "goal_success"))

@@ -1,0 +1,227 @@
+"""The DataModule: logs in any format -> validated, featurized Arrow datasets -> padded batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from labelgen.data import features
+from labelgen.data.audio import AudioConfig, AudioFeaturizer
+from labelgen.data.collate import Collator
+from labelgen.data.corruptions import CorruptionConfig
+from labelgen.data.features import FeatureSpace, Featurizer
+from labelgen.data.readers import read_log
+from labelgen.data.rejects import LogReadError, Reject, RejectWriter
+from labelgen.data.sampler import BucketBatchSampler
+from labelgen.data.schema import Dialogue
+from labelgen.data.tokenization import PairTemplate, load_tokenizer
+
+log = logging.getLogger(__name__)
+SYNTH_PREFIX = "synth:"
+
+
+def iter_dialogues(
+    source: str, fmt: str = "auto", rejects: Path | None = None
+) -> Iterator[Dialogue]:
+    """Dialogues of a log; `synth:N:SEED` names N generated dialogues. Rejects go to a file."""
+    if source.startswith(SYNTH_PREFIX):
+        from labelgen.data.synth import generate
+
+        try:
+            n, seed = (int(x) for x in source.removeprefix(SYNTH_PREFIX).split(":"))
+        except ValueError:
+            raise LogReadError(f"{source!r}: a synthetic source is written synth:N:SEED") from None
+        yield from generate(n, seed)
+        return
+    count = 0
+    writer = RejectWriter(rejects) if rejects is not None else None
+    try:
+        for item in read_log(source, fmt):
+            if isinstance(item, Reject):
+                count += 1
+                if writer is not None:
+                    writer.write(item)
+            else:
+                yield item
+    finally:
+        if writer is not None:
+            writer.__exit__(None, None, None)
+    if count:
+        log.warning("%d records of %s broke the contract; reasons in %s", count, source, rejects)
+
+
+def _featurized(source: str, fmt: str, settings: str, rejects: str) -> Iterator[dict[str, Any]]:
+    # A module-level generator whose arguments are all strings: `datasets` fingerprints them,
+    # so the tokenized log is cached and reused until the log or a setting changes.
+    config = json.loads(settings)
+    featurizer = Featurizer(
+        load_tokenizer(config["tokenizer"]),
+        FeatureSpace(**config["space"]),
+        config["max_user_tokens"],
+        config["max_system_tokens"],
+    )
+    for dialogue in iter_dialogues(source, fmt, Path(rejects)):
+        yield featurizer(dialogue)
+
+
+class LogDataModule(L.LightningDataModule):
+    """Reads, validates, tokenizes (once, cached) and batches dialogue logs.
+
+    Args:
+        train: Training log (a path any reader takes, or `synth:N:SEED`).
+        val: Validation log; without one, `val_fraction` of `train` is held out by dialogue.
+        test: Test log.
+        format: Reader for the paths: auto, canonical, sgd or uss.
+        tokenizer: Hugging Face tokenizer name or path (`package:<module>` for a packaged one);
+            the model's encoder is linked to the same name.
+        max_user_tokens: User text is truncated to this many tokens.
+        max_system_tokens: System text is truncated to this many tokens.
+        batch_size: Dialogues per batch.
+        num_workers: DataLoader worker processes.
+        corruption: On-the-fly corruptions for pretraining (None: fine-tuning).
+        audio: Read user audio (None: text only).
+        cache_dir: Tokenized datasets and reject files.
+        seed: Shuffling, held-out split and corruption seed.
+    """
+
+    def __init__(
+        self,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        format: str = "auto",
+        tokenizer: str = "roberta-base",
+        max_user_tokens: int = 48,
+        max_system_tokens: int = 48,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_fraction: float = 0.0,
+        corruption: CorruptionConfig | None = None,
+        audio: AudioConfig | None = None,
+        cache_dir: str = ".cache/labelgen",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        # Checkpoints carry hparams and must load with torch.load(weights_only=True): plain
+        # values only there, the config objects as attributes.
+        self.save_hyperparameters(ignore=["corruption", "audio"])
+        self.hparams["corruption"] = None if corruption is None else asdict(corruption)
+        self.hparams["audio"] = None if audio is None else asdict(audio)
+        self.corruption = corruption
+        self.audio = audio
+        self.paths = {"train": train, "val": val, "test": test}
+        self._space: FeatureSpace | None = None
+        self.datasets: dict[str, Any] = {}
+
+    @property
+    def feature_space(self) -> FeatureSpace:
+        """Vocabularies and statistics of the training log, built on first use."""
+        if self._space is None:
+            if self.paths["train"] is None:
+                raise LogReadError("no training log: the feature space is built from it")
+            self._space = FeatureSpace.build(
+                iter_dialogues(self.paths["train"], self.hparams.format)
+            )
+        return self._space
+
+    @feature_space.setter
+    def feature_space(self, space: FeatureSpace) -> None:
+        self._space = space
+
+    def _settings(self) -> str:
+        hp = self.hparams
+        return json.dumps(
+            {
+                # A change to the featurizer's code must not reuse a stale cache.
+                "featurizer": hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest(),
+                "tokenizer": hp.tokenizer,
+                "space": asdict(self.feature_space),
+                "max_user_tokens": hp.max_user_tokens,
+                "max_system_tokens": hp.max_system_tokens,
+            },
+            sort_keys=True,
+        )
+
+    def _load(self, split: str, source: str):
+        import datasets
+
+        settings = self._settings()
+        key = hashlib.sha256(f"{source}|{settings}".encode()).hexdigest()[:16]
+        cache = Path(self.hparams.cache_dir)
+        rejects = cache / "rejects" / f"{split}-{key}.jsonl"
+        return datasets.Dataset.from_generator(
+            _featurized,
+            gen_kwargs={
+                "source": source,
+                "fmt": self.hparams.format,
+                "settings": settings,
+                "rejects": str(rejects),
+            },
+            cache_dir=str(cache / "datasets"),
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        for split, source in self.paths.items():
+            if source is not None and split not in self.datasets:
+                self.datasets[split] = self._load(split, source)
+        if (
+            "val" not in self.datasets
+            and self.hparams.val_fraction > 0
+            and "train" in self.datasets
+        ):
+            parts = self.datasets["train"].train_test_split(
+                test_size=self.hparams.val_fraction, seed=self.hparams.seed
+            )
+            self.datasets["train"], self.datasets["val"] = parts["train"], parts["test"]
+
+    def collator(self, corrupt: bool) -> Collator:
+        hp = self.hparams
+        return Collator(
+            PairTemplate.from_tokenizer(load_tokenizer(hp.tokenizer)),
+            n_intents=len(self.feature_space.intents),
+            corruption=self.corruption if corrupt else None,
+            audio=AudioFeaturizer(self.audio) if self.audio is not None else None,
+            seed=hp.seed,
+        )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.datasets[split]
+        lengths = [
+            sum(len(u) + len(s) for u, s in zip(us, ss, strict=True))
+            for us, ss in zip(data["user_ids"], data["system_ids"], strict=True)
+        ]
+        trainer = self.trainer
+        sampler = BucketBatchSampler(
+            lengths,
+            self.hparams.batch_size,
+            shuffle=shuffle,
+            seed=self.hparams.seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+        if shuffle and trainer is not None:
+            sampler.set_epoch(trainer.current_epoch)
+        return DataLoader(
+            data,
+            batch_sampler=sampler,
+            collate_fn=self.collator(corrupt=self.corruption is not None),
+            num_workers=self.hparams.num_workers,
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

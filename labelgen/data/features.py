@@ -1,0 +1,250 @@
+"""From a `Dialogue` to model inputs and targets: vocabularies, normalization, tokenization.
+
+`FeatureSpace` is everything learned from the training data that the model depends on (label
+and feature vocabularies, numerical statistics); it is saved with the model as JSON. A
+`Featurizer` turns one dialogue into a columnar record, one list entry per turn, that the
+collator pads into tensors. Absent labels become `IGNORE` so that losses mask them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labelgen.data.schema import Dialogue, SlotSpan, Turn
+
+IGNORE = -100
+# Features are split by the side of the turn they describe, so that a pretraining corruption
+# that swaps one side's text swaps its features along with it.
+USER_CATEGORICAL = ("domain", "logged_intent")
+SYSTEM_CATEGORICAL = ("dialogue_status",)
+CATEGORICAL = USER_CATEGORICAL + SYSTEM_CATEGORICAL
+USER_NUMERICAL = ("user_tokens", "asr_confidence", "nlu_confidence")
+SYSTEM_NUMERICAL = ("system_tokens",)
+NUMERICAL = USER_NUMERICAL + SYSTEM_NUMERICAL
+FEEDBACK = ("barge_in", "rephrase", "rejection", "explicit_feedback")
+SEGMENT_TAGS = ("B", "I", "O")
+SATISFACTION_CLASSES = 5
+MISSING, UNKNOWN = 0, 1
+"""Reserved categorical ids: the feature is absent / its value was not seen in training."""
+
+
+@dataclass
+class FeatureSpace:
+    intents: list[str] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    """Per feature, the values seen in training; value i has id i + 2."""
+    numerical: dict[str, list[float]] = field(default_factory=dict)
+    """Per feature, [mean, std] of the (log-scaled for counts) training values."""
+
+    @property
+    def slot_tags(self) -> list[str]:
+        return ["O"] + [f"{p}-{s}" for s in self.slots for p in ("B", "I")]
+
+    def categorical_sizes(self) -> list[int]:
+        return [len(self.categorical.get(name, [])) + 2 for name in CATEGORICAL]
+
+    @classmethod
+    def build(cls, dialogues: Iterable[Dialogue], min_count: int = 1) -> FeatureSpace:
+        intents: Counter[str] = Counter()
+        slots: Counter[str] = Counter()
+        cats: dict[str, Counter[str]] = {name: Counter() for name in CATEGORICAL}
+        sums = {name: [0, 0.0, 0.0] for name in NUMERICAL}
+        for dialogue in dialogues:
+            for turn in dialogue.turns:
+                if turn.intent is not None:
+                    intents[turn.intent] += 1
+                for span in _all_spans(turn):
+                    slots[span.slot] += 1
+                for ann in turn.annotations or []:
+                    if ann.intent is not None:
+                        intents[ann.intent] += 1
+                for name in CATEGORICAL:
+                    if (value := getattr(turn, name)) is not None:
+                        cats[name][value] += 1
+                for name, value in numerical_values(turn).items():
+                    if value is not None:
+                        acc = sums[name]
+                        acc[0] += 1
+                        acc[1] += value
+                        acc[2] += value * value
+        stats = {}
+        for name, (n, total, squares) in sums.items():
+            mean = total / n if n else 0.0
+            var = squares / n - mean * mean if n else 1.0
+            stats[name] = [mean, math.sqrt(var) if var > 1e-12 else 1.0]
+        return cls(
+            intents=sorted(k for k, v in intents.items() if v >= min_count),
+            slots=sorted(k for k, v in slots.items() if v >= min_count),
+            categorical={
+                n: sorted(k for k, v in c.items() if v >= min_count) for n, c in cats.items()
+            },
+            numerical=stats,
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureSpace:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def _all_spans(turn: Turn) -> list[SlotSpan]:
+    spans = list(turn.slots or [])
+    for ann in turn.annotations or []:
+        spans.extend(ann.slots or [])
+    return spans
+
+
+def numerical_values(turn: Turn) -> dict[str, float | None]:
+    """Raw numerical features; token counts fall back to whitespace counts of the texts."""
+    user_tokens = turn.user_tokens if turn.user_tokens is not None else len(turn.user_text.split())
+    system_tokens = turn.system_tokens
+    if system_tokens is None and turn.system_text is not None:
+        system_tokens = len(turn.system_text.split())
+    return {
+        # Counts are heavy-tailed; log scale keeps a 300-word turn from dominating the batch.
+        "user_tokens": math.log1p(user_tokens),
+        "system_tokens": None if system_tokens is None else math.log1p(system_tokens),
+        "asr_confidence": turn.asr_confidence,
+        "nlu_confidence": turn.nlu_confidence,
+    }
+
+
+def _flag(value: bool | None) -> int:
+    return IGNORE if value is None else int(value)
+
+
+class Featurizer:
+    """One `Dialogue` -> one columnar record of token ids, features and targets."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        space: FeatureSpace,
+        max_user_tokens: int = 48,
+        max_system_tokens: int = 48,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.space = space
+        self.max_user_tokens = max_user_tokens
+        self.max_system_tokens = max_system_tokens
+        self._intent = {name: i for i, name in enumerate(space.intents)}
+        self._tag = {name: i for i, name in enumerate(space.slot_tags)}
+        self._cat = {
+            name: {v: i + 2 for i, v in enumerate(space.categorical.get(name, []))}
+            for name in CATEGORICAL
+        }
+
+    def __call__(self, dialogue: Dialogue) -> dict[str, Any]:
+        turns = dialogue.turns
+        users = self.tokenizer(
+            [t.user_text for t in turns],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=self.max_user_tokens,
+        )
+        systems = self.tokenizer(
+            [t.system_text or "" for t in turns],
+            add_special_tokens=False,
+            truncation=True,
+            max_length=self.max_system_tokens,
+        )["input_ids"]
+        goal_index = {g.goal_id: i for i, g in enumerate(dialogue.goals or [])}
+        record: dict[str, Any] = {
+            "dialogue_id": dialogue.dialogue_id,
+            "n_turns": len(turns),
+            "user_ids": users["input_ids"],
+            "user_offsets": [[list(o) for o in offs] for offs in users["offset_mapping"]],
+            "system_ids": systems,
+            "categorical_user": [self._categorical(t, USER_CATEGORICAL) for t in turns],
+            "categorical_system": [self._categorical(t, SYSTEM_CATEGORICAL) for t in turns],
+            "audio_path": [t.audio_path for t in turns],
+            "intent": [self._intent.get(t.intent, IGNORE) for t in turns],
+            "intent_votes": [self._votes(t, "intent", self._intent) for t in turns],
+            "slot_tags": [
+                self._slot_tags(t.slots, offs)
+                for t, offs in zip(turns, users["offset_mapping"], strict=True)
+            ],
+            "segment": self._segments(dialogue),
+            "segment_votes": [
+                [SEGMENT_TAGS.index(a.segment) for a in t.annotations or [] if a.segment]
+                for t in turns
+            ],
+            "goal": [goal_index.get(t.goal_id, -1) for t in turns],
+            "satisfaction": [
+                IGNORE if t.satisfaction is None else t.satisfaction - 1 for t in turns
+            ],
+            "satisfaction_votes": [
+                [a.satisfaction - 1 for a in t.annotations or [] if a.satisfaction is not None]
+                for t in turns
+            ],
+            "goals": {
+                "success": [_flag(g.success) for g in dialogue.goals or []],
+                "votes": [
+                    [int(a.success) for a in g.annotations or [] if a.success is not None]
+                    for g in dialogue.goals or []
+                ],
+            },
+        }
+        for name in FEEDBACK:
+            record[name] = [_flag(getattr(t, name)) for t in turns]
+        for side, names in (("user", USER_NUMERICAL), ("system", SYSTEM_NUMERICAL)):
+            columns = [self._numerical(t, names) for t in turns]
+            record[f"numerical_{side}"] = [values for values, _ in columns]
+            record[f"numerical_{side}_mask"] = [mask for _, mask in columns]
+        return record
+
+    def _categorical(self, turn: Turn, names: tuple[str, ...]) -> list[int]:
+        ids = []
+        for name in names:
+            value = getattr(turn, name)
+            ids.append(MISSING if value is None else self._cat[name].get(value, UNKNOWN))
+        return ids
+
+    def _numerical(self, turn: Turn, names: tuple[str, ...]) -> tuple[list[float], list[int]]:
+        values, mask = [], []
+        raw = numerical_values(turn)
+        for name in names:
+            value = raw[name]
+            mean, std = self.space.numerical.get(name, (0.0, 1.0))
+            values.append(0.0 if value is None else (value - mean) / std)
+            mask.append(int(value is not None))
+        return values, mask
+
+    @staticmethod
+    def _votes(turn: Turn, name: str, vocab: dict[str, int]) -> list[int]:
+        votes = (getattr(a, name) for a in turn.annotations or [])
+        return [vocab[v] for v in votes if v in vocab]
+
+    def _slot_tags(self, slots: list[SlotSpan] | None, offsets: list) -> list[int]:
+        if slots is None:
+            return [IGNORE] * len(offsets)
+        tags = [0] * len(offsets)
+        for span in slots:
+            inside = [i for i, (s, e) in enumerate(offsets) if s < span.end and e > span.start]
+            for k, i in enumerate(inside):
+                prefix = "B" if k == 0 else "I"
+                tags[i] = self._tag.get(f"{prefix}-{span.slot}", 0)
+        return tags
+
+    @staticmethod
+    def _segments(dialogue: Dialogue) -> list[int]:
+        if dialogue.goals is None:
+            return [IGNORE] * len(dialogue.turns)
+        tags, previous = [], None
+        for turn in dialogue.turns:
+            if turn.goal_id is None:
+                tags.append(SEGMENT_TAGS.index("O"))
+            else:
+                tags.append(SEGMENT_TAGS.index("I" if turn.goal_id == previous else "B"))
+            previous = turn.goal_id
+        return tags

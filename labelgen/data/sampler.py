@@ -1,0 +1,75 @@
+"""Length-bucketed batches, shuffled per epoch, split across data-parallel ranks."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+
+from torch.utils.data import Sampler
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of dialogues of similar turn length, so turns are padded little.
+
+    Dialogues are shuffled, cut into pools of `batch_size * pool_batches`, each pool sorted by
+    length and cut into batches, and the batches shuffled again: similar lengths without a
+    fixed order. Ranks take every `num_replicas`-th batch; the batch list is padded by
+    repetition so every rank runs the same number of steps (DDP needs that).
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        pool_batches: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool_batches = pool_batches
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        order = list(range(len(self.lengths)))
+        rng = random.Random(f"{self.seed}:{self.epoch}")
+        if self.shuffle:
+            rng.shuffle(order)
+        else:
+            order.sort(key=lambda i: self.lengths[i])
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: self.lengths[i])
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        if self.shuffle:
+            rng.shuffle(batches)
+        if batches and len(batches) % self.num_replicas:
+            batches += batches[: self.num_replicas - len(batches) % self.num_replicas]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._all_batches()[self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        n_batches = 0
+        pool = self.batch_size * self.pool_batches
+        for start in range(0, len(self.lengths), pool):
+            n_batches += math.ceil(min(pool, len(self.lengths) - start) / self.batch_size)
+        return math.ceil(n_batches / self.num_replicas)

@@ -1,0 +1,78 @@
+"""The turn encoder: any Hugging Face encoder over the (user, system) text pair of each turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from labelgen.data.tokenization import load_tokenizer, resolve_pretrained
+
+
+@dataclass
+class EncoderConfig:
+    pretrained: str | None = "roberta-base"
+    """Weights to start from: a hub name, a path, or `package:<module>`; None builds the
+    architecture in `architecture` with random weights (tiny test models)."""
+    architecture: dict[str, Any] = field(default_factory=dict)
+    """Config overrides, e.g. {model_type: roberta, hidden_size: 32, num_hidden_layers: 2}."""
+    pooling: Literal["cls", "mean"] = "cls"
+    """Turn vector: the first token's state, or the mean over the turn's tokens."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel passed to transformers; sdpa uses PyTorch's fused attention."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on long turns / big batches."""
+
+    def __post_init__(self) -> None:
+        if self.pretrained is None and "model_type" not in self.architecture:
+            raise ValueError("encoder: give `pretrained` or an `architecture` with a model_type")
+
+
+class TurnEncoder(nn.Module):
+    """Encodes each turn once: `[N, L]` token ids -> token states `[N, L, H]`, vector `[N, H]`."""
+
+    def __init__(self, config: EncoderConfig, tokenizer: str) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        self.config = config
+        if config.pretrained is not None:
+            self.model = AutoModel.from_pretrained(
+                resolve_pretrained(config.pretrained),
+                attn_implementation=config.attn_implementation,
+                add_pooling_layer=False,
+                **config.architecture,
+            )
+        else:
+            arch = dict(config.architecture)
+            hf_config = AutoConfig.for_model(arch.pop("model_type"), **arch)
+            # A random encoder still has to speak the data's tokenizer.
+            tok = load_tokenizer(tokenizer)
+            hf_config.vocab_size = len(tok)
+            hf_config.pad_token_id = tok.pad_token_id
+            hf_config._attn_implementation = config.attn_implementation
+            self.model = AutoModel.from_config(hf_config, add_pooling_layer=False)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.hidden_size: int = self.model.config.hidden_size
+        # Encoders without segment embeddings (RoBERTa: type_vocab_size 1) must get zeros.
+        self.use_token_types = getattr(self.model.config, "type_vocab_size", 1) > 1
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kwargs = {}
+        if self.use_token_types and token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        states = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, **kwargs
+        ).last_hidden_state
+        if self.config.pooling == "cls":
+            return states, states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return states, (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)

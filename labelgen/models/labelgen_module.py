@@ -1,0 +1,309 @@
+"""The LightningModule: the model's parts, its masked multi-task losses, metrics and optimizer.
+
+Pretraining and fine-tuning are the same module with different task weights (and, in the data
+module, corruptions on or off); the no-context baseline is `dialogue.context: false`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from labelgen.data.features import FEEDBACK, IGNORE, NUMERICAL, SATISFACTION_CLASSES, FeatureSpace
+from labelgen.data.tokenization import PairTemplate, load_tokenizer
+from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
+from labelgen.models.components.fusion import FeatureFusion, FusionConfig
+from labelgen.models.components.heads import ClassifierHead, GoalSuccessHead, SlotHead
+from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
+
+log = logging.getLogger(__name__)
+SOFT_TASKS = ("intent", "segment", "satisfaction")
+"""Tasks whose targets come from the annotators' vote distribution where there is one."""
+
+
+@dataclass
+class TaskConfig:
+    weights: dict[str, float] = field(default_factory=lambda: {"defect": 1.0})
+    """Loss weight per task; a task without a weight gets no head. Tasks: defect, intent,
+    slots, segment, goal_success, satisfaction, barge_in, rephrase, rejection,
+    explicit_feedback."""
+    soft_targets: bool = True
+    """Learn from the annotators' label distribution where a turn has per-annotator labels."""
+
+    def __post_init__(self) -> None:
+        known = {"defect", "intent", "slots", "segment", "goal_success", "satisfaction", *FEEDBACK}
+        unknown = set(self.weights) - known
+        if unknown:
+            raise ValueError(f"tasks: unknown task(s) {sorted(unknown)}; known: {sorted(known)}")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("tasks: weights must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    """Learning rate of the dialogue encoder, fusion and heads."""
+    encoder_lr: float = 3e-5
+    """Learning rate of the pretrained turn encoder."""
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    """Linear warm-up over this share of the steps, then linear decay to zero."""
+
+
+class LabelGenModule(L.LightningModule):
+    """Turn encoder + feature fusion + dialogue encoder + heads.
+
+    Args:
+        encoder: The Hugging Face turn encoder.
+        dialogue: The Transformer over turns (and the no-context switch).
+        fusion: Categorical, numerical and audio feature fusion.
+        tasks: Which heads exist and how their losses are weighted.
+        optim: Optimizer and schedule.
+        tokenizer: Linked from the data module: the encoder must speak it.
+        feature_space: Linked from the data module: vocabularies and statistics of the
+            training data, which size the embeddings and heads.
+        init_from: A checkpoint whose matching weights initialize this model (stage 2 starts
+            from stage 1 this way); heads and embeddings whose shapes differ are skipped.
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderConfig | None = None,
+        dialogue: DialogueConfig | None = None,
+        fusion: FusionConfig | None = None,
+        tasks: TaskConfig | None = None,
+        optim: OptimConfig | None = None,
+        tokenizer: str = "roberta-base",
+        feature_space: FeatureSpace | dict | None = None,
+        init_from: str | None = None,
+    ) -> None:
+        super().__init__()
+        encoder = encoder or EncoderConfig()
+        dialogue = dialogue or DialogueConfig()
+        fusion = fusion or FusionConfig()
+        self.tasks = tasks or TaskConfig()
+        self.optim = optim or OptimConfig()
+        if isinstance(feature_space, dict):
+            feature_space = FeatureSpace(**feature_space)
+        self.space = feature_space or FeatureSpace()
+        # Plain dicts only: checkpoints must load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "encoder": asdict(encoder),
+                "dialogue": asdict(dialogue),
+                "fusion": asdict(fusion),
+                "tasks": asdict(self.tasks),
+                "optim": asdict(self.optim),
+                "tokenizer": tokenizer,
+                "feature_space": asdict(self.space),
+            }
+        )
+        self.user_start = PairTemplate.from_tokenizer(load_tokenizer(tokenizer)).user_start
+        self.encoder = TurnEncoder(encoder, tokenizer)
+        d = dialogue.d_model
+        self.audio_encoder = None
+        if fusion.audio:
+            from labelgen.models.components.audio import AudioEncoder
+
+            self.audio_encoder = AudioEncoder(out_dim=fusion.audio_dim)
+        self.fusion = FeatureFusion(
+            self.encoder.hidden_size, d, self.space.categorical_sizes(), len(NUMERICAL), fusion
+        )
+        self.dialogue = DialogueEncoder(dialogue)
+        self.turn_tasks = {
+            name: n for name, n in self._turn_task_sizes().items() if name in self.tasks.weights
+        }
+        self.heads = nn.ModuleDict(
+            {name: ClassifierHead(d, n, dialogue.dropout) for name, n in self.turn_tasks.items()}
+        )
+        self.slot_head = (
+            SlotHead(self.encoder.hidden_size, d, len(self.space.slot_tags), dialogue.dropout)
+            if "slots" in self.tasks.weights
+            else None
+        )
+        self.goal_head = (
+            GoalSuccessHead(d, dialogue.dropout) if ("goal_success" in self.tasks.weights) else None
+        )
+        self.metrics = nn.ModuleDict(
+            {stage: self._metrics() for stage in ("train_", "val_", "test_")}
+        )
+        if init_from:
+            self.load_matching_weights(init_from)
+
+    def _turn_task_sizes(self) -> dict[str, int]:
+        sizes = {
+            "defect": 2,
+            "intent": max(1, len(self.space.intents)),
+            "segment": 3,
+            "satisfaction": SATISFACTION_CLASSES,
+        }
+        return sizes | {name: 2 for name in FEEDBACK}
+
+    def _metrics(self) -> MetricCollection:
+        metrics: dict[str, Any] = {}
+        for name, n in self.turn_tasks.items():
+            metrics[f"{name}_acc"] = MulticlassAccuracy(n, average="micro", ignore_index=IGNORE)
+            metrics[f"{name}_f1"] = MulticlassF1Score(n, average="macro", ignore_index=IGNORE)
+        if self.slot_head is not None:
+            tags = len(self.space.slot_tags)
+            metrics["slots_token_f1"] = MulticlassF1Score(
+                tags, average="macro", ignore_index=IGNORE
+            )
+        if self.goal_head is not None:
+            metrics["goal_success_f1"] = MulticlassF1Score(2, average="macro", ignore_index=IGNORE)
+        return MetricCollection(metrics)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        states, text = self.encoder(
+            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        )
+        audio = None
+        if self.audio_encoder is not None:
+            audio = self.audio_encoder(batch["audio_features"], batch["audio_lengths"])
+        turns = self.fusion(
+            text, batch["categorical"], batch["numerical"], batch["numerical_mask"], audio
+        )
+        mask = batch["turn_mask"]
+        grid = turns.new_zeros(*mask.shape, turns.shape[-1])
+        grid[mask] = turns
+        context = self.dialogue(grid, mask)[mask]
+        out = {name: head(context) for name, head in self.heads.items()}
+        out["turn_vectors"] = context
+        if self.slot_head is not None:
+            width = batch["slot_tags"].shape[1]
+            user = states[:, self.user_start : self.user_start + width]
+            if user.shape[1] < width:  # defensive: never index past the turn
+                user = F.pad(user, (0, 0, 0, width - user.shape[1]))
+            out["slots"] = self.slot_head(user, context)
+        if self.goal_head is not None:
+            out["goal_success"] = self.goal_head(
+                context, batch["goal"], int(batch["goal_success"].shape[0])
+            )
+        return out
+
+    def _task_loss(self, logits, target, soft=None) -> torch.Tensor:
+        """Cross-entropy over labeled items only; soft rows (annotator votes) where present."""
+        logits = logits.float()
+        has_hard = target != IGNORE
+        per_item = F.cross_entropy(logits, target.clamp(min=0), reduction="none") * has_hard
+        weight = has_hard.float()
+        if soft is not None and self.tasks.soft_targets:
+            has_soft = soft.sum(-1) > 0
+            soft_loss = -(soft * F.log_softmax(logits, -1)).sum(-1)
+            per_item = torch.where(has_soft, soft_loss, per_item)
+            weight = torch.where(has_soft, 1.0, weight)
+        # Dividing by the labeled count keeps the graph whole when a batch has no labels (DDP).
+        return (per_item * weight).sum() / weight.sum().clamp(min=1.0)
+
+    def _shared_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        out = self(batch)
+        losses: dict[str, torch.Tensor] = {}
+        metrics = self.metrics[f"{stage}_"]
+        for name in self.turn_tasks:
+            target = batch.get(name)
+            if target is None:  # e.g. defect outside pretraining
+                continue
+            losses[name] = self._task_loss(out[name], target, batch.get(f"{name}_soft"))
+            self._update(metrics, f"{name}_", out[name], target)
+        if self.slot_head is not None:
+            tags = batch["slot_tags"]
+            flat = out["slots"].reshape(-1, out["slots"].shape[-1])
+            losses["slots"] = self._task_loss(flat, tags.reshape(-1))
+            self._update(metrics, "slots_token_", flat, tags.reshape(-1))
+        if self.goal_head is not None and batch["goal_success"].numel():
+            losses["goal_success"] = self._task_loss(
+                out["goal_success"], batch["goal_success"], batch["goal_success_soft"]
+            )
+            self._update(metrics, "goal_success_", out["goal_success"], batch["goal_success"])
+        total = sum(self.tasks.weights.get(k, 0.0) * v for k, v in losses.items())
+        total = total if isinstance(total, torch.Tensor) else out["turn_vectors"].sum() * 0.0
+        size = len(batch["dialogue_id"])
+        self.log(f"{stage}/loss", total, prog_bar=True, batch_size=size, sync_dist=stage != "train")
+        for name, value in losses.items():
+            self.log(f"{stage}/loss_{name}", value, batch_size=size, sync_dist=stage != "train")
+        return total
+
+    def _update(self, metrics: MetricCollection, prefix: str, logits, target) -> None:
+        if bool((target != IGNORE).any()):
+            for key, metric in metrics.items():
+                if key.startswith(prefix) and key.removeprefix(prefix) in ("acc", "f1"):
+                    metric.update(logits.detach(), target)
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        metrics = self.metrics[f"{stage}_"]
+        for key, metric in metrics.items():
+            if metric.update_count:
+                self.log(f"{stage}/{key}", metric.compute(), sync_dist=True)
+            metric.reset()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        encoder = list(self.encoder.parameters())
+        encoder_ids = {id(p) for p in encoder}
+        rest = [p for p in self.parameters() if id(p) not in encoder_ids]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": encoder, "lr": self.optim.encoder_lr},
+                {"params": rest, "lr": self.optim.lr},
+            ],
+            weight_decay=self.optim.weight_decay,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.optim.warmup_fraction * total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def load_matching_weights(self, path: str) -> None:
+        """Copy every weight of a checkpoint whose name and shape match; report the rest."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        own = self.state_dict()
+        matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        self.load_state_dict(matching, strict=False)
+        skipped = sorted(set(state) - set(matching))
+        fresh = sorted(set(own) - set(matching))
+        log.info(
+            "init_from %s: %d tensors loaded, %d skipped (%s), %d new (%s)",
+            path,
+            len(matching),
+            len(skipped),
+            ", ".join(skipped[:5]),
+            len(fresh),
+            ", ".join(fresh[:5]),
+        )
+        if not matching:
+            raise ValueError(f"init_from {path}: no weight matches this model")

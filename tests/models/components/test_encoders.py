@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
+from labelgen.models.components.fusion import FeatureFusion, FusionConfig
+from labelgen.models.components.heads import GoalSuccessHead, SlotHead
+from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
+from tests.models.conftest import MINILM, TINY_ROBERTA
+
+
+def test_tiny_roberta_turn_encoder_pools_and_ignores_padding():
+    torch.manual_seed(0)
+    encoder = TurnEncoder(TINY_ROBERTA, MINILM).eval()
+    ids = torch.tensor([[101, 2000, 2001, 102, 0, 0], [101, 2000, 2001, 102, 3000, 102]])
+    mask = (ids != 0).long()
+    states, pooled = encoder(ids, mask)
+    assert states.shape == (2, 6, 32) and pooled.shape == (2, 32)
+    alone, _ = encoder(ids[:1, :4], mask[:1, :4])
+    torch.testing.assert_close(states[0, :4], alone[0], atol=1e-5, rtol=1e-4)
+    assert not encoder.use_token_types  # RoBERTa has a single segment
+
+
+def test_pretrained_minilm_loads_offline_with_segments():
+    encoder = TurnEncoder(EncoderConfig(pretrained=MINILM, pooling="mean"), MINILM).eval()
+    assert encoder.hidden_size == 384 and encoder.use_token_types
+    ids = torch.tensor([[101, 7592, 102, 2088, 102]])
+    _, pooled = encoder(ids, torch.ones_like(ids), torch.tensor([[0, 0, 0, 1, 1]]))
+    assert torch.isfinite(pooled).all() and pooled.abs().sum() > 0
+
+
+def test_encoder_config_needs_weights_or_architecture():
+    with pytest.raises(ValueError, match="architecture"):
+        EncoderConfig(pretrained=None)
+
+
+def test_dialogue_encoder_context_switch():
+    torch.manual_seed(0)
+    turns = torch.randn(2, 5, 16)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    for context in (True, False):
+        enc = DialogueEncoder(
+            DialogueConfig(d_model=16, heads=2, layers=1, dropout=0.0, context=context)
+        ).eval()
+        changed = turns.clone()
+        changed[0, 4] = torch.randn(16)  # a later turn changes
+        changed[1, 4] = torch.randn(16)  # a padding slot changes
+        a, b = enc(turns, mask), enc(changed, mask)
+        # with context an earlier turn sees the later one; without it nothing moves
+        assert (not torch.allclose(a[0, 0], b[0, 0])) == context
+        torch.testing.assert_close(a[1, :3], b[1, :3])  # padding never leaks
+
+
+def test_fusion_uses_every_feature():
+    torch.manual_seed(0)
+    fusion = FeatureFusion(8, 16, [4, 3], 2, FusionConfig(audio=True, audio_dim=4, dropout=0.0))
+    text, cat = torch.randn(3, 8), torch.tensor([[0, 1], [2, 2], [3, 0]])
+    num, flags, audio = torch.randn(3, 2), torch.ones(3, 2, dtype=torch.bool), torch.randn(3, 4)
+    base = fusion(text, cat, num, flags, audio)
+    assert base.shape == (3, 16)
+    for changed in (
+        (text, cat.flip(0), num, flags, audio),
+        (text, cat, num + 1, flags, audio),
+        (text, cat, num, ~flags, audio),
+        (text, cat, num, flags, audio + 1),
+    ):
+        assert not torch.allclose(fusion(*changed), base)
+    with pytest.raises(ValueError, match="audio"):
+        fusion(text, cat, num, flags, None)
+
+
+def test_goal_head_pools_member_turns_only():
+    torch.manual_seed(0)
+    head = GoalSuccessHead(8, dropout=0.0).eval()
+    turns, goal = torch.randn(5, 8), torch.tensor([0, 0, -1, 1, 1])
+    logits = head(turns, goal, 2)
+    assert logits.shape == (2, 2)
+    moved = turns.clone()
+    moved[2] += 10  # the turn outside any goal
+    torch.testing.assert_close(head(moved, goal, 2), logits)
+
+
+def test_slot_head_depends_on_turn_context():
+    head = SlotHead(8, 4, 5, dropout=0.0).eval()
+    tokens = torch.randn(2, 3, 8)
+    a = head(tokens, torch.zeros(2, 4))
+    b = head(tokens, torch.ones(2, 4))
+    assert a.shape == (2, 3, 5) and not torch.allclose(a, b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -89,6 +90,17 @@ def _cmd_demo(args: argparse.Namespace) -> dict:
     return {**summary.to_json_dict(), "log": str(log)}
 
 
+def _cmd_export(args: argparse.Namespace) -> dict:
+    from labelgen.models.export import ExportError, export_model
+
+    try:
+        out = export_model(args.checkpoint, args.out, overwrite=args.overwrite)
+    except (ExportError, FileExistsError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from err
+    print(f"exported {args.checkpoint} to {out}")
+    return {"out": str(out), "files": sorted(p.name for p in Path(out).iterdir())}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labelgen import __version__
 
@@ -126,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotator-noise", type=float, default=0.15)
     p.set_defaults(run=_cmd_synth)
 
+    p = sub.add_parser("export", help="a checkpoint as a self-contained model directory")
+    p.add_argument("checkpoint", type=Path, help="a Lightning .ckpt")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=_cmd_export)
+
     p = sub.add_parser("demo", help="the main job on the built-in default data")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--dialogues", type=int, default=1000)
@@ -134,8 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setup_logging() -> None:
+    # labelgen's own messages (rejected records, weights loaded, audio failures) on stderr.
+    logger = logging.getLogger("labelgen")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("labelgen: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
     if argv and argv[0] in ("fit", "validate", "test"):
         # Training is LightningCLI's: typed configs, --print_config, the saved config per run.
         from labelgen.training import run

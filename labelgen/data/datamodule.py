@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from labelgen.data.corruptions import CorruptionConfig
 from labelgen.data.features import FeatureSpace, Featurizer
 from labelgen.data.readers import read_log
 from labelgen.data.rejects import LogReadError, Reject, RejectWriter
-from labelgen.data.sampler import BucketBatchSampler
+from labelgen.data.sampler import BucketBatchSampler, ResumableDataLoader
 from labelgen.data.schema import Dialogue
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
 
@@ -42,8 +43,7 @@ def iter_dialogues(
         yield from generate(n, seed)
         return
     count = 0
-    writer = RejectWriter(rejects) if rejects is not None else None
-    try:
+    with RejectWriter(rejects) if rejects is not None else nullcontext() as writer:
         for item in read_log(source, fmt):
             if isinstance(item, Reject):
                 count += 1
@@ -51,9 +51,6 @@ def iter_dialogues(
                     writer.write(item)
             else:
                 yield item
-    finally:
-        if writer is not None:
-            writer.__exit__(None, None, None)
     if count:
         log.warning("%d records of %s broke the contract; reasons in %s", count, source, rejects)
 
@@ -207,15 +204,19 @@ class LogDataModule(L.LightningDataModule):
             num_replicas=trainer.world_size if trainer else 1,
             rank=trainer.global_rank if trainer else 0,
         )
-        if shuffle and trainer is not None:
-            sampler.set_epoch(trainer.current_epoch)
-        return DataLoader(
-            data,
-            batch_sampler=sampler,
-            collate_fn=self.collator(corrupt=self.corruption is not None),
-            num_workers=self.hparams.num_workers,
-            persistent_workers=False,
-        )
+        kwargs = {
+            "batch_sampler": sampler,
+            "collate_fn": self.collator(corrupt=self.corruption is not None),
+            "num_workers": self.hparams.num_workers,
+        }
+        if not shuffle or trainer is None:
+            return DataLoader(data, **kwargs)
+        sampler.set_epoch(trainer.current_epoch)
+        return ResumableDataLoader(data, progress=self._train_progress, **kwargs)
+
+    def _train_progress(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

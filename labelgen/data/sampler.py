@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -40,9 +41,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self._skip = 0
         self.epoch = epoch
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """The next iteration continues `epoch` after its first `batches_done` batches."""
+        self.epoch = epoch
+        self._skip = batches_done
 
     def _all_batches(self) -> list[list[int]]:
         order = list(range(len(self.lengths)))
@@ -65,7 +74,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._all_batches()[self.rank :: self.num_replicas]
+        skip, self._skip = self._skip, 0
+        yield from self._all_batches()[self.rank :: self.num_replicas][skip:]
 
     def __len__(self) -> int:
         n_batches = 0
@@ -73,3 +83,23 @@ class BucketBatchSampler(Sampler[list[int]]):
         for start in range(0, len(self.lengths), pool):
             n_batches += math.ceil(min(pool, len(self.lengths) - start) / self.batch_size)
         return math.ceil(n_batches / self.num_replicas)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader that Lightning checkpoints mid-epoch (it has `state_dict`).
+
+    The state is the epoch and the number of batches the trainer has finished in it, read from
+    the trainer rather than counted here, because the trainer prefetches batches it has not
+    trained on yet. On resume the bucketed sampler skips exactly those batches.
+    """
+
+    def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._progress = progress
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, done = self._progress()
+        return {"epoch": epoch, "batches_done": done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.resume(state["epoch"], state["batches_done"])

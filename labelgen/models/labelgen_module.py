@@ -218,7 +218,7 @@ class LabelGenModule(L.LightningModule):
             flat = out["slots"].reshape(-1, out["slots"].shape[-1])
             losses["slots"] = self._task_loss(flat, tags.reshape(-1))
             self._update(metrics, "slots_token_", flat, tags.reshape(-1))
-        if self.goal_head is not None and batch["goal_success"].numel():
+        if self.goal_head is not None:  # even without goals: DDP needs every head in the graph
             losses["goal_success"] = self._task_loss(
                 out["goal_success"], batch["goal_success"], batch["goal_success_soft"]
             )

@@ -50,8 +50,10 @@ class TurnEncoder(nn.Module):
             hf_config = AutoConfig.for_model(arch.pop("model_type"), **arch)
             # A random encoder still has to speak the data's tokenizer.
             tok = load_tokenizer(tokenizer)
-            hf_config.vocab_size = len(tok)
-            hf_config.pad_token_id = tok.pad_token_id
+            if "vocab_size" not in config.architecture:
+                hf_config.vocab_size = len(tok)
+            if "pad_token_id" not in config.architecture:
+                hf_config.pad_token_id = tok.pad_token_id
             hf_config._attn_implementation = config.attn_implementation
             self.model = AutoModel.from_config(hf_config, add_pooling_layer=False)
         if config.gradient_checkpointing:

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labelgen.data.audio import AudioConfig
+from labelgen.data.datamodule import LogDataModule, iter_dialogues
+from labelgen.data.rejects import LogReadError
+from tests.conftest import full_dialogue
+from tests.models.conftest import MINILM
+
+
+def _dm(tmp_path, train, **kwargs) -> LogDataModule:
+    dm = LogDataModule(
+        train=train, tokenizer=MINILM, batch_size=4, cache_dir=str(tmp_path / "c"), **kwargs
+    )
+    dm.setup("fit")
+    return dm
+
+
+def test_broken_records_go_to_a_rejects_file_and_training_goes_on(tmp_path):
+    log = tmp_path / "log.jsonl"
+    lines = [json.dumps(full_dialogue(f"d{i}")) for i in range(6)] + ["{broken"]
+    log.write_text("\n".join(lines) + "\n")
+    dm = _dm(tmp_path, str(log), val_fraction=0.34)
+    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 6
+    [rejects] = (tmp_path / "c" / "rejects").glob("train-*.jsonl")
+    [reject] = [json.loads(x) for x in rejects.open()]
+    assert reject["source"] == f"{log}:7" and reject["reason"].startswith("invalid JSON")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape[0] == int(batch["turn_mask"].sum())
+
+
+def test_tokenized_log_is_cached_and_reused(tmp_path):
+    first = _dm(tmp_path, "synth:20:0").datasets["train"]
+    second = _dm(tmp_path, "synth:20:0").datasets["train"]
+    assert first.cache_files and first.cache_files == second.cache_files
+    other = _dm(tmp_path, "synth:20:1").datasets["train"]
+    assert other.cache_files != first.cache_files
+
+
+def test_synthetic_source_spec_is_checked():
+    with pytest.raises(LogReadError, match="synth:N:SEED"):
+        list(iter_dialogues("synth:ten"))
+
+
+def test_real_audio_flows_into_batches_and_bad_files_count_as_missing(tmp_path, shared_data):
+    audio = shared_data / "audio"
+    manifest = [json.loads(x) for x in (audio / "manifest.jsonl").open()][:3]
+    turns = [{"user_text": m["utterance"], "audio_path": m["audio"]} for m in manifest]
+    turns += [
+        {"user_text": "eight k", "audio_path": "variants/1_00000_00_8k.wav"},
+        {"user_text": "cut", "audio_path": "variants/1_00000_00_truncated.wav"},
+        {"user_text": "noise", "audio_path": "variants/not_audio.wav"},
+        {"user_text": "escape", "audio_path": "../sgd/dev/schema.json"},
+        {"user_text": "no audio"},
+    ]
+    log = tmp_path / "audio.jsonl"
+    log.write_text(json.dumps({"dialogue_id": "a", "turns": turns}) + "\n")
+    dm = _dm(tmp_path, str(log), audio=AudioConfig(root=str(audio)))
+    with pytest.warns(UserWarning):
+        batch = next(iter(dm.train_dataloader()))
+    lengths = batch["audio_lengths"].tolist()
+    assert all(n > 50 for n in lengths[:4])  # real speech, 8 kHz resampled included
+    assert lengths[4] > 0  # a truncated file keeps its readable part
+    assert lengths[5:] == [0, 0, 0]  # not audio, outside the root, none: missing
+    assert batch["audio_features"].shape[-1] == 80

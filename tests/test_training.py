@@ -1,0 +1,129 @@
+"""`labelgen fit` end to end from the tiny configs: the way users run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+PRETRAIN = str(ROOT / "configs" / "pretrain-tiny.yaml")
+FINETUNE = str(ROOT / "configs" / "finetune-tiny.yaml")
+SMALL = ["--data.train", "synth:48:0", "--data.val", "synth:16:1", "--data.batch_size", "8"]
+
+
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class KillAtStep(L.Callback):
+    """Dies like a preempted job: SIGKILL as step `step` starts, nothing flushed or closed."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *_) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "labelgen.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_pretrain_then_finetune_with_checkpoints_and_wandb(tmp_path):
+    # In a fresh process: a W&B session reads WANDB_MODE once, and the tests' is "disabled".
+    offline = {"WANDB_MODE": "offline"}
+    pretrain = _run(
+        ["fit", "--config", PRETRAIN, *SMALL, "--trainer.max_epochs", "2"], tmp_path, offline
+    )
+    assert pretrain.returncode == 0, pretrain.stderr[-3000:]
+    run = tmp_path / "runs" / "pretrain-tiny"
+    assert (run / "config.yaml").exists()
+    assert _ckpt(run / "checkpoints" / "last.ckpt")["global_step"] == 12
+    assert list((run / "checkpoints").glob("best-*.ckpt"))
+    [wandb_run] = (run / "wandb").glob("offline-run-*")
+    assert list(wandb_run.glob("*.wandb"))
+    exported = _run(
+        ["export", "runs/pretrain-tiny/checkpoints/last.ckpt", "--out", "model"], tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert {"config.json", "model.safetensors", "tokenizer"} <= {
+        p.name for p in (tmp_path / "model").iterdir()
+    }
+    finetune = _run(
+        ["fit", "--config", FINETUNE, *SMALL, "--trainer.max_epochs", "1"], tmp_path, offline
+    )
+    assert finetune.returncode == 0, finetune.stderr[-3000:]
+    assert "init_from runs/pretrain-tiny/checkpoints/last.ckpt" in finetune.stderr
+    state = _ckpt(tmp_path / "runs" / "finetune-tiny" / "checkpoints" / "last.ckpt")
+    assert "heads.intent.net.0.weight" in state["state_dict"]
+    assert state["hyper_parameters"]["feature_space"]["intents"]
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    # 6 steps per epoch, last.ckpt every 10 steps: killed at step 11, mid-epoch 2.
+    args = [
+        "fit",
+        "--config",
+        PRETRAIN,
+        *SMALL,
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.logger",
+        "false",
+    ]
+    kill = ["--trainer.callbacks+=tests.test_training.KillAtStep", "--trainer.callbacks.step=11"]
+    killed = _run([*args, *kill], tmp_path)
+    assert killed.returncode == -signal.SIGKILL
+    last = tmp_path / "runs" / "pretrain-tiny" / "checkpoints" / "last.ckpt"
+    saved = _ckpt(last)
+    assert saved["global_step"] == 10
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 1, "batches_done": 4}
+    ]
+    resumed = _run([*args, "--ckpt_path", "last"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = _ckpt(last)
+    assert final["global_step"] == 18 and final["epoch"] == 2
+    assert "not resumable" not in resumed.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(tmp_path):
+    # A real command: Lightning's DDP launcher starts the other rank by re-running argv.
+    args = [
+        "fit",
+        "--config",
+        PRETRAIN,
+        *SMALL,
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger",
+        "false",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+    ]
+    result = _run(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 6 batches split over 2 ranks: 3 optimizer steps
+    assert _ckpt(tmp_path / "runs/pretrain-tiny/checkpoints/last.ckpt")["global_step"] == 3

@@ -101,6 +101,45 @@ def _cmd_export(args: argparse.Namespace) -> dict:
     return {"out": str(out), "files": sorted(p.name for p in Path(out).iterdir())}
 
 
+def _cmd_label(args: argparse.Namespace) -> dict | None:
+    from labelgen.labeling.label import LabelJob, parse_thresholds, run_label
+
+    try:
+        job = LabelJob(
+            model=str(args.model),
+            input=str(args.input),
+            output=str(args.output),
+            format=args.format,
+            thresholds=parse_thresholds(args.threshold, args.calibration),
+            shard_size=args.shard_size,
+            batch_size=args.batch_size,
+            audio_root=args.audio_root,
+            accelerator=args.accelerator,
+            devices=args.devices,
+            num_nodes=args.num_nodes,
+            strategy=args.strategy,
+            num_workers=args.num_workers,
+            threads=args.threads,
+        )
+    except (ValueError, OSError, KeyError) as err:
+        raise UsageError(str(err)) from err
+    if not Path(args.model).exists():
+        raise UsageError(f"{args.model} does not exist")
+    from labelgen.models.export import ExportError
+
+    try:
+        result = run_label(job)
+    except ExportError as err:
+        raise UsageError(str(err)) from err
+    if result is not None:
+        share = ", ".join(f"{t} {v:.0%}" for t, v in result["auto_labeled_share"].items())
+        print(
+            f"labeled {result['dialogues']} dialogues ({result['turns']} turns), rejected "
+            f"{result['rejected']}, into {args.output}; auto-labeled: {share}"
+        )
+    return result
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labelgen import __version__
 
@@ -137,6 +176,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotators", type=int, default=3)
     p.add_argument("--annotator-noise", type=float, default=0.15)
     p.set_defaults(run=_cmd_synth)
+
+    p = sub.add_parser("label", help="label a log with a trained model (Parquet shards)")
+    p.add_argument("--model", type=Path, required=True, help="exported directory or .ckpt")
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="TASK=P",
+        help="send labels below P to human review (repeatable)",
+    )
+    p.add_argument("--calibration", help="thresholds from `labelgen evaluate`")
+    p.add_argument("--shard-size", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--audio-root")
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--devices", default="1")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--strategy", default="auto")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per process")
+    p.set_defaults(run=_cmd_label)
 
     p = sub.add_parser("export", help="a checkpoint as a self-contained model directory")
     p.add_argument("checkpoint", type=Path, help="a Lightning .ckpt")
@@ -183,8 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({err.filename})" if err.filename else ""
         print(f"labelgen {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return EXIT_USAGE
-    # The last stdout line is machine-readable, for scripts and tests.
-    print(json.dumps(result, sort_keys=True))
+    # The last stdout line is machine-readable, for scripts and tests (rank 0 only).
+    if result is not None:
+        print(json.dumps(result, sort_keys=True))
     return 0
 
 

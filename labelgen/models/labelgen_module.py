@@ -183,11 +183,41 @@ class LabelGenModule(L.LightningModule):
             if user.shape[1] < width:  # defensive: never index past the turn
                 user = F.pad(user, (0, 0, 0, width - user.shape[1]))
             out["slots"] = self.slot_head(user, context)
-        if self.goal_head is not None:
+        if self.goal_head is not None and "goal" in batch:
             out["goal_success"] = self.goal_head(
                 context, batch["goal"], int(batch["goal_success"].shape[0])
             )
         return out
+
+    @torch.no_grad()
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any] | None:
+        """Class probabilities per head; goals come from the predicted segments.
+
+        Returns None for a batch without turns (a shard whose every record was rejected).
+        """
+        if "input_ids" not in batch:
+            return None
+        batch = {k: v for k, v in batch.items() if k != "goal"}
+        out = self(batch)
+        probs: dict[str, Any] = {name: out[name].float().softmax(-1) for name in self.turn_tasks}
+        if self.slot_head is not None:
+            probs["slots"] = out["slots"].float().softmax(-1)
+        if self.goal_head is not None and "segment" in probs:
+            from labelgen.labeling.decode import decode_goals
+
+            goal, offset = [], 0
+            tags = probs["segment"].argmax(-1).tolist()
+            for n in batch["turn_mask"].sum(1).tolist():
+                ids = decode_goals(tags[offset : offset + n])
+                base = len(set(g for g in goal if g >= 0))
+                goal += [g + base if g >= 0 else -1 for g in ids]
+                offset += n
+            goal_t = torch.tensor(goal, device=out["turn_vectors"].device)
+            n_goals = int(goal_t.max().item()) + 1 if len(goal) else 0
+            logits = self.goal_head(out["turn_vectors"], goal_t, max(n_goals, 0))
+            probs["goal"] = goal_t
+            probs["goal_success"] = logits.float().softmax(-1)
+        return probs
 
     def _task_loss(self, logits, target, soft=None) -> torch.Tensor:
         """Cross-entropy over labeled items only; soft rows (annotator votes) where present."""

@@ -47,12 +47,13 @@ class GoalSuccessHead(nn.Module):
 
     def forward(self, turns: torch.Tensor, goal: torch.Tensor, n_goals: int) -> torch.Tensor:
         """turns [N, D], goal [N] (goal index or -1) -> logits [n_goals, 2]."""
-        d = turns.shape[-1]
         member = goal >= 0
         index = goal[member]
-        sums = turns.new_zeros(n_goals, d).index_add_(0, index, turns[member])
-        counts = turns.new_zeros(n_goals).index_add_(0, index, turns.new_ones(len(index)))
-        mean = sums / counts.clamp(min=1.0)[:, None]
+        # A dense membership matrix rather than index_add_: the same sums in the same order
+        # whatever the thread count, so 1 and 2 labeling processes agree to the last bit.
+        onehot = torch.zeros(n_goals, len(goal), dtype=turns.dtype, device=turns.device)
+        onehot[index, torch.nonzero(member).squeeze(-1)] = 1.0
+        mean = (onehot @ turns) / onehot.sum(1, keepdim=True).clamp(min=1.0)
         # The last turn of a goal is where success or failure is announced.
         positions = torch.arange(len(goal), device=goal.device)
         last_pos = torch.full((n_goals,), -1, device=goal.device, dtype=torch.long)

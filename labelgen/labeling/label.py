@@ -1,0 +1,161 @@
+"""`labelgen label`: a trained model over a log of any size, through Lightning's predict loop."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from labelgen.data.audio import AudioConfig, AudioFeaturizer
+from labelgen.data.collate import Collator
+from labelgen.data.features import Featurizer
+from labelgen.data.tokenization import PairTemplate, load_tokenizer
+from labelgen.labeling.shards import MANIFEST, LabelingDataset, write_json_atomic
+from labelgen.labeling.writer import GATED_TASKS, ShardWriter, read_done
+from labelgen.models.labelgen_module import LabelGenModule
+
+
+@dataclass
+class LabelJob:
+    model: str
+    """An exported model directory (`labelgen export`) or a Lightning checkpoint."""
+    input: str
+    output: str
+    format: str = "auto"
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Per task: labels less confident than this are marked for human review."""
+    shard_size: int = 512
+    """Input records per output shard, the unit of resumption."""
+    batch_size: int = 32
+    """Dialogues per forward pass."""
+    max_user_tokens: int = 48
+    max_system_tokens: int = 48
+    audio_root: str | None = None
+    """Read user audio under this root (models trained with audio)."""
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int = 0
+    precision: str | None = None
+    threads: int = 1
+    """CPU threads per process. Float sums can round differently with another thread count, so
+    a fixed count keeps labels bit-identical however many processes share the work; on CPU,
+    scale out with processes (`devices`)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.thresholds) - set(GATED_TASKS)
+        if unknown:
+            raise ValueError(
+                f"thresholds for unknown tasks {sorted(unknown)}; tasks: {', '.join(GATED_TASKS)}"
+            )
+        if self.shard_size < 1 or self.batch_size < 1:
+            raise ValueError("shard_size and batch_size must be >= 1")
+
+
+def load_model(path: str) -> LabelGenModule:
+    from labelgen.models.export import load_checkpoint, load_exported
+
+    module = load_exported(path) if Path(path).is_dir() else load_checkpoint(path)[0]
+    return module.eval()
+
+
+class Throughput(L.Callback):
+    """Dialogues per second in the progress bar's postfix."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.dialogues = 0
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+        self.dialogues += len(batch["meta"].dialogues)
+
+    @property
+    def rate(self) -> float:
+        return self.dialogues / max(time.perf_counter() - self.start, 1e-9)
+
+
+def run_label(job: LabelJob) -> dict[str, Any] | None:
+    """Labels every shard not yet done; rank 0 returns the manifest (others None)."""
+    output = Path(job.output)
+    output.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(job.threads)
+    module = load_model(job.model)
+    tokenizer = load_tokenizer(module.hparams["tokenizer"])
+    fusion_audio = module.audio_encoder is not None
+    if fusion_audio and job.audio_root is None:
+        raise ValueError("the model reads audio: pass --audio-root")
+    collator = Collator(
+        PairTemplate.from_tokenizer(tokenizer),
+        n_intents=len(module.space.intents),
+        audio=AudioFeaturizer(AudioConfig(root=job.audio_root)) if fusion_audio else None,
+    )
+    dataset = LabelingDataset(
+        job.input,
+        job.format,
+        output,
+        Featurizer(tokenizer, module.space, job.max_user_tokens, job.max_system_tokens),
+        collator,
+        job.shard_size,
+        job.batch_size,
+    )
+    writer = ShardWriter(output, module.space, job.thresholds)
+    throughput = Throughput()
+    trainer = L.Trainer(
+        accelerator=job.accelerator,
+        devices=job.devices,
+        num_nodes=job.num_nodes,
+        strategy=job.strategy,
+        precision=job.precision,
+        logger=False,
+        callbacks=[writer, throughput],
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    loader = DataLoader(dataset, batch_size=None, num_workers=job.num_workers)
+    trainer.predict(module, dataloaders=loader, return_predictions=False)
+    trainer.strategy.barrier()  # every rank's shards are written before the manifest
+    if not trainer.is_global_zero:
+        return None
+    return _manifest(output, job, throughput.rate)
+
+
+def _manifest(output: Path, job: LabelJob, rate: float) -> dict[str, Any]:
+    done = read_done(output)
+    totals = {k: sum(d[k] for d in done) for k in ("dialogues", "turns", "rejected")}
+    reviewed = {t: sum(d["reviewed"][t] for d in done) for t in GATED_TASKS}
+    manifest = {
+        **totals,
+        "input_records": totals["dialogues"] + totals["rejected"],
+        "shards": len(done),
+        "auto_labeled_share": {
+            t: 1 - reviewed[t] / totals["turns"] if totals["turns"] else 0.0 for t in GATED_TASKS
+        },
+        "thresholds": job.thresholds,
+        "model": job.model,
+        "input": job.input,
+    }
+    write_json_atomic(output / MANIFEST, manifest)
+    return {**manifest, "dialogues_per_second": round(rate, 1)}
+
+
+def parse_thresholds(pairs: list[str], calibration: str | None) -> dict[str, float]:
+    """`TASK=P` pairs over a calibration file's thresholds (written by `labelgen evaluate`)."""
+    thresholds: dict[str, float] = {}
+    if calibration:
+        thresholds.update(json.loads(Path(calibration).read_text())["thresholds"])
+    for pair in pairs:
+        task, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            thresholds[task] = float(value)
+        except ValueError:
+            raise ValueError(f"--threshold {pair!r}: write TASK=P, e.g. intent=0.9") from None
+    return thresholds

@@ -1,0 +1,183 @@
+"""Predictions -> one Parquet row per turn, written shard by shard from each process."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from labelgen.data.atomic import AtomicFile
+from labelgen.data.features import FEEDBACK, SEGMENT_TAGS, FeatureSpace
+from labelgen.data.rejects import RejectWriter
+from labelgen.labeling.decode import decode_slots
+from labelgen.labeling.shards import (
+    DONE_DIR,
+    REJECTS_DIR,
+    done_path,
+    part_name,
+    write_json_atomic,
+)
+
+SLOT = pa.struct(
+    [
+        ("slot", pa.string()),
+        ("start", pa.int32()),
+        ("end", pa.int32()),
+        ("value", pa.string()),
+        ("confidence", pa.float64()),
+    ]
+)
+LABEL_SCHEMA = pa.schema(
+    [
+        ("dialogue_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("turn_id", pa.string()),
+        ("intent", pa.string()),
+        ("intent_confidence", pa.float64()),
+        ("segment", pa.string()),
+        ("segment_confidence", pa.float64()),
+        ("goal_id", pa.string()),
+        ("goal_success", pa.bool_()),
+        ("goal_success_confidence", pa.float64()),
+        ("slots", pa.list_(SLOT)),
+        ("slots_confidence", pa.float64()),
+        ("satisfaction", pa.int32()),
+        ("satisfaction_probs", pa.list_(pa.float64())),
+        ("satisfaction_confidence", pa.float64()),
+        ("defect", pa.float64()),
+        *[(name, pa.float64()) for name in FEEDBACK],
+        ("review", pa.list_(pa.string())),
+    ]
+)
+"""One row per turn: every label with its confidence, null where the model has no such head."""
+
+GATED_TASKS = ("intent", "segment", "goal_success", "slots", "satisfaction")
+"""Tasks whose labels a threshold can send to human review."""
+
+
+class ShardWriter(BasePredictionWriter):
+    def __init__(self, output: Path, space: FeatureSpace, thresholds: dict[str, float]) -> None:
+        super().__init__(write_interval="batch")
+        self.output = output
+        self.space = space
+        self.thresholds = thresholds
+        self._rows: dict[int, list[dict[str, Any]]] = {}
+        self.totals: Counter[str] = Counter()
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: dict[str, Any],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        meta = batch["meta"]
+        rows = self._rows.setdefault(meta.shard, [])
+        if prediction is not None:
+            rows += self.rows(batch, prediction)
+        if meta.end:
+            self._write_shard(meta.shard, self._rows.pop(meta.shard), meta.rejects)
+
+    def rows(self, batch: dict[str, Any], probs: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+        probs = {k: v.detach().cpu() for k, v in probs.items()}
+        best = {k: v.max(-1) for k, v in probs.items() if v.dim() >= 2}
+        out, flat = [], 0
+        for dialogue in batch["meta"].dialogues:
+            goal_names: dict[int, str] = {}
+            for t, turn in enumerate(dialogue.turns):
+                row: dict[str, Any] = {
+                    "dialogue_id": dialogue.dialogue_id,
+                    "turn_index": t,
+                    "turn_id": turn.turn_id,
+                }
+                self._turn_labels(row, probs, best, flat)
+                if "slots" in probs:
+                    self._slots(row, best["slots"], batch, flat, turn.user_text)
+                if "goal_success" in probs:
+                    g = int(probs["goal"][flat])
+                    if g >= 0:
+                        name = goal_names.setdefault(g, f"p{len(goal_names)}")
+                        conf, success = (
+                            best["goal_success"].values[g],
+                            best["goal_success"].indices[g],
+                        )
+                        row.update(
+                            goal_id=name,
+                            goal_success=bool(success),
+                            goal_success_confidence=float(conf),
+                        )
+                row["review"] = [
+                    task
+                    for task in GATED_TASKS
+                    if row.get(f"{task}_confidence") is not None
+                    and row[f"{task}_confidence"] < self.thresholds.get(task, 0.0)
+                ]
+                out.append(row)
+                flat += 1
+        return out
+
+    def _turn_labels(self, row, probs, best, flat) -> None:
+        if "intent" in probs and self.space.intents:
+            row["intent"] = self.space.intents[int(best["intent"].indices[flat])]
+            row["intent_confidence"] = float(best["intent"].values[flat])
+        if "segment" in probs:
+            row["segment"] = SEGMENT_TAGS[int(best["segment"].indices[flat])]
+            row["segment_confidence"] = float(best["segment"].values[flat])
+        if "satisfaction" in probs:
+            row["satisfaction"] = int(best["satisfaction"].indices[flat]) + 1
+            row["satisfaction_probs"] = probs["satisfaction"][flat].double().tolist()
+            row["satisfaction_confidence"] = float(best["satisfaction"].values[flat])
+        for name in ("defect", *FEEDBACK):
+            if name in probs:
+                row[name] = float(probs[name][flat, 1])
+
+    def _slots(self, row, best, batch, flat, text) -> None:
+        n = int(batch["user_len"][flat])
+        conf = best.values[flat, :n].tolist()
+        row["slots"] = decode_slots(
+            best.indices[flat, :n].tolist(),
+            conf,
+            batch["meta"].user_offsets[flat],
+            self.space.slot_tags,
+            text,
+        )
+        row["slots_confidence"] = min(conf) if conf else 1.0
+
+    def _write_shard(self, shard: int, rows: list[dict[str, Any]], rejects: list) -> None:
+        name = part_name(shard)
+        table = pa.Table.from_pylist(rows, schema=LABEL_SCHEMA)
+        part = AtomicFile(self.output / f"{name}.parquet", "wb")
+        try:
+            pq.write_table(table, part.handle)
+        except BaseException:
+            part.close(commit=False)
+            raise
+        part.close()
+        with RejectWriter(self.output / REJECTS_DIR / f"{name}.jsonl") as writer:
+            for reject in rejects:
+                writer.write(reject)
+        dialogues = len({r["dialogue_id"] for r in rows})
+        counts = {
+            "shard": shard,
+            "dialogues": dialogues,
+            "turns": len(rows),
+            "rejected": len(rejects),
+            "reviewed": {t: sum(t in r["review"] for r in rows) for t in GATED_TASKS},
+        }
+        # Written last: its presence is what marks the shard done.
+        write_json_atomic(done_path(self.output, shard), counts)
+        self.totals.update(dialogues=dialogues, turns=len(rows), rejected=len(rejects))
+
+
+def read_done(output: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((output / DONE_DIR).glob("part-*.json"))]

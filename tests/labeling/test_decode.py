@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from labelgen.labeling.decode import BEGIN as B
+from labelgen.labeling.decode import INSIDE as I  # noqa: E741
+from labelgen.labeling.decode import OUTSIDE as O  # noqa: E741
+from labelgen.labeling.decode import decode_goals, decode_slots
+
+
+def test_goals_from_segment_tags():
+    assert decode_goals([B, I, I, O, B, B, I]) == [0, 0, 0, -1, 1, 2, 2]
+    # an I with no open goal opens one rather than losing the turn
+    assert decode_goals([I, O, I, I]) == [0, -1, 1, 1]
+    assert decode_goals([]) == []
+
+
+def test_slot_spans_from_bio_tags():
+    text = "play Purple Haze by Jimi Hendrix"
+    offsets = [[0, 4], [5, 11], [12, 16], [17, 19], [20, 24], [25, 32]]
+    names = ["O", "B-song", "I-song", "B-artist", "I-artist"]
+    tags = [0, 1, 2, 0, 3, 4]
+    conf = [0.9, 0.8, 0.6, 0.9, 0.7, 0.95]
+    spans = decode_slots(tags, conf, offsets, names, text)
+    assert spans == [
+        {"slot": "song", "start": 5, "end": 16, "confidence": 0.6, "value": "Purple Haze"},
+        {"slot": "artist", "start": 20, "end": 32, "confidence": 0.7, "value": "Jimi Hendrix"},
+    ]
+    # I of another slot starts a new span; a dangling I starts one too
+    spans = decode_slots([2, 4], [0.5, 0.5], offsets[1:3], names, text)
+    assert [(s["slot"], s["value"]) for s in spans] == [("song", "Purple"), ("artist", "Haze")]

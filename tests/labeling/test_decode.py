@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from labelgen.labeling.decode import BEGIN as B
-from labelgen.labeling.decode import INSIDE as I  # noqa: E741
-from labelgen.labeling.decode import OUTSIDE as O  # noqa: E741
+from labelgen.labeling.decode import INSIDE as I
+from labelgen.labeling.decode import OUTSIDE as O
 from labelgen.labeling.decode import decode_goals, decode_slots
 
 

@@ -78,16 +78,17 @@ def _cmd_synth(args: argparse.Namespace) -> dict:
 
 
 def _cmd_demo(args: argparse.Namespace) -> dict:
-    from labelgen.data.summary import LogSummary
-    from labelgen.data.synth import synth_to_file
+    from labelgen.demo import OUT, run_demo, summary
 
-    log = args.out / "synth.parquet"
-    synth_to_file(log, args.dialogues, args.seed)
-    summary = LogSummary()
-    _stream(log, "canonical", args.out / "rejects.jsonl", on_dialogue=None, summary=summary)
-    print(f"synthetic log: {log}")
-    print(summary.render())
-    return {**summary.to_json_dict(), "log": str(log)}
+    result = run_demo(args.dialogues, args.seed)
+    table, rows = summary(result["report"])
+    print(
+        f"\nlabelgen demo: model vs a single annotator, against the consensus of the others "
+        f"(held-out synthetic log, {result['seconds']:.0f} s)"
+    )
+    print(table)
+    print(f"metrics, calibration and plots in {OUT / 'eval'}; labels in {OUT / 'labels-test'}")
+    return {"tasks": rows, "seconds": round(result["seconds"], 1), "out": str(OUT)}
 
 
 def _cmd_export(args: argparse.Namespace) -> dict:
@@ -138,6 +139,28 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             f"{result['rejected']}, into {args.output}; auto-labeled: {share}"
         )
     return result
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> dict:
+    from labelgen.evaluation.evaluate import evaluate, human_baseline, render
+
+    if args.predictions is None:
+        report = human_baseline(args.reference, args.format, seed=args.seed)
+    else:
+        if not args.predictions.is_dir():
+            raise UsageError(f"{args.predictions} is not a directory of labelgen label output")
+        report = evaluate(
+            args.predictions,
+            args.reference,
+            args.format,
+            out_dir=args.out,
+            seed=args.seed,
+            target_precision=args.target_precision,
+        )
+    print(render(report))
+    if args.predictions is not None:
+        print(f"metrics, calibration and plots in {args.out}")
+    return {k: report[k] for k in ("reference", "headline", "calibration") if k in report}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,15 +224,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads per process")
     p.set_defaults(run=_cmd_label)
 
+    p = sub.add_parser("evaluate", help="score labels against annotators and a single annotator")
+    p.add_argument(
+        "--predictions",
+        type=Path,
+        help="`labelgen label` output; omit for the single-annotator baseline alone",
+    )
+    p.add_argument("--reference", type=Path, required=True, help="the annotated log")
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--out", type=Path, default=Path("runs/evaluation"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.95,
+        help="calibrated threshold where no human baseline exists",
+    )
+    p.set_defaults(run=_cmd_evaluate)
+
     p = sub.add_parser("export", help="a checkpoint as a self-contained model directory")
     p.add_argument("checkpoint", type=Path, help="a Lightning .ckpt")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=_cmd_export)
 
-    p = sub.add_parser("demo", help="the main job on the built-in default data")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--dialogues", type=int, default=1000)
+    p = sub.add_parser("demo", help="synthesize, train, label and evaluate (runs/demo)")
+    p.add_argument("--dialogues", type=int, default=800, help="training dialogues")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_demo)
     return parser

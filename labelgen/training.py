@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from lightning.pytorch.cli import LightningCLI
@@ -29,4 +30,8 @@ def run(argv: Sequence[str]) -> int:
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"use_distributed_sampler": False},
     )
+    # Close the W&B run now: left to process exit, its closing lines would follow whatever a
+    # caller (the demo) prints last.
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
     return 0

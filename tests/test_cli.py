@@ -84,7 +84,13 @@ def test_synth_is_deterministic_per_seed(capsys, tmp_path):
     assert code == 2 and "at least 3" in err
 
 
-def test_demo_runs_on_the_built_in_default(capsys, tmp_path):
-    code, summary, _ = _run(capsys, "demo", "--out", tmp_path, "--dialogues", 40)
-    assert code == 0 and summary["dialogues"] == 40 and summary["rejected"] == 0
-    assert all(summary["labels"][k] > 0 for k in ("intent", "slot_spans", "goal_success"))
+def test_evaluate_without_predictions_is_the_human_baseline(capsys, shared_data):
+    code = main(
+        ["evaluate", "--reference", str(shared_data / "uss" / "SGD.txt"), "--format", "uss"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert json.loads(out.strip().splitlines()[-1])["reference"]["dialogues"] == 1000
+    human = [line.split() for line in out.splitlines() if line.startswith("dissatisfaction")]
+    scores = {row[-4]: float(row[-3]) for row in human}
+    assert abs(scores["accuracy"] - 0.92) < 0.02 and abs(scores["f1"] - 0.30) < 0.05

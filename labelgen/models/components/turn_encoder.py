@@ -56,6 +56,8 @@ class TurnEncoder(nn.Module):
                 hf_config.pad_token_id = tok.pad_token_id
             hf_config._attn_implementation = config.attn_implementation
             self.model = AutoModel.from_config(hf_config, add_pooling_layer=False)
+        # from_pretrained returns the model in eval mode; the LightningModule decides the mode.
+        self.model.train()
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.hidden_size: int = self.model.config.hidden_size

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labelgen.evaluation.evaluate import GATED_TASKS, evaluate, human_baseline, render
+from labelgen.evaluation.thresholds import read_calibration
+from tests.evaluation.conftest import (
+    base_rows,
+    corrupt,
+    gold_rows,
+    reference_rows,
+    write_predictions,
+)
+
+FAST = {"n_resamples": 100, "make_plots": False}
+PRIMARY = {
+    "intent": "accuracy",
+    "slots": "f1",
+    "segment": "boundary_f1",
+    "goal_success": "macro_f1",
+    "satisfaction": "accuracy",
+    "dissatisfaction": "f1",
+}
+
+
+def _value(section, side, metric):
+    return section[side][metric]["value"]
+
+
+def test_perfect_predictions_score_one_and_the_noisy_human_less(
+    tmp_path, synth_log, synth_dialogues
+):
+    preds = write_predictions(tmp_path / "preds", gold_rows(synth_dialogues))
+    out = tmp_path / "eval"
+    report = evaluate(preds, synth_log, out_dir=out, n_resamples=100)
+    tasks = report["tasks"]
+    for task, metric in PRIMARY.items():
+        section = tasks[task]
+        assert section["gold"] == "leave_one_out_consensus"
+        assert section["missing_predictions"] == 0
+        assert all(
+            m["value"] == 1.0
+            for name, m in section["model"].items()
+            if name not in ("pk", "window_diff")
+        ), task
+        assert _value(section, "human", metric) < 1.0, task
+    assert _value(tasks["segment"], "model", "pk") == 0.0
+    assert _value(tasks["segment"], "human", "pk") > 0.0
+    assert report["headline"]["model_beats_human"] == {"accuracy": True, "f1": True}
+    assert report["reference"]["rejects"] == 1  # the broken record, counted and skipped
+    assert report["predictions"]["unpredicted_turns"] == 0
+    # written files: the report, the labeler's thresholds, and the figures
+    assert json.loads((out / "metrics.json").read_text()) == report
+    thresholds = read_calibration(out / "calibration.json")
+    assert set(thresholds) == set(GATED_TASKS)
+    assert all(t == 0.9 for t in thresholds.values())  # every label right: keep them all
+    assert report["plots"] and all((out / f"{name}.png").is_file() for name in report["plots"])
+    assert {"intent_confusion", "dissatisfaction_precision_coverage"} <= set(report["plots"])
+
+
+def test_reference_labels_as_predictions_score_one_against_the_reference(
+    tmp_path, synth_log, synth_dialogues
+):
+    preds = write_predictions(tmp_path / "preds", reference_rows(synth_dialogues))
+    tasks = evaluate(preds, synth_log, out_dir=tmp_path / "eval", **FAST)["tasks"]
+    for task, metric in PRIMARY.items():
+        assert _value(tasks[task], "model_vs_reference", metric) == 1.0, task
+        # the annotators' leave-one-out consensus is noisy, so even the truth misses it
+        assert _value(tasks[task], "model", metric) < 1.0, task
+    for flag in ("barge_in", "rephrase", "rejection", "explicit_feedback"):
+        assert tasks[flag]["gold"] == "reference" and "human" not in tasks[flag]
+        assert _value(tasks[flag], "model", "accuracy") == 1.0
+
+
+def test_corrupted_predictions_score_lower_by_what_was_corrupted(
+    tmp_path, synth_log, synth_dialogues
+):
+    rows = gold_rows(synth_dialogues)
+    hit = corrupt(rows, 0.5, "intent", lambda _: "NotAnIntent")
+    corrupt(rows, 0.25, "satisfaction", lambda r: 5 if r < 3 else 1)
+    corrupt(rows, 0.25, "segment", lambda t: "I" if t == "B" else "B")
+    for key in list(rows)[::4]:
+        rows[key]["slots"] = []
+    preds = write_predictions(tmp_path / "preds", rows, shards=3)
+    report = evaluate(preds, synth_log, out_dir=tmp_path / "eval", **FAST)
+    intent = report["tasks"]["intent"]
+    n = intent["items"]
+    assert _value(intent, "model", "accuracy") == pytest.approx(1 - len(hit) / n)
+    # Wrong labels carry confidence 0.3, right ones 0.9: the model beats the human only on
+    # what it is sure of, so the threshold is 0.9 and keeps the uncorrupted half.
+    sweep = intent["thresholds"]
+    assert sweep["human_precision"] > 1 - len(hit) / n
+    assert sweep["threshold_at_human"] == 0.9
+    assert sweep["coverage_at_human"] == pytest.approx(1 - len(hit) / n)
+    assert read_calibration(tmp_path / "eval" / "calibration.json")["intent"] == 0.9
+    tasks = report["tasks"]
+    assert _value(tasks["satisfaction"], "model", "accuracy") < 0.8
+    assert _value(tasks["segment"], "model", "boundary_f1") < 1.0
+    assert _value(tasks["segment"], "model", "pk") > 0.0
+    assert _value(tasks["slots"], "model", "recall") < 1.0
+    assert _value(tasks["slots"], "model", "precision") == 1.0
+
+
+@pytest.mark.parametrize("absent", ["dropped", "null"])
+def test_tasks_without_model_labels_are_left_out(tmp_path, synth_log, synth_dialogues, absent):
+    # The labeler writes every column, null throughout where the model has no such head;
+    # other writers may leave the column out.
+    columns = (
+        "satisfaction",
+        "satisfaction_probs",
+        "satisfaction_confidence",
+        "goal_id",
+        "goal_success",
+        "goal_success_confidence",
+        "barge_in",
+        "rephrase",
+        "rejection",
+        "explicit_feedback",
+    )
+    rows = gold_rows(synth_dialogues)
+    if absent == "null":
+        rows = {k: {c: v for c, v in r.items() if c not in columns} for k, r in rows.items()}
+    drop = columns if absent == "dropped" else ()
+    preds = write_predictions(tmp_path / "preds", rows, drop=drop)
+    report = evaluate(preds, synth_log, out_dir=tmp_path / "eval", **FAST)
+    assert set(report["tasks"]) == {"intent", "slots", "segment"}
+    assert report["skipped"] == {}
+    assert "headline" not in report
+    assert set(read_calibration(tmp_path / "eval" / "calibration.json")) == {
+        "intent",
+        "slots",
+        "segment",
+    }
+
+
+def test_unpredicted_turns_are_counted_and_dropped_for_model_and_human(
+    tmp_path, synth_log, synth_dialogues
+):
+    rows = gold_rows(synth_dialogues)
+    full = evaluate(
+        write_predictions(tmp_path / "full", rows), synth_log, out_dir=tmp_path / "e1", **FAST
+    )
+    missing = sorted(rows)[:40]
+    for key in missing:
+        del rows[key]
+    report = evaluate(
+        write_predictions(tmp_path / "preds", rows), synth_log, out_dir=tmp_path / "e2", **FAST
+    )
+    assert report["predictions"]["unpredicted_turns"] == 40
+    intent = report["tasks"]["intent"]
+    assert intent["missing_predictions"] == 40
+    assert intent["items"] == full["tasks"]["intent"]["items"] - 40
+    assert intent["human"]["accuracy"]["n"] == intent["items"]
+    # a dialogue with an unpredicted turn has no predicted segmentation
+    assert report["tasks"]["segment"]["missing_predictions"] >= 1
+
+
+def test_duplicate_and_mismatched_rows_are_reported(tmp_path, synth_log, synth_dialogues):
+    rows = gold_rows(synth_dialogues)
+    first = sorted(rows)[0]
+    rows[first]["turn_id"] = "someone-else"
+    preds = write_predictions(tmp_path / "preds", rows)
+    extra = base_rows(synth_dialogues[:1])
+    write_predictions(tmp_path / "extra", extra, shards=1)
+    (tmp_path / "extra" / "part-00000.parquet").rename(preds / "part-00009.parquet")
+    info = evaluate(preds, synth_log, out_dir=tmp_path / "eval", **FAST)["predictions"]
+    assert info["shards"] == 3
+    assert info["duplicate_rows"] == len(extra)
+    assert info["turn_id_mismatches"] == 1
+
+
+def test_a_log_without_annotators_is_scored_against_its_reference_labels(tmp_path, synth_dialogues):
+    log = tmp_path / "plain.jsonl"
+    lines = []
+    for d in synth_dialogues:
+        record = d.to_json_dict()
+        record.pop("annotations", None)
+        for turn in record["turns"]:
+            turn.pop("annotations", None)
+        for goal in record["goals"]:
+            goal.pop("annotations", None)
+        lines.append(json.dumps(record))
+    log.write_text("\n".join(lines) + "\n")
+    preds = write_predictions(tmp_path / "preds", reference_rows(synth_dialogues))
+    report = evaluate(preds, log, out_dir=tmp_path / "eval", **FAST)
+    for task, metric in PRIMARY.items():
+        section = report["tasks"][task]
+        assert section["gold"] == "reference" and "human" not in section
+        assert _value(section, "model", metric) == 1.0
+    assert "headline" not in report
+    assert human_baseline(log)["tasks"] == {}
+
+
+def test_human_baseline_alone_matches_the_human_beside_the_model(
+    tmp_path, synth_log, synth_dialogues
+):
+    preds = write_predictions(tmp_path / "preds", gold_rows(synth_dialogues))
+    report = evaluate(preds, synth_log, out_dir=tmp_path / "eval", **FAST)
+    alone = human_baseline(synth_log, n_resamples=100)
+    assert set(alone["tasks"]) == set(PRIMARY)
+    for task in PRIMARY:
+        assert alone["tasks"][task]["human"] == report["tasks"][task]["human"]
+        assert "model" not in alone["tasks"][task]
+    other_seed = human_baseline(synth_log, seed=1, n_resamples=100)
+    assert other_seed["tasks"]["intent"]["human"] != alone["tasks"]["intent"]["human"]
+
+
+def test_render_prints_one_line_per_score(synth_log):
+    report = human_baseline(synth_log, n_resamples=20)
+    text = render(report)
+    assert "single annotator" in text and "dissatisfaction" in text
+    n_scores = sum(len(s["human"]) for s in report["tasks"].values())
+    assert len(text.splitlines()) == 1 + n_scores

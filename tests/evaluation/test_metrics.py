@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from labelgen.evaluation.metrics import (
+    accuracy,
+    binary_scores,
+    goal_starts,
+    macro_scores,
+    pk,
+    segment_ids,
+    segmentation_scores,
+    span_scores,
+    value_accuracy,
+    window_diff,
+    window_errors,
+    window_size,
+)
+
+
+def _noisy(n: int, error: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 4, n)
+    pred = np.where(rng.random(n) < error, rng.integers(0, 4, n), gold)
+    return gold.tolist(), pred.tolist()
+
+
+def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_items():
+    widths = []
+    for n in (100, 2500):
+        gold, pred = _noisy(n, 0.3)
+        for est in [accuracy(gold, pred), *macro_scores(gold, pred).values()]:
+            assert est.low <= est.value <= est.high
+            assert est.n == n
+        est = accuracy(gold, pred)
+        widths.append(est.high - est.low)
+    assert widths[1] < widths[0] / 3
+
+
+def test_bootstrap_is_reproducible_per_seed():
+    gold, pred = _noisy(300, 0.3)
+    assert accuracy(gold, pred, seed=1) == accuracy(gold, pred, seed=1)
+    assert accuracy(gold, pred, seed=1) != accuracy(gold, pred, seed=2)
+
+
+def test_point_estimates_match_scikit_learn():
+    gold, pred = _noisy(500, 0.4, seed=3)
+    macro = macro_scores(gold, pred, n_resamples=10)
+    assert macro["accuracy"].value == pytest.approx(accuracy_score(gold, pred))
+    assert macro["macro_f1"].value == pytest.approx(f1_score(gold, pred, average="macro"))
+    assert macro["macro_precision"].value == pytest.approx(
+        precision_score(gold, pred, average="macro")
+    )
+    assert macro["macro_recall"].value == pytest.approx(recall_score(gold, pred, average="macro"))
+    bt, bp = [g == 0 for g in gold], [p == 0 for p in pred]
+    binary = binary_scores(bt, bp, n_resamples=10)
+    assert binary["f1"].value == pytest.approx(f1_score(bt, bp))
+    assert binary["precision"].value == pytest.approx(precision_score(bt, bp))
+    assert binary["recall"].value == pytest.approx(recall_score(bt, bp))
+
+
+def test_labels_outside_the_averaged_classes_are_wrong_answers():
+    scores = macro_scores([True, False, True], [True, None, None], labels=[True, False])
+    # True: tp 1, fn 1 -> F1 2/3; False: fn 1 -> F1 0
+    assert scores["macro_f1"].value == pytest.approx(1 / 3)
+    assert scores["accuracy"].value == pytest.approx(1 / 3)
+
+
+def test_no_positive_prediction_gives_zero_not_nan():
+    scores = binary_scores([True, False], [False, False], n_resamples=20)
+    assert scores["precision"].value == 0.0 and scores["f1"].value == 0.0
+
+
+def test_span_f1_on_hand_examples():
+    song, artist = ("song", 5, 16), ("artist", 20, 31)
+    gold = [{song, artist}, {song}, set()]
+    pred = [{song}, {("song", 5, 15)}, {artist}]
+    scores = span_scores(gold, pred, n_resamples=20)
+    # tp 1; fp: song[5:15], artist in turn 3 -> 2; fn: artist, song in turn 2 -> 2
+    assert scores["precision"].value == pytest.approx(1 / 3)
+    assert scores["recall"].value == pytest.approx(1 / 3)
+    assert scores["f1"].value == pytest.approx(1 / 3)
+    assert span_scores([{song}], [{song}], n_resamples=5)["f1"].value == 1.0
+
+
+def test_value_accuracy_ignores_offsets_case_and_spacing_but_not_slots():
+    gold = [[("song", "Purple Haze")], [("song", "Hey Joe")], []]
+    pred = [[("song", "purple  haze")], [("artist", "Hey Joe")], []]
+    assert value_accuracy(gold, pred, n_resamples=5).value == pytest.approx(2 / 3)
+
+
+def test_segment_ids_and_goal_starts_read_tags_leniently():
+    assert segment_ids("BIIBIO") == [0, 0, 0, 1, 1, 2]
+    assert segment_ids("OOIIBO") == [0, 0, 1, 1, 2, 3]
+    assert goal_starts("BIIBIO") == {0, 3}
+    assert goal_starts("OIIOIB") == {1, 4, 5}
+    with pytest.raises(ValueError):
+        segment_ids("BX")
+
+
+def test_pk_and_window_diff_are_zero_for_identical_segmentations():
+    for tags in ("BIIBII", "BIOBIIIO", "B", "OOOO"):
+        assert pk(tags, tags) == 0.0
+        assert window_diff(tags, tags) == 0.0
+
+
+def test_pk_and_window_diff_on_known_examples():
+    # segments [0,0,0,1,1,1] vs one segment, k = 2: windows (0,2) ok, (1,3) and (2,4) cross the
+    # missed boundary, (3,5) ok.
+    assert pk("BIIBII", "BIIIII", k=2) == 0.5
+    assert window_diff("BIIBII", "BIIIII", k=2) == 0.5
+    # a boundary one turn late: windows (1,3) and (3,5) disagree
+    assert pk("BIIBII", "BIIIBI", k=2) == pytest.approx(2 / 4)
+    # an extra boundary next to a true one: every window that holds it crosses the true one
+    # too, so Pk cannot see it; WindowDiff counts boundaries and can
+    assert pk("BIBIII", "BBBIII", k=2) == 0.0
+    assert window_diff("BIBIII", "BBBIII", k=2) == pytest.approx(1 / 4)
+    assert window_size(["BIIBII"]) == 2  # mean segment length 3, half rounded
+    assert window_errors("BI", "BB", k=2) == (0, 0, 0)  # too short for a window
+
+
+def test_pk_is_positive_whenever_segmentations_differ():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(3, 10))
+        ref = "".join(rng.choice(list("BIO"), n))
+        hyp = "".join(rng.choice(list("BIO"), n))
+        if segment_ids(ref) != segment_ids(hyp):
+            assert window_diff(ref, hyp, k=1) > 0
+
+
+def test_segmentation_scores_over_dialogues():
+    gold = ["BIIBII", "BIO"]
+    pred = ["BIIIII", "BIO"]
+    scores = segmentation_scores(gold, pred, k=2, n_resamples=50)
+    assert scores["boundary_precision"].value == 1.0
+    assert scores["boundary_recall"].value == pytest.approx(2 / 3)
+    assert scores["pk"].value == pytest.approx(2 / 5)  # 2 errors in 4 + 1 windows
+    assert scores["pk"].n == 2

@@ -1,0 +1,34 @@
+"""The README's main job, shrunk: synthesize, pretrain, fine-tune, label, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_demo_end_to_end(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "labelgen.cli", "demo", "--dialogues", "120"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    tasks = summary["tasks"]
+    for task in ("intent", "slots", "segment", "goal_success", "dissatisfaction"):
+        assert tasks[task]["model"] is not None and tasks[task]["human"] is not None, task
+    demo = tmp_path / "runs" / "demo"
+    metrics = json.loads((demo / "eval" / "metrics.json").read_text())
+    assert metrics["reference"]["rejects"] == 0
+    assert list((demo / "eval").glob("*.png"))
+    assert json.loads((demo / "labels-test" / "_manifest.json").read_text())["dialogues"] == 60
+    assert list((tmp_path / "runs" / "demo-finetune" / "wandb").glob("offline-run-*"))
+    assert "model vs a single annotator" in result.stdout

@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/labelgen demo --out runs/demo
+	$(BIN)/labelgen demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check labelgen tests scripts

@@ -160,6 +160,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict:
     print(render(report))
     if args.predictions is not None:
         print(f"metrics, calibration and plots in {args.out}")
+        if args.wandb:
+            from labelgen.evaluation.wandb_log import log_report
+
+            print(f"logged to W&B: {log_report(report, args.out)}")
     return {k: report[k] for k in ("reference", "headline", "calibration") if k in report}
 
 

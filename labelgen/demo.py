@@ -38,6 +38,7 @@ def _fit(config: str) -> None:
 def run_demo(dialogues: int = 800, seed: int = 0) -> dict[str, Any]:
     from labelgen.data.synth import synth_to_file
     from labelgen.evaluation.evaluate import evaluate
+    from labelgen.evaluation.wandb_log import log_report
     from labelgen.labeling.label import LabelJob, parse_thresholds, run_label
     from labelgen.models.export import export_model
 
@@ -76,6 +77,7 @@ def run_demo(dialogues: int = 800, seed: int = 0) -> dict[str, Any]:
     )["calibration"]["path"]
     labels = label("test", parse_thresholds([], calibration))
     report = evaluate(labels, data / "test.parquet", out_dir=OUT / "eval", seed=seed)
+    log_report(report, OUT / "eval", name="demo-evaluate")
     return {"report": report, "seconds": time.perf_counter() - start}
 
 

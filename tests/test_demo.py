@@ -32,3 +32,7 @@ def test_demo_end_to_end(tmp_path):
     assert json.loads((demo / "labels-test" / "_manifest.json").read_text())["dialogues"] == 60
     assert list((tmp_path / "runs" / "demo-finetune" / "wandb").glob("offline-run-*"))
     assert "model vs a single annotator" in result.stdout
+    # the evaluation went to W&B too: the metrics table and the plots in the offline run
+    [run] = (demo / "eval" / "wandb").glob("offline-run-*")
+    media = {p.suffix for p in run.rglob("*") if "media" in p.parts}
+    assert {".json", ".png"} <= media

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from torch.utils.data import DataLoader
 
 from labelgen.data.audio import AudioConfig, AudioFeaturizer
@@ -66,15 +67,21 @@ def load_model(path: str) -> LabelGenModule:
     return module.eval()
 
 
-class Throughput(L.Callback):
-    """Dialogues per second in the progress bar's postfix."""
+class LabelingProgress(TQDMProgressBar):
+    """The predict progress bar, counting dialogues per second rather than batches."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.start = time.perf_counter()
         self.dialogues = 0
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args) -> None:
         self.dialogues += len(batch["meta"].dialogues)
+        super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, *args)
+        if self.is_enabled:
+            self.predict_progress_bar.set_postfix(
+                dialogues=self.dialogues, per_s=f"{self.rate:.1f}"
+            )
 
     @property
     def rate(self) -> float:
@@ -106,7 +113,7 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
         job.batch_size,
     )
     writer = ShardWriter(output, module.space, job.thresholds)
-    throughput = Throughput()
+    throughput = LabelingProgress()
     trainer = L.Trainer(
         accelerator=job.accelerator,
         devices=job.devices,

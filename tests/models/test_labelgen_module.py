@@ -124,3 +124,34 @@ def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
     for name, value in pretrained.encoder.state_dict().items():
         torch.testing.assert_close(finetuned.encoder.state_dict()[name], value)
     assert "heads.defect.net.0.weight" not in finetuned.state_dict()
+
+
+def test_audio_fusion_trains_on_real_speech(tmp_path, shared_data):
+    import json
+
+    from labelgen.data.audio import AudioConfig
+    from labelgen.models.components.fusion import FusionConfig
+    from tests.models.conftest import make_datamodule
+
+    audio = shared_data / "audio"
+    manifest = [json.loads(x) for x in (audio / "manifest.jsonl").open()]
+    dialogues = {}
+    for m in manifest:
+        dialogues.setdefault(m["dialogue_id"], []).append(
+            {"user_text": m["utterance"], "audio_path": m["audio"], "rejection": False}
+        )
+    dialogues["broken"] = [
+        {"user_text": "x", "audio_path": "variants/not_audio.wav", "rejection": True}
+    ]
+    log = tmp_path / "audio.jsonl"
+    log.write_text(
+        "".join(json.dumps({"dialogue_id": k, "turns": v}) + "\n" for k, v in dialogues.items())
+    )
+    dm = make_datamodule(tmp_path / "cache", train=str(log), audio=AudioConfig(root=str(audio)))
+    L.seed_everything(0)
+    module = make_module(dm, weights={"rejection": 1.0}, fusion=FusionConfig(audio=True))
+    before = {k: v.clone() for k, v in module.audio_encoder.state_dict().items()}
+    with pytest.warns(UserWarning, match="not_audio"):
+        _fit(module, dm, max_steps=2, limit_val_batches=0)
+    after = module.audio_encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -169,6 +169,7 @@ def test_config_instantiates(path, tmp_path, monkeypatch):
     heads = set(model.heads)
     heads |= {"slots"} if model.slot_head is not None else set()
     heads |= {"goal_success"} if model.goal_head is not None else set()
+    heads |= {"contrastive"} if model.contrast is not None else set()
     weights = mcfg["tasks"]["weights"]
     assert heads == set(weights)
     assert (model.optim.lr, model.optim.encoder_lr) == (

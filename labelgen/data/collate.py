@@ -92,7 +92,10 @@ class Collator:
         for i, tags in enumerate(user_tags):
             slot_tags[i, : len(tags)] = torch.tensor(tags, dtype=torch.long)
         user_len = torch.tensor([len(u) for r in records for u in r["user_ids"]])
+        system_len = torch.tensor([len(x) for r in records for x in r["system_ids"]])
         return {
+            "system_start": self.template.user_start + user_len + len(self.template.middle),
+            "system_len": system_len,
             "input_ids": input_ids,
             "attention_mask": attention,
             "token_type_ids": token_types,

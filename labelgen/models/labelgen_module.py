@@ -25,6 +25,13 @@ from labelgen.models.components.heads import ClassifierHead, GoalSuccessHead, Sl
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
 
 log = logging.getLogger(__name__)
+
+
+def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 SOFT_TASKS = ("intent", "segment", "satisfaction")
 """Tasks whose targets come from the annotators' vote distribution where there is one."""
 
@@ -34,12 +41,23 @@ class TaskConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"defect": 1.0})
     """Loss weight per task; a task without a weight gets no head. Tasks: defect, intent,
     slots, segment, goal_success, satisfaction, barge_in, rephrase, rejection,
-    explicit_feedback."""
+    explicit_feedback, and contrastive (pretraining: in-batch matching of each intact turn's
+    user utterance with its own system response among the batch's responses)."""
+    contrastive_temperature: float = 0.1
     soft_targets: bool = True
     """Learn from the annotators' label distribution where a turn has per-annotator labels."""
 
     def __post_init__(self) -> None:
-        known = {"defect", "intent", "slots", "segment", "goal_success", "satisfaction", *FEEDBACK}
+        known = {
+            "defect",
+            "intent",
+            "slots",
+            "segment",
+            "goal_success",
+            "satisfaction",
+            "contrastive",
+            *FEEDBACK,
+        }
         unknown = set(self.weights) - known
         if unknown:
             raise ValueError(f"tasks: unknown task(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -132,6 +150,10 @@ class LabelGenModule(L.LightningModule):
         self.goal_head = (
             GoalSuccessHead(d, dialogue.dropout) if ("goal_success" in self.tasks.weights) else None
         )
+        self.contrast = None
+        if "contrastive" in self.tasks.weights:
+            h = self.encoder.hidden_size
+            self.contrast = nn.ModuleDict({"user": nn.Linear(h, d), "system": nn.Linear(h, d)})
         self.metrics = nn.ModuleDict(
             {stage: self._metrics() for stage in ("train_", "val_", "test_")}
         )
@@ -177,6 +199,7 @@ class LabelGenModule(L.LightningModule):
         context = self.dialogue(grid, mask)[mask]
         out = {name: head(context) for name, head in self.heads.items()}
         out["turn_vectors"] = context
+        out["token_states"] = states
         if self.slot_head is not None:
             width = batch["slot_tags"].shape[1]
             user = states[:, self.user_start : self.user_start + width]
@@ -253,6 +276,8 @@ class LabelGenModule(L.LightningModule):
                 out["goal_success"], batch["goal_success"], batch["goal_success_soft"]
             )
             self._update(metrics, "goal_success_", out["goal_success"], batch["goal_success"])
+        if self.contrast is not None:
+            losses["contrastive"] = self._contrastive_loss(out["token_states"], batch)
         total = sum(self.tasks.weights.get(k, 0.0) * v for k, v in losses.items())
         total = total if isinstance(total, torch.Tensor) else out["turn_vectors"].sum() * 0.0
         size = len(batch["dialogue_id"])
@@ -260,6 +285,28 @@ class LabelGenModule(L.LightningModule):
         for name, value in losses.items():
             self.log(f"{stage}/loss_{name}", value, batch_size=size, sync_dist=stage != "train")
         return total
+
+    def _contrastive_loss(self, states: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """Symmetric InfoNCE: each intact turn's user tokens should pick out its own system
+        response's tokens among every response in the batch. It asks the encoder for exactly
+        what spotting a swapped response needs, with the batch as free negatives. Identical
+        responses ("Anything else?") are counted as negatives, a small noise accepted."""
+        positions = torch.arange(states.shape[1], device=states.device)[None, :]
+        user = (positions >= self.user_start) & (
+            positions < self.user_start + batch["user_len"][:, None]
+        )
+        start = batch["system_start"][:, None]
+        system = (positions >= start) & (positions < start + batch["system_len"][:, None])
+        keep = batch["system_len"] > 0
+        if "defect" in batch:
+            keep &= batch["defect"] == 0
+        if int(keep.sum()) < 2:
+            return states.sum() * 0.0
+        u = F.normalize(self.contrast["user"](_masked_mean(states, user)[keep]).float(), dim=-1)
+        s = F.normalize(self.contrast["system"](_masked_mean(states, system)[keep]).float(), dim=-1)
+        logits = u @ s.T / self.tasks.contrastive_temperature
+        target = torch.arange(len(u), device=u.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
     def _update(self, metrics: MetricCollection, prefix: str, logits, target) -> None:
         if bool((target != IGNORE).any()):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import pytest
 import torch
@@ -155,3 +157,17 @@ def test_audio_fusion_trains_on_real_speech(tmp_path, shared_data):
         _fit(module, dm, max_steps=2, limit_val_batches=0)
     after = module.audio_encoder.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_contrastive_loss_matches_users_with_their_responses(pretrain_dm):
+    L.seed_everything(0)
+    module = make_module(pretrain_dm, weights={"defect": 1.0, "contrastive": 0.5})
+    batch = next(iter(pretrain_dm.train_dataloader()))
+    out = module(batch)
+    loss = module._contrastive_loss(out["token_states"], batch)
+    candidates = int(((batch["system_len"] > 0) & (batch["defect"] == 0)).sum())
+    # an untrained model is near chance: log(number of candidate responses)
+    assert abs(float(loss) - math.log(candidates)) < 1.0
+    trainer, recorder = _fit(module, pretrain_dm, max_epochs=4, limit_val_batches=0)
+    after = module._contrastive_loss(module(batch)["token_states"], batch)
+    assert float(after) < float(loss) - 0.3

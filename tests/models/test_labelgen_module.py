@@ -168,6 +168,6 @@ def test_contrastive_loss_matches_users_with_their_responses(pretrain_dm):
     candidates = int(((batch["system_len"] > 0) & (batch["defect"] == 0)).sum())
     # an untrained model is near chance: log(number of candidate responses)
     assert abs(float(loss) - math.log(candidates)) < 1.0
-    trainer, recorder = _fit(module, pretrain_dm, max_epochs=4, limit_val_batches=0)
+    _fit(module, pretrain_dm, max_epochs=4, limit_val_batches=0)
     after = module._contrastive_loss(module(batch)["token_states"], batch)
     assert float(after) < float(loss) - 0.3

@@ -66,3 +66,16 @@ def test_real_audio_flows_into_batches_and_bad_files_count_as_missing(tmp_path, 
     assert lengths[4] > 0  # a truncated file keeps its readable part
     assert lengths[5:] == [0, 0, 0]  # not audio, outside the root, none: missing
     assert batch["audio_features"].shape[-1] == 80
+
+
+def test_worker_processes_give_the_same_batches(tmp_path):
+    plain = _dm(tmp_path, "synth:24:0")
+    workers = _dm(tmp_path, "synth:24:0", num_workers=2)
+    first = [b["input_ids"].tolist() for b in _loader(plain)]
+    second = [b["input_ids"].tolist() for b in _loader(workers)]
+    assert first == second and len(first) == 6
+
+
+def _loader(dm):
+    dm.datasets["val"] = dm.datasets["train"]
+    return dm.val_dataloader()

@@ -145,7 +145,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict:
     from labelgen.evaluation.evaluate import evaluate, human_baseline, render
 
     if args.predictions is None:
-        report = human_baseline(args.reference, args.format, seed=args.seed)
+        report = human_baseline(
+            args.reference, args.format, seed=args.seed, consensus=args.consensus
+        )
     else:
         if not args.predictions.is_dir():
             raise UsageError(f"{args.predictions} is not a directory of labelgen label output")
@@ -156,6 +158,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict:
             out_dir=args.out,
             seed=args.seed,
             target_precision=args.target_precision,
+            consensus=args.consensus,
         )
     print(render(report))
     if args.predictions is not None:
@@ -243,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.95,
         help="calibrated threshold where no human baseline exists",
+    )
+    p.add_argument(
+        "--consensus",
+        choices=["majority", "dawid-skene"],
+        default="majority",
+        help="how the other annotators' labels become gold",
+    )
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log metrics and plots to a W&B run (offline unless WANDB_MODE is set)",
     )
     p.set_defaults(run=_cmd_evaluate)
 

@@ -94,3 +94,55 @@ def test_evaluate_without_predictions_is_the_human_baseline(capsys, shared_data)
     human = [line.split() for line in out.splitlines() if line.startswith("dissatisfaction")]
     scores = {row[-4]: float(row[-3]) for row in human}
     assert abs(scores["accuracy"] - 0.92) < 0.02 and abs(scores["f1"] - 0.30) < 0.05
+
+
+def test_evaluate_predictions_with_dawid_skene_and_wandb(tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labelgen.data.synth import generate, synth_to_file
+    from labelgen.labeling.writer import LABEL_SCHEMA
+
+    log = tmp_path / "ref.jsonl"
+    synth_to_file(log, 30, seed=2)
+    rows = [
+        {
+            "dialogue_id": d.dialogue_id,
+            "turn_index": t,
+            "turn_id": turn.turn_id,
+            "intent": turn.intent,
+            "intent_confidence": 0.9,
+            "review": [],
+        }
+        for d in generate(30, seed=2)
+        for t, turn in enumerate(d.turns)
+    ]
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), labels / "part-000000.parquet")
+    logged = []
+    monkeypatch.setattr(
+        "labelgen.evaluation.wandb_log.log_report",
+        lambda report, out: logged.append(out) or str(out),
+    )
+    code = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(labels),
+            "--reference",
+            str(log),
+            "--out",
+            str(tmp_path / "eval"),
+            "--consensus",
+            "dawid-skene",
+            "--wandb",
+        ]
+    )
+    assert code == 0 and logged == [tmp_path / "eval"]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["consensus"] == "dawid-skene"
+    intent = metrics["tasks"]["intent"]
+    # the reference intents are the annotators' truth: the model beats a noisy annotator
+    assert intent["model"]["accuracy"]["value"] > intent["human"]["accuracy"]["value"]
+    assert "intent" in capsys.readouterr().out

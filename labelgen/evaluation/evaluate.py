@@ -31,7 +31,7 @@ from labelgen.data.readers import read_log
 from labelgen.data.rejects import Reject
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation import plots
-from labelgen.evaluation.annotators import leave_one_out
+from labelgen.evaluation.annotators import leave_one_out, leave_one_out_dawid_skene
 from labelgen.evaluation.consensus import binary_vote, majority_vote, rating_mode, span_vote
 from labelgen.evaluation.items import (
     FEEDBACK_TASKS,
@@ -120,12 +120,26 @@ class Gold:
     """The log's reference labels of the same items, where it has both kinds."""
 
 
-def gold_labels(items: Items, task: str, seed: int = 0) -> Gold | None:
-    """Leave-one-out gold where the items have votes, else the reference labels."""
+DAWID_SKENE_TASKS = ("intent", "goal_success", "satisfaction", "dissatisfaction")
+"""Tasks with one categorical label per item, which Dawid-Skene can aggregate; slot sets and
+segmentations keep the majority rule."""
+
+
+def gold_labels(items: Items, task: str, seed: int = 0, consensus: str = "majority") -> Gold | None:
+    """Leave-one-out gold where the items have votes, else the reference labels.
+
+    `consensus` is "majority" (vote with the tie rules of `CONSENSUS`) or "dawid-skene"
+    (annotator confusion matrices learned by EM over all items, for `DAWID_SKENE_TASKS`).
+    """
+    if consensus not in ("majority", "dawid-skene"):
+        raise ValueError(f"consensus must be majority or dawid-skene, got {consensus!r}")
     if items.has_votes:
         position = {item_id: i for i, item_id in enumerate(items.ids)}
         rows = [(i, v) for i, v in zip(items.ids, items.votes, strict=True)]
-        loo = leave_one_out(rows, CONSENSUS[task], seed)
+        if consensus == "dawid-skene" and task in DAWID_SKENE_TASKS:
+            loo = leave_one_out_dawid_skene(rows, seed)
+        else:
+            loo = leave_one_out(rows, CONSENSUS[task], seed)
         keys = [items.keys[position[i]] for i in loo.item_ids]
         reference = [items.reference[position[i]] for i in loo.item_ids]
         has_reference = any(r is not None for r in reference)
@@ -329,6 +343,7 @@ def human_baseline(
     seed: int = 0,
     n_resamples: int = N_RESAMPLES,
     include_opening: bool = False,
+    consensus: str = "majority",
 ) -> dict[str, Any]:
     """The single annotator against the leave-one-out consensus, with no predictions.
 
@@ -345,12 +360,13 @@ def human_baseline(
         items = task_items(dialogues, task, include_opening)
         if not items.has_votes:
             continue
-        gold = gold_labels(items, task, seed)
+        gold = gold_labels(items, task, seed, consensus)
         aligned = _align(task, gold, None, {}, texts)
         section, _ = _task_report(task, aligned, n_resamples, seed, 0.0)
         tasks[task] = {"gold": gold.source, **section}
     report["tasks"] = tasks
     report["seed"] = seed
+    report["consensus"] = consensus
     report["include_opening"] = include_opening
     return _finite(report)
 
@@ -364,6 +380,7 @@ def evaluate(
     n_resamples: int = N_RESAMPLES,
     target_precision: float = 0.95,
     make_plots: bool = True,
+    consensus: str = "majority",
 ) -> dict[str, Any]:
     """Scores predictions against a reference log; writes metrics.json, calibration.json, PNGs.
 
@@ -385,6 +402,7 @@ def evaluate(
         "predictions": _join_info(predictions_dir, preds, dialogues),
         "seed": seed,
         "n_resamples": n_resamples,
+        "consensus": consensus,
     }
     tasks: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -394,7 +412,7 @@ def evaluate(
     for task in TASKS:
         if not any(preds.has(c) for c in MODEL_COLUMNS[task]):
             continue  # the model has no such head: nothing to say
-        gold = gold_labels(task_items(dialogues, task), task, seed)
+        gold = gold_labels(task_items(dialogues, task), task, seed, consensus)
         if gold is None or not gold.ids:
             skipped[task] = "the reference log has no labels or annotator votes for it"
             continue

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import nullcontext
+from itertools import islice
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def _featurized(source: str, fmt: str, settings: str, rejects: str) -> Iterator[
         config["max_user_tokens"],
         config["max_system_tokens"],
     )
-    for dialogue in iter_dialogues(source, fmt, Path(rejects)):
+    dialogues = iter_dialogues(source, fmt, Path(rejects))
+    for dialogue in islice(dialogues, config["max_dialogues"]):
         yield featurizer(dialogue)
 
 
@@ -85,6 +87,8 @@ class LogDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         corruption: On-the-fly corruptions for pretraining (None: fine-tuning).
         audio: Read user audio (None: text only).
+        val_fraction: Without `val`, this share of `train` is held out, by dialogue.
+        max_dialogues: Read at most this many dialogues of each log (quick runs).
         cache_dir: Tokenized datasets and reject files.
         seed: Shuffling, held-out split and corruption seed.
     """
@@ -101,6 +105,7 @@ class LogDataModule(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         val_fraction: float = 0.0,
+        max_dialogues: int | None = None,
         corruption: CorruptionConfig | None = None,
         audio: AudioConfig | None = None,
         cache_dir: str = ".cache/labelgen",
@@ -124,9 +129,8 @@ class LogDataModule(L.LightningDataModule):
         if self._space is None:
             if self.paths["train"] is None:
                 raise LogReadError("no training log: the feature space is built from it")
-            self._space = FeatureSpace.build(
-                iter_dialogues(self.paths["train"], self.hparams.format)
-            )
+            dialogues = iter_dialogues(self.paths["train"], self.hparams.format)
+            self._space = FeatureSpace.build(islice(dialogues, self.hparams.max_dialogues))
         return self._space
 
     @feature_space.setter
@@ -143,6 +147,7 @@ class LogDataModule(L.LightningDataModule):
                 "space": asdict(self.feature_space),
                 "max_user_tokens": hp.max_user_tokens,
                 "max_system_tokens": hp.max_system_tokens,
+                "max_dialogues": hp.max_dialogues,
             },
             sort_keys=True,
         )

@@ -94,6 +94,7 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
     output.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(job.threads)
     module = load_model(job.model)
+    module.encoder.cache_enabled = False
     tokenizer = load_tokenizer(module.hparams["tokenizer"])
     fusion_audio = module.audio_encoder is not None
     if fusion_audio and job.audio_root is None:

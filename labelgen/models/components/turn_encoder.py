@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +25,12 @@ class EncoderConfig:
     """Attention kernel passed to transformers; sdpa uses PyTorch's fused attention."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long turns / big batches."""
+    frozen: bool = False
+    """Keep the encoder's weights fixed and encode each distinct turn once per process: its
+    token states are cached in memory (float16), so later epochs, stages and folds skip the
+    encoder. The way to train on CPU; fine-tuning the encoder is the better model on GPUs."""
+    cache_turns: int = 1_000_000
+    """At most this many turns in the frozen cache (the oldest are dropped first)."""
 
     def __post_init__(self) -> None:
         if self.pretrained is None and "model_type" not in self.architecture:
@@ -63,6 +70,19 @@ class TurnEncoder(nn.Module):
         self.hidden_size: int = self.model.config.hidden_size
         # Encoders without segment embeddings (RoBERTa: type_vocab_size 1) must get zeros.
         self.use_token_types = getattr(self.model.config, "type_vocab_size", 1) > 1
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.cache_enabled = True
+        """Labeling turns it off: there each turn is seen once, and encoding it in its own
+        batch keeps the labels independent of which process saw it first."""
+        if config.frozen:
+            self.model.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> TurnEncoder:
+        # A frozen encoder stays in eval mode: no dropout, so a cached turn is the turn.
+        super().train(mode)
+        if self.config.frozen:
+            self.model.eval()
+        return self
 
     def forward(
         self,
@@ -70,13 +90,51 @@ class TurnEncoder(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.frozen and self.cache_enabled:
+            states = self._cached_states(input_ids, attention_mask, token_type_ids)
+        elif self.config.frozen:
+            with torch.no_grad():
+                states = self._encode(input_ids, attention_mask, token_type_ids)
+        else:
+            states = self._encode(input_ids, attention_mask, token_type_ids)
+        return states, self._pool(states, attention_mask)
+
+    def _encode(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
         kwargs = {}
         if self.use_token_types and token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        states = self.model(
+        return self.model(
             input_ids=input_ids, attention_mask=attention_mask, **kwargs
         ).last_hidden_state
+
+    @torch.no_grad()
+    def _cached_states(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """Token states from the cache; only turns never seen before go through the encoder."""
+        lengths = attention_mask.sum(1).tolist()
+        types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
+        keys = [
+            input_ids[i, :n].cpu().numpy().tobytes() + types[i, :n].cpu().numpy().tobytes()
+            for i, n in enumerate(lengths)
+        ]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            width = max(lengths[i] for i in missing)
+            rows = torch.tensor(missing, device=input_ids.device)
+            fresh = self._encode(
+                input_ids[rows, :width], attention_mask[rows, :width], types[rows, :width]
+            )
+            for j, i in enumerate(missing):
+                self._cache[keys[i]] = fresh[j, : lengths[i]].to("cpu", torch.float16)
+            while len(self._cache) > self.config.cache_turns:
+                self._cache.popitem(last=False)
+        hidden = self.hidden_size
+        states = torch.zeros(*input_ids.shape, hidden, device=input_ids.device)
+        for i, key in enumerate(keys):
+            states[i, : lengths[i]] = self._cache[key].to(states.device, torch.float32)
+        return states
+
+    def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.config.pooling == "cls":
-            return states, states[:, 0]
+            return states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return states, (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)

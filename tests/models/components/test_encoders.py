@@ -87,3 +87,27 @@ def test_slot_head_depends_on_turn_context():
     a = head(tokens, torch.zeros(2, 4))
     b = head(tokens, torch.ones(2, 4))
     assert a.shape == (2, 3, 5) and not torch.allclose(a, b)
+
+
+def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():
+    torch.manual_seed(0)
+    config = EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True, cache_turns=3)
+    encoder = TurnEncoder(config, MINILM).train()
+    assert not encoder.model.training  # no dropout in a frozen encoder
+    assert not any(p.requires_grad for p in encoder.parameters())
+    ids = torch.tensor([[101, 7592, 102, 0, 0], [101, 7592, 2088, 2003, 102]])
+    mask = (ids != 0).long()
+    calls = []
+    encoder.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    states, pooled = encoder(ids, mask)
+    again, _ = encoder(ids.flip(0), mask.flip(0))
+    assert len(calls) == 1 and len(encoder._cache) == 2
+    torch.testing.assert_close(again.flip(0), states)
+    encoder.cache_enabled = False
+    direct, direct_pooled = encoder(ids, mask)
+    assert len(calls) == 2
+    torch.testing.assert_close(direct_pooled, pooled, atol=2e-3, rtol=1e-2)  # fp16 cache
+    for k in range(3):  # the cache is bounded
+        encoder.cache_enabled = True
+        encoder(torch.tensor([[101, 3000 + k, 102]]), torch.ones(1, 3, dtype=torch.long))
+    assert len(encoder._cache) == 3

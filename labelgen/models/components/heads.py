@@ -26,16 +26,42 @@ class ClassifierHead(nn.Module):
 
 class SlotHead(nn.Module):
     """BIO tags per user token from the token's state and its turn's contextual vector, so a
-    value can be read differently depending on what the system just asked."""
+    value can be read differently depending on what the system just asked.
 
-    def __init__(self, token_dim: int, d_model: int, n_tags: int, dropout: float = 0.1) -> None:
+    Tokens are projected and normalized before they meet the context (a frozen encoder's raw
+    states are badly scaled for a classifier), then one Transformer layer over the utterance's
+    tokens lets a tag depend on its neighbours (B before I, multi-word values).
+    """
+
+    def __init__(
+        self, token_dim: int, d_model: int, n_tags: int, dropout: float = 0.1, heads: int = 4
+    ) -> None:
         super().__init__()
-        self.context = nn.Linear(d_model, token_dim)
-        self.net = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(token_dim, n_tags))
+        self.tokens = nn.Linear(token_dim, d_model)
+        self.context = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.mix = nn.TransformerEncoderLayer(
+            d_model,
+            heads if d_model % heads == 0 else 1,
+            dim_feedforward=2 * d_model,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.out = nn.Linear(d_model, n_tags)
 
-    def forward(self, tokens: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
-        """tokens [N, Lu, H], turns [N, D] -> logits [N, Lu, n_tags]."""
-        return self.net(tokens + self.context(turns).unsqueeze(1))
+    def forward(
+        self, tokens: torch.Tensor, turns: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """tokens [N, Lu, H], turns [N, D], mask [N, Lu] (True = a real token) -> logits."""
+        x = self.norm(self.tokens(tokens) + self.context(turns).unsqueeze(1))
+        padding = None
+        if mask is not None:
+            padding = ~mask
+            # a row with no real token would attend to nothing and turn to NaN
+            padding[padding.all(1)] = False
+        return self.out(self.mix(x, src_key_padding_mask=padding))
 
 
 class GoalSuccessHead(nn.Module):

@@ -81,12 +81,22 @@ def test_goal_head_pools_member_turns_only():
     torch.testing.assert_close(head(moved, goal, 2), logits)
 
 
-def test_slot_head_depends_on_turn_context():
-    head = SlotHead(8, 4, 5, dropout=0.0).eval()
+def test_slot_head_depends_on_turn_context_and_ignores_padding():
+    torch.manual_seed(0)
+    head = SlotHead(8, 4, 5, dropout=0.0, heads=2).eval()
     tokens = torch.randn(2, 3, 8)
     a = head(tokens, torch.zeros(2, 4))
-    b = head(tokens, torch.ones(2, 4))
+    b = head(tokens, torch.randn(2, 4))
     assert a.shape == (2, 3, 5) and not torch.allclose(a, b)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    padded = tokens.clone()
+    padded[0, 2] = 100.0  # whatever sits in a padding slot
+    torch.testing.assert_close(
+        head(padded, torch.zeros(2, 4), mask)[0, :2], head(tokens, torch.zeros(2, 4), mask)[0, :2]
+    )
+    assert torch.isfinite(
+        head(tokens, torch.zeros(2, 4), torch.zeros(2, 3, dtype=torch.bool))
+    ).all()
 
 
 def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():

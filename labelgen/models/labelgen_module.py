@@ -235,16 +235,16 @@ class LabelGenModule(L.LightningModule):
         if self.goal_head is not None and "segment" in probs:
             from labelgen.labeling.decode import decode_goals
 
-            goal, offset = [], 0
+            # Goals numbered across the batch: each dialogue's continue after the previous ones.
+            goal, offset, n_goals = [], 0, 0
             tags = probs["segment"].argmax(-1).tolist()
             for n in batch["turn_mask"].sum(1).tolist():
                 ids = decode_goals(tags[offset : offset + n])
-                base = len(set(g for g in goal if g >= 0))
-                goal += [g + base if g >= 0 else -1 for g in ids]
+                goal += [g + n_goals if g >= 0 else -1 for g in ids]
+                n_goals += max(ids, default=-1) + 1
                 offset += n
             goal_t = torch.tensor(goal, device=out["turn_vectors"].device)
-            n_goals = int(goal_t.max().item()) + 1 if len(goal) else 0
-            logits = self.goal_head(out["turn_vectors"], goal_t, max(n_goals, 0))
+            logits = self.goal_head(out["turn_vectors"], goal_t, n_goals)
             probs["goal"] = goal_t
             probs["goal_success"] = logits.float().softmax(-1)
         return probs

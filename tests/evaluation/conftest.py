@@ -16,42 +16,10 @@ from labelgen.data.schema import Dialogue
 from labelgen.data.synth import SynthConfig, generate
 from labelgen.evaluation.evaluate import Gold, gold_labels, task_items
 from labelgen.evaluation.items import reference_tags
+from labelgen.labeling.writer import LABEL_SCHEMA
 
-SLOT = pa.struct(
-    [
-        ("slot", pa.string()),
-        ("start", pa.int32()),
-        ("end", pa.int32()),
-        ("value", pa.string()),
-        ("confidence", pa.float64()),
-    ]
-)
-SCHEMA = pa.schema(
-    [
-        ("dialogue_id", pa.string()),
-        ("turn_index", pa.int32()),
-        ("turn_id", pa.string()),
-        ("intent", pa.string()),
-        ("intent_confidence", pa.float64()),
-        ("segment", pa.string()),
-        ("segment_confidence", pa.float64()),
-        ("goal_id", pa.string()),
-        ("goal_success", pa.bool_()),
-        ("goal_success_confidence", pa.float64()),
-        ("slots", pa.list_(SLOT)),
-        ("slots_confidence", pa.float64()),
-        ("satisfaction", pa.int32()),
-        ("satisfaction_probs", pa.list_(pa.float64())),
-        ("satisfaction_confidence", pa.float64()),
-        ("defect", pa.float64()),
-        ("barge_in", pa.float64()),
-        ("rephrase", pa.float64()),
-        ("rejection", pa.float64()),
-        ("explicit_feedback", pa.float64()),
-        ("review", pa.list_(pa.string())),
-    ]
-)
-"""The labeler's output schema, as its contract describes it."""
+# The labeler's own schema: evaluation must read exactly what `labelgen label` writes.
+SCHEMA = LABEL_SCHEMA
 
 Rows = dict[tuple[str, int], dict[str, Any]]
 N_SYNTH = 120

@@ -123,10 +123,8 @@ class TurnEncoder(nn.Module):
         """Token states from the cache; only turns never seen before go through the encoder."""
         lengths = attention_mask.sum(1).tolist()
         types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-        keys = [
-            input_ids[i, :n].cpu().numpy().tobytes() + types[i, :n].cpu().numpy().tobytes()
-            for i, n in enumerate(lengths)
-        ]
+        ids_np, types_np = input_ids.cpu().numpy(), types.cpu().numpy()  # one copy per batch
+        keys = [ids_np[i, :n].tobytes() + types_np[i, :n].tobytes() for i, n in enumerate(lengths)]
         missing = [i for i, key in enumerate(keys) if key not in self._cache]
         if missing:
             width = max(lengths[i] for i in missing)

@@ -103,7 +103,7 @@ def _cmd_export(args: argparse.Namespace) -> dict:
 
 
 def _cmd_label(args: argparse.Namespace) -> dict | None:
-    from labelgen.labeling.label import LabelJob, parse_thresholds, run_label
+    from labelgen.labeling.label import LabelJob, parse_thresholds, read_cutoff, run_label
 
     try:
         job = LabelJob(
@@ -112,6 +112,9 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             output=str(args.output),
             format=args.format,
             thresholds=parse_thresholds(args.threshold, args.calibration),
+            dissatisfaction_cutoff=(
+                args.dissatisfaction_cutoff or read_cutoff(args.calibration) or 0.5
+            ),
             shard_size=args.shard_size,
             batch_size=args.batch_size,
             audio_root=args.audio_root,
@@ -219,7 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TASK=P",
         help="send labels below P to human review (repeatable)",
     )
-    p.add_argument("--calibration", help="thresholds from `labelgen evaluate`")
+    p.add_argument("--calibration", help="thresholds and decision cutoffs from `labelgen evaluate`")
+    p.add_argument(
+        "--dissatisfaction-cutoff",
+        type=float,
+        help="dissatisfied when P(rating <= 2) is above this (default: the calibration's, "
+        "else 0.5)",
+    )
     p.add_argument("--shard-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--audio-root")

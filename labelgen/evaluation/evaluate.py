@@ -51,8 +51,15 @@ from labelgen.evaluation.metrics import (
     span_scores,
     value_accuracy,
 )
-from labelgen.evaluation.predictions import MODEL_COLUMNS, READERS, Predictions, read_predictions
+from labelgen.evaluation.predictions import (
+    MODEL_COLUMNS,
+    READERS,
+    Predictions,
+    dissatisfaction_probability,
+    read_predictions,
+)
 from labelgen.evaluation.thresholds import (
+    best_f1_cutoff,
     calibrated,
     summarize,
     sweep,
@@ -308,6 +315,23 @@ def _task_report(
     return section, extra | {"gold": a.gold, "model": a.model}
 
 
+def _cutoffs(
+    dialogues: Sequence[Dialogue], preds: Predictions, seed: int, consensus: str
+) -> dict[str, float]:
+    """The best-F1 dissatisfaction cutoff on these items, for labeling other data with."""
+    gold = gold_labels(task_items(dialogues, "dissatisfaction"), "dissatisfaction", seed, consensus)
+    if gold is None:
+        return {}
+    pairs = [
+        (p, bool(g))
+        for key, g in zip(gold.keys, gold.gold, strict=True)
+        if g is not None and key is not None
+        if (p := dissatisfaction_probability(preds, key)) is not None
+    ]
+    cutoff = best_f1_cutoff([p for p, _ in pairs], [g for _, g in pairs]) if pairs else None
+    return {} if cutoff is None else {"dissatisfaction": cutoff}
+
+
 def _read(
     task: str, preds: Predictions, key: Key | None, dialogue_turns: dict[str, int]
 ) -> tuple[Any, list[float | None]] | None:
@@ -432,14 +456,21 @@ def evaluate(
     if HEADLINE in tasks and "human" in tasks[HEADLINE]:
         report["headline"] = _headline(tasks[HEADLINE])
     report["plots"] = figures
+    cutoffs = _cutoffs(dialogues, preds, seed, consensus) if "dissatisfaction" in tasks else {}
     calibration = write_calibration(
         out / "calibration.json",
         thresholds,
         target=target_precision,
         source=f"predictions {predictions_dir} against {reference_path}",
         other=other,
+        cutoffs=cutoffs,
     )
-    report["calibration"] = {"path": str(calibration), "thresholds": thresholds, "other": other}
+    report["calibration"] = {
+        "path": str(calibration),
+        "thresholds": thresholds,
+        "other": other,
+        "cutoffs": cutoffs,
+    }
     report = _finite(report)
     metrics = AtomicFile(out / "metrics.json", "w")
     metrics.handle.write(json.dumps(report, indent=2) + "\n")

@@ -3,8 +3,9 @@
 Each task's prediction for an item is read through a small function that returns
 (label, confidence), or None when the model made no prediction there (row or column absent, or
 null). The label conventions are decided here, once:
-- binary dissatisfaction: P(dissatisfied) = p1 + p2 from `satisfaction_probs`, dissatisfied
-  when it is above 0.5, confidence max(P, 1 - P); without probabilities, rating <= 2 with
+- binary dissatisfaction: the labeler's `dissatisfied` decision (P(rating <= 2) above its
+  cutoff) with `dissatisfied_confidence`; in files without it, P = p1 + p2 from
+  `satisfaction_probs` above 0.5, confidence max(P, 1 - P), or else rating <= 2 with
   `satisfaction_confidence`;
 - feedback flags: the probability of True above 0.5, confidence max(p, 1 - p);
 - goal success: the outcome of the predicted goal on the reference goal's last turn (see
@@ -98,10 +99,18 @@ def _slots(preds: Predictions, key: Key) -> Prediction | None:
     return spans, preds.get(key, "slots_confidence")
 
 
-def _dissatisfaction(preds: Predictions, key: Key) -> Prediction | None:
+def dissatisfaction_probability(preds: Predictions, key: Key) -> float | None:
+    """P(rating <= 2) for one turn, None where the model gave no satisfaction probabilities."""
     probs = preds.get(key, "satisfaction_probs")
-    if probs:
-        p = float(probs[0] + probs[1])
+    return float(probs[0] + probs[1]) if probs else None
+
+
+def _dissatisfaction(preds: Predictions, key: Key) -> Prediction | None:
+    decided = preds.get(key, "dissatisfied")
+    if decided is not None:
+        return bool(decided), preds.get(key, "dissatisfied_confidence")
+    p = dissatisfaction_probability(preds, key)
+    if p is not None:
         return p > 0.5, max(p, 1.0 - p)
     rating = preds.get(key, "satisfaction")
     if rating is None:

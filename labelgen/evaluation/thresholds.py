@@ -102,6 +102,46 @@ def summarize(
         out["human_precision"] = human
         out["threshold_at_human"] = at_human[0] if at_human else None
         out["coverage_at_human"] = at_human[1] if at_human else 0.0
+        if len(human_correct) == len(correct):
+            out["half_human_error"] = half_human_error(confidence, correct, human_correct)
+    return out
+
+
+def half_human_error(
+    confidence: Sequence[float], correct: Sequence[bool], human_correct: Sequence[bool]
+) -> dict[str, Any]:
+    """Where the model's error on the labels it keeps is at most half the single annotator's
+    error on the same items: the widest such cut (threshold, coverage, both errors), and both
+    errors at the first cut keeping at least half of the items.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    order = np.argsort(-conf, kind="stable")
+    conf = conf[order]
+    model_wrong = np.cumsum(1.0 - np.asarray(correct, dtype=np.float64)[order])
+    human_wrong = np.cumsum(1.0 - np.asarray(human_correct, dtype=np.float64)[order])
+    out: dict[str, Any] = {"threshold": None, "coverage": 0.0}
+    if conf.size == 0:
+        return out
+    last = np.flatnonzero(np.append(conf[1:] != conf[:-1], True))
+    kept = last + 1
+    model_error, human_error = model_wrong[last] / kept, human_wrong[last] / kept
+    coverage = kept / conf.size
+    ok = np.flatnonzero(model_error <= human_error / 2 + 1e-12)
+    if ok.size:
+        i = ok[-1]
+        out.update(
+            threshold=float(conf[last[i]]),
+            coverage=float(coverage[i]),
+            model_error=float(model_error[i]),
+            human_error=float(human_error[i]),
+        )
+    half = int(np.flatnonzero(coverage >= 0.5)[0])
+    out["at_half_coverage"] = {
+        "threshold": float(conf[last[half]]),
+        "coverage": float(coverage[half]),
+        "model_error": float(model_error[half]),
+        "human_error": float(human_error[half]),
+    }
     return out
 
 
@@ -112,12 +152,37 @@ def calibrated(summary: Mapping[str, Any]) -> float:
     return UNREACHABLE if value is None else float(value)
 
 
+def best_f1_cutoff(probabilities: Sequence[float], gold: Sequence[bool]) -> float | None:
+    """The decision cutoff on P(positive) with the best F1 on these items (`p > cutoff` is
+    positive), halfway between neighbouring probabilities; None without a positive item.
+
+    For a rare class (3% of USS turns are dissatisfied) 0.5 on a probability trained towards
+    the annotators' vote shares almost never fires; F1 wants a lower cutoff, chosen on data
+    that is not scored.
+    """
+    p = np.asarray(probabilities, dtype=float)
+    y = np.asarray(gold, dtype=bool)
+    if not y.any():
+        return None
+    order = np.argsort(-p, kind="stable")
+    p, y = p[order], y[order]
+    tp = np.cumsum(y)
+    k = np.arange(1, len(p) + 1)
+    f1 = 2 * tp / (k + y.sum())
+    # only cut between distinct probabilities: everything at one value goes the same way
+    distinct = np.append(p[1:] < p[:-1], True)
+    best = int(np.argmax(np.where(distinct, f1, -1.0)))
+    below = p[best + 1] if best + 1 < len(p) else 0.0
+    return float((p[best] + below) / 2)
+
+
 def write_calibration(
     path: str | Path,
     thresholds: Mapping[str, float],
     target: float | None = None,
     source: str | None = None,
     other: Mapping[str, float] | None = None,
+    cutoffs: Mapping[str, float] | None = None,
 ) -> Path:
     """Writes `{"thresholds": {...}, "target": ..., "source": ...}` for `labelgen label`.
 
@@ -127,6 +192,8 @@ def write_calibration(
         source: what the thresholds were measured on (reference and predictions paths).
         other: thresholds of tasks the labeler has no gate for (kept apart, since it rejects
             unknown task names), e.g. binary dissatisfaction.
+        cutoffs: decision cutoffs the labeler applies, e.g. {"dissatisfaction": 0.2}: a turn
+            is labeled dissatisfied when P(rating <= 2) is above it.
     """
     for task, value in {**thresholds, **(other or {})}.items():
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -138,6 +205,8 @@ def write_calibration(
     }
     if other:
         payload["other_thresholds"] = {task: float(v) for task, v in other.items()}
+    if cutoffs:
+        payload["cutoffs"] = {task: float(v) for task, v in cutoffs.items()}
     path = Path(path)
     file = AtomicFile(path, "w")
     file.handle.write(json.dumps(payload, indent=2) + "\n")

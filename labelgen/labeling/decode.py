@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from labelgen.data.features import SEGMENT_TAGS
 
@@ -23,6 +26,48 @@ def decode_goals(tags: list[int]) -> list[int]:
             current, count = count, count + 1
         goals.append(current)
     return goals
+
+
+@lru_cache(maxsize=8)
+def _inside_links(tag_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the I-x tags and of the B-x tag each may follow (besides itself)."""
+    index = {name: i for i, name in enumerate(tag_names)}
+    inside = [i for i, n in enumerate(tag_names) if n.startswith("I-") and "B-" + n[2:] in index]
+    begin = [index["B-" + tag_names[i][2:]] for i in inside]
+    return np.array(inside, dtype=np.int64), np.array(begin, dtype=np.int64)
+
+
+def viterbi_bio(probs: np.ndarray, tag_names: list[str]) -> tuple[list[int], list[float]]:
+    """The most probable tag sequence in which every I-x follows a B-x or an I-x.
+
+    probs [L, T]: per-token tag probabilities. Token-wise argmax breaks values apart ("the" as
+    B-date, "12th" as B-other) where the model hesitates inside a span; the constraint makes
+    the tags one reading of the utterance. O(L * T): an I-x has two possible predecessors,
+    every other tag may follow anything. Returns the tags and each token's probability of its
+    tag.
+    """
+    length = len(probs)
+    if length == 0:
+        return [], []
+    inside, begin = _inside_links(tuple(tag_names))
+    logp = np.log(np.clip(probs, 1e-12, None))
+    score = logp[0].copy()
+    score[inside] = -np.inf  # an utterance cannot open inside a value
+    back = np.zeros((length, probs.shape[1]), dtype=np.int64)
+    for t in range(1, length):
+        prev = int(score.argmax())
+        new = score[prev] + logp[t]
+        back[t] = prev
+        from_begin = score[begin] >= score[inside]
+        best = np.where(from_begin, score[begin], score[inside])
+        new[inside] = best + logp[t, inside]
+        back[t, inside] = np.where(from_begin, begin, inside)
+        score = new
+    tags = [int(score.argmax())]
+    for t in range(length - 1, 0, -1):
+        tags.append(int(back[t, tags[-1]]))
+    tags.reverse()
+    return tags, [float(probs[t, tag]) for t, tag in enumerate(tags)]
 
 
 def decode_slots(

@@ -45,6 +45,13 @@ class LabelJob:
     strategy: str = "auto"
     num_workers: int = 0
     precision: str | None = None
+    dissatisfaction_cutoff: float = 0.5
+    """A turn is labeled dissatisfied when P(rating <= 2) is above this; `labelgen evaluate`
+    picks the best-F1 cutoff on held-out labeled data (calibration.json `cutoffs`)."""
+    encoder_cache: bool = False
+    """Reuse the frozen encoder's in-process cache of turn states (a benchmark labeling the
+    same turns with several models). Off by default: a cached turn was encoded in another
+    batch, so its labels can differ from an uncached run in the last bits."""
     threads: int = 1
     """CPU threads per process. Float sums can round differently with another thread count, so
     a fixed count keeps labels bit-identical however many processes share the work; on CPU,
@@ -55,6 +62,10 @@ class LabelJob:
         if unknown:
             raise ValueError(
                 f"thresholds for unknown tasks {sorted(unknown)}; tasks: {', '.join(GATED_TASKS)}"
+            )
+        if not 0.0 < self.dissatisfaction_cutoff < 1.0:
+            raise ValueError(
+                f"dissatisfaction_cutoff must be in (0, 1), got {self.dissatisfaction_cutoff}"
             )
         if self.shard_size < 1 or self.batch_size < 1:
             raise ValueError("shard_size and batch_size must be >= 1")
@@ -94,7 +105,7 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
     output.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(job.threads)
     module = load_model(job.model)
-    module.encoder.cache_enabled = False
+    module.encoder.cache_enabled = job.encoder_cache
     tokenizer = load_tokenizer(module.hparams["tokenizer"])
     fusion_audio = module.audio_encoder is not None
     if fusion_audio and job.audio_root is None:
@@ -113,7 +124,7 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
         job.shard_size,
         job.batch_size,
     )
-    writer = ShardWriter(output, module.space, job.thresholds)
+    writer = ShardWriter(output, module.space, job.thresholds, job.dissatisfaction_cutoff)
     throughput = LabelingProgress()
     trainer = L.Trainer(
         accelerator=job.accelerator,
@@ -146,6 +157,7 @@ def _manifest(output: Path, job: LabelJob, rate: float) -> dict[str, Any]:
             t: 1 - reviewed[t] / totals["turns"] if totals["turns"] else 0.0 for t in GATED_TASKS
         },
         "thresholds": job.thresholds,
+        "dissatisfaction_cutoff": job.dissatisfaction_cutoff,
         "model": job.model,
         "input": job.input,
     }
@@ -167,3 +179,11 @@ def parse_thresholds(pairs: list[str], calibration: str | None) -> dict[str, flo
         except ValueError:
             raise ValueError(f"--threshold {pair!r}: write TASK=P, e.g. intent=0.9") from None
     return thresholds
+
+
+def read_cutoff(calibration: str | None, task: str = "dissatisfaction") -> float | None:
+    """A decision cutoff from a calibration file, None when it has none for the task."""
+    if not calibration:
+        return None
+    value = json.loads(Path(calibration).read_text()).get("cutoffs", {}).get(task)
+    return None if value is None else float(value)

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from labelgen.data.atomic import AtomicFile
 from labelgen.data.features import FEEDBACK, SEGMENT_TAGS, FeatureSpace
 from labelgen.data.rejects import RejectWriter
-from labelgen.labeling.decode import decode_slots
+from labelgen.labeling.decode import decode_slots, viterbi_bio
 from labelgen.labeling.shards import (
     DONE_DIR,
     REJECTS_DIR,
@@ -51,6 +51,8 @@ LABEL_SCHEMA = pa.schema(
         ("satisfaction", pa.int32()),
         ("satisfaction_probs", pa.list_(pa.float64())),
         ("satisfaction_confidence", pa.float64()),
+        ("dissatisfied", pa.bool_()),
+        ("dissatisfied_confidence", pa.float64()),
         ("defect", pa.float64()),
         *[(name, pa.float64()) for name in FEEDBACK],
         ("review", pa.list_(pa.string())),
@@ -63,11 +65,18 @@ GATED_TASKS = ("intent", "segment", "goal_success", "slots", "satisfaction")
 
 
 class ShardWriter(BasePredictionWriter):
-    def __init__(self, output: Path, space: FeatureSpace, thresholds: dict[str, float]) -> None:
+    def __init__(
+        self,
+        output: Path,
+        space: FeatureSpace,
+        thresholds: dict[str, float],
+        dissatisfaction_cutoff: float = 0.5,
+    ) -> None:
         super().__init__(write_interval="batch")
         self.output = output
         self.space = space
         self.thresholds = thresholds
+        self.cutoff = dissatisfaction_cutoff
         self._rows: dict[int, list[dict[str, Any]]] = {}
         self.totals: Counter[str] = Counter()
 
@@ -102,7 +111,7 @@ class ShardWriter(BasePredictionWriter):
                 }
                 self._turn_labels(row, probs, best, flat)
                 if "slots" in probs:
-                    self._slots(row, best["slots"], batch, flat, turn.user_text)
+                    self._slots(row, probs["slots"], batch, flat, turn.user_text)
                 if "goal_success" in probs:
                     g = int(probs["goal"][flat])
                     if g >= 0:
@@ -134,18 +143,32 @@ class ShardWriter(BasePredictionWriter):
             row["segment"] = SEGMENT_TAGS[int(best["segment"].indices[flat])]
             row["segment_confidence"] = float(best["segment"].values[flat])
         if "satisfaction" in probs:
-            row["satisfaction"] = int(best["satisfaction"].indices[flat]) + 1
-            row["satisfaction_probs"] = probs["satisfaction"][flat].double().tolist()
-            row["satisfaction_confidence"] = float(best["satisfaction"].values[flat])
+            self._satisfaction(row, probs["satisfaction"][flat].double().tolist())
         for name in ("defect", *FEEDBACK):
             if name in probs:
                 row[name] = float(probs[name][flat, 1])
 
-    def _slots(self, row, best, batch, flat, text) -> None:
+    def _satisfaction(self, row: dict[str, Any], p: list[float]) -> None:
+        """Dissatisfied when P(rating <= 2) is above the cutoff; the rating is the likeliest
+        one on the side of that decision, so the 5-point and the binary label agree.
+        Confidence in the decision runs from 0.5 at the cutoff to 1 at P = 0 or 1."""
+        low = p[0] + p[1]
+        c = self.cutoff
+        dissatisfied = low > c
+        side = range(0, 2) if dissatisfied else range(2, len(p))
+        rating = max(side, key=lambda i: p[i])
+        row["satisfaction"] = rating + 1
+        row["satisfaction_probs"] = p
+        row["satisfaction_confidence"] = p[rating]
+        row["dissatisfied"] = dissatisfied
+        margin = (low - c) / (1 - c) if dissatisfied else (c - low) / c
+        row["dissatisfied_confidence"] = 0.5 + 0.5 * margin
+
+    def _slots(self, row, probs, batch, flat, text) -> None:
         n = int(batch["user_len"][flat])
-        conf = best.values[flat, :n].tolist()
+        tags, conf = viterbi_bio(probs[flat, :n].double().numpy(), self.space.slot_tags)
         row["slots"] = decode_slots(
-            best.indices[flat, :n].tolist(),
+            tags,
             conf,
             batch["meta"].user_offsets[flat],
             self.space.slot_tags,

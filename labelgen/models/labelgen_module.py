@@ -148,7 +148,6 @@ class LabelGenModule(L.LightningModule):
                 d,
                 len(self.space.slot_tags),
                 dialogue.dropout,
-                dialogue.heads,
             )
             if "slots" in self.tasks.weights
             else None

@@ -213,3 +213,29 @@ def test_render_prints_one_line_per_score(synth_log):
     assert "single annotator" in text and "dissatisfaction" in text
     n_scores = sum(len(s["human"]) for s in report["tasks"].values())
     assert len(text.splitlines()) == 1 + n_scores
+
+
+def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log, synth_dialogues):
+    # P(dissatisfied) 0.3 where the gold says dissatisfied, 0.1 elsewhere: 0.5 never fires
+    rows = gold_rows(synth_dialogues)
+    low, high = [0.05, 0.05, 0.3, 0.3, 0.3], [0.15, 0.15, 0.3, 0.2, 0.2]
+    for row in rows.values():
+        if row.get("satisfaction_probs"):
+            row["satisfaction_probs"] = high if row["satisfaction_probs"][0] > 0.3 else low
+    report = evaluate(
+        write_predictions(tmp_path / "a", rows), synth_log, out_dir=tmp_path / "a", **FAST
+    )
+    assert _value(report["tasks"]["dissatisfaction"], "model", "f1") == 0.0
+    cutoff = report["calibration"]["cutoffs"]["dissatisfaction"]
+    assert cutoff == pytest.approx(0.2)
+    payload = json.loads((tmp_path / "a" / "calibration.json").read_text())
+    assert payload["cutoffs"] == {"dissatisfaction": cutoff}
+    # the labeler's decision column, when present, is what gets scored
+    for row in rows.values():
+        if row.get("satisfaction_probs"):
+            p = row["satisfaction_probs"][0] + row["satisfaction_probs"][1]
+            row.update(dissatisfied=p > cutoff, dissatisfied_confidence=0.9)
+    report = evaluate(
+        write_predictions(tmp_path / "b", rows), synth_log, out_dir=tmp_path / "b", **FAST
+    )
+    assert _value(report["tasks"]["dissatisfaction"], "model", "f1") == 1.0

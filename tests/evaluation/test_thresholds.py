@@ -7,7 +7,9 @@ import pytest
 
 from labelgen.evaluation.thresholds import (
     UNREACHABLE,
+    best_f1_cutoff,
     calibrated,
+    half_human_error,
     lowest_threshold,
     read_calibration,
     summarize,
@@ -68,13 +70,54 @@ def test_calibration_round_trip(tmp_path):
         target=0.95,
         source="test",
         other={"dissatisfaction": 0.7},
+        cutoffs={"dissatisfaction": 0.21},
     )
     assert read_calibration(path) == {"intent": 0.83, "slots": UNREACHABLE}
     payload = json.loads(path.read_text())
     assert payload["target"] == 0.95 and payload["source"] == "test"
     assert payload["other_thresholds"] == {"dissatisfaction": 0.7}
+    assert payload["cutoffs"] == {"dissatisfaction": 0.21}
     with pytest.raises(ValueError):
         write_calibration(tmp_path / "bad.json", {"intent": float("nan")})
     (tmp_path / "empty.json").write_text("{}")
     with pytest.raises(ValueError):
         read_calibration(tmp_path / "empty.json")
+
+
+def test_best_f1_cutoff_beats_every_other_cutoff():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.choice([0.05, 0.1, 0.2, 0.3, 0.6, 0.9], size=40)
+        gold = rng.random(40) < p  # rare and noisy, like dissatisfaction
+        if not gold.any():
+            continue
+        cutoff = best_f1_cutoff(p, gold)
+        best = f1_score(gold, p > cutoff)
+        for other in np.linspace(0, 1, 101):
+            assert f1_score(gold, p > other, zero_division=0) <= best + 1e-12
+        assert cutoff not in set(p)  # halfway between neighbours, never on a probability
+    assert best_f1_cutoff([0.2, 0.9], [False, False]) is None
+    assert best_f1_cutoff([0.2, 0.3, 0.9], [False, True, True]) == pytest.approx(0.25)
+
+
+def test_half_human_error_on_the_kept_items():
+    conf = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    model = [True, True, True, False, False, False]
+    human = [False, True, True, True, True, True]
+    out = half_human_error(conf, model, human)
+    # keeping 3: model error 0 <= 1/3 / 2; keeping 4: 1/4 > (1/4) / 2
+    assert out["threshold"] == 0.7 and out["coverage"] == 0.5
+    assert out["model_error"] == 0.0 and out["human_error"] == pytest.approx(1 / 3)
+    assert out["at_half_coverage"] == {
+        "threshold": 0.7,
+        "coverage": 0.5,
+        "model_error": 0.0,
+        "human_error": pytest.approx(1 / 3),
+    }
+    never = half_human_error([0.9, 0.8], [False, True], [True, True])
+    assert never["threshold"] is None and never["coverage"] == 0.0
+    assert never["at_half_coverage"]["model_error"] == 1.0
+    full = summarize(conf, model, human, target=0.9)
+    assert full["half_human_error"] == out

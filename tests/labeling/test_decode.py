@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
+
 from labelgen.labeling.decode import BEGIN as B
 from labelgen.labeling.decode import INSIDE as I
 from labelgen.labeling.decode import OUTSIDE as O
-from labelgen.labeling.decode import decode_goals, decode_slots
+from labelgen.labeling.decode import decode_goals, decode_slots, viterbi_bio
 
 
 def test_goals_from_segment_tags():
@@ -27,3 +31,41 @@ def test_slot_spans_from_bio_tags():
     # I of another slot starts a new span; a dangling I starts one too
     spans = decode_slots([2, 4], [0.5, 0.5], offsets[1:3], names, text)
     assert [(s["slot"], s["value"]) for s in spans] == [("song", "Purple"), ("artist", "Haze")]
+
+
+NAMES = ["O", "B-date", "I-date", "B-time", "I-time"]
+
+
+def _valid(tags: list[int]) -> bool:
+    previous = "O"
+    for tag in tags:
+        name = NAMES[tag]
+        if name.startswith("I-") and previous[2:] != name[2:]:
+            return False
+        previous = name
+    return True
+
+
+def test_viterbi_finds_the_best_valid_bio_sequence():
+    rng = np.random.default_rng(0)
+    for length in (1, 2, 3, 4):
+        for _ in range(20):
+            probs = rng.dirichlet(np.ones(len(NAMES)), size=length)
+            tags, conf = viterbi_bio(probs, NAMES)
+            # brute force over every valid sequence
+            best = max(
+                (seq for seq in itertools.product(range(len(NAMES)), repeat=length) if _valid(seq)),
+                key=lambda seq: sum(np.log(probs[t, s]) for t, s in enumerate(seq)),
+            )
+            assert tags == list(best)
+            assert conf == [float(probs[t, s]) for t, s in enumerate(best)]
+    assert viterbi_bio(np.zeros((0, len(NAMES))), NAMES) == ([], [])
+
+
+def test_viterbi_keeps_a_hesitant_value_whole():
+    # "the 12th": token-wise argmax says O for "the", I-date for "12th" (a value cut short);
+    # the best valid reading takes "the" into the date
+    probs = np.array([[0.5, 0.4, 0.0, 0.1, 0.0], [0.3, 0.1, 0.6, 0.0, 0.0]])
+    assert probs.argmax(1).tolist() == [0, 2]
+    tags, _ = viterbi_bio(probs, NAMES)
+    assert tags == [1, 2]

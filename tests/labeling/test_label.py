@@ -168,3 +168,25 @@ def test_bad_model_path_and_threshold_are_usage_errors(tmp_path, log, capsys):
     )
     err = capsys.readouterr().err
     assert "does not exist" in err and "TASK=P" in err
+
+
+def test_calibrated_cutoff_decides_dissatisfaction(tmp_path, tiny_model_dir, log):
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(json.dumps({"thresholds": {}, "cutoffs": {"dissatisfaction": 1e-6}}))
+    manifest = _label(tmp_path / "low", tiny_model_dir, log, "--calibration", str(calibration))
+    assert manifest["dissatisfaction_cutoff"] == 1e-6
+    rows = pq.read_table(tmp_path / "low").to_pylist()
+    assert all(r["dissatisfied"] and r["satisfaction"] <= 2 for r in rows)
+    # the command line wins over the file
+    _label(
+        tmp_path / "high",
+        tiny_model_dir,
+        log,
+        "--calibration",
+        str(calibration),
+        "--dissatisfaction-cutoff",
+        "0.999999",
+    )
+    rows = pq.read_table(tmp_path / "high").to_pylist()
+    assert not any(r["dissatisfied"] for r in rows)
+    assert all(r["satisfaction"] >= 3 for r in rows)

@@ -29,39 +29,37 @@ class SlotHead(nn.Module):
     value can be read differently depending on what the system just asked.
 
     Tokens are projected and normalized before they meet the context (a frozen encoder's raw
-    states are badly scaled for a classifier), then one Transformer layer over the utterance's
-    tokens lets a tag depend on its neighbours (B before I, multi-word values).
+    states are badly scaled for a classifier), then a bidirectional LSTM over the utterance's
+    tokens lets a tag depend on its neighbours in order (B before I, where a multi-word value
+    ends). A Transformer layer here had no positions and split "San Diego" into two values.
     """
 
-    def __init__(
-        self, token_dim: int, d_model: int, n_tags: int, dropout: float = 0.1, heads: int = 4
-    ) -> None:
+    def __init__(self, token_dim: int, d_model: int, n_tags: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.tokens = nn.Linear(token_dim, d_model)
         self.context = nn.Linear(d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
-        self.mix = nn.TransformerEncoderLayer(
-            d_model,
-            heads if d_model % heads == 0 else 1,
-            dim_feedforward=2 * d_model,
-            dropout=dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.out = nn.Linear(d_model, n_tags)
+        self.lstm = nn.LSTM(d_model, d_model // 2, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * (d_model // 2), n_tags)
 
     def forward(
         self, tokens: torch.Tensor, turns: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """tokens [N, Lu, H], turns [N, D], mask [N, Lu] (True = a real token) -> logits."""
         x = self.norm(self.tokens(tokens) + self.context(turns).unsqueeze(1))
-        padding = None
-        if mask is not None:
-            padding = ~mask
-            # a row with no real token would attend to nothing and turn to NaN
-            padding[padding.all(1)] = False
-        return self.out(self.mix(x, src_key_padding_mask=padding))
+        width = x.shape[1]
+        if mask is None:
+            lengths = torch.full((x.shape[0],), width, dtype=torch.long)
+        else:
+            # packed, so the backward direction starts at the last real token, not at padding
+            lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        y, _ = self.lstm(packed)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=width)
+        return self.out(self.dropout(y))
 
 
 class GoalSuccessHead(nn.Module):

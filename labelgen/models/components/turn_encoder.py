@@ -25,6 +25,10 @@ class EncoderConfig:
     """Attention kernel passed to transformers; sdpa uses PyTorch's fused attention."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long turns / big batches."""
+    layers: int = 1
+    """Token states are the mean of the encoder's last `layers` layers. A sentence encoder's
+    last layer is trained to be averaged into one vector; the layers below it keep more of
+    each token (where a value starts and ends), which the slot tagger needs."""
     frozen: bool = False
     """Keep the encoder's weights fixed and encode each distinct turn once per process: its
     token states are cached in memory (float16), so later epochs, stages and folds skip the
@@ -33,11 +37,13 @@ class EncoderConfig:
     """At most this many turns in the frozen cache (the oldest are dropped first)."""
 
     def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise ValueError(f"encoder.layers must be at least 1, got {self.layers}")
         if self.pretrained is None and "model_type" not in self.architecture:
             raise ValueError("encoder: give `pretrained` or an `architecture` with a model_type")
 
 
-_SHARED_CACHES: dict[tuple[str, str], OrderedDict[bytes, torch.Tensor]] = {}
+_SHARED_CACHES: dict[tuple[str, str, int], OrderedDict[bytes, torch.Tensor]] = {}
 
 
 class TurnEncoder(nn.Module):
@@ -78,7 +84,7 @@ class TurnEncoder(nn.Module):
         # encodes nothing again.
         if config.frozen and config.pretrained is not None:
             self._cache = _SHARED_CACHES.setdefault(
-                (config.pretrained, config.attn_implementation), OrderedDict()
+                (config.pretrained, config.attn_implementation, config.layers), OrderedDict()
             )
         else:
             self._cache = OrderedDict()
@@ -114,9 +120,14 @@ class TurnEncoder(nn.Module):
         kwargs = {}
         if self.use_token_types and token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        return self.model(
-            input_ids=input_ids, attention_mask=attention_mask, **kwargs
-        ).last_hidden_state
+        if self.config.layers == 1:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, **kwargs
+            ).last_hidden_state
+        hidden = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kwargs
+        ).hidden_states
+        return torch.stack(hidden[-self.config.layers :]).mean(0)
 
     @torch.no_grad()
     def _cached_states(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:

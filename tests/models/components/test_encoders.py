@@ -33,6 +33,19 @@ def test_pretrained_minilm_loads_offline_with_segments():
 def test_encoder_config_needs_weights_or_architecture():
     with pytest.raises(ValueError, match="architecture"):
         EncoderConfig(pretrained=None)
+    with pytest.raises(ValueError, match="layers"):
+        EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, layers=0)
+
+
+def test_token_states_average_the_last_layers():
+    torch.manual_seed(0)
+    config = EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, layers=2)
+    encoder = TurnEncoder(config, MINILM).eval()
+    ids = torch.tensor([[0, 2000, 2001, 2]])
+    states, _ = encoder(ids, torch.ones_like(ids))
+    hidden = encoder.model(input_ids=ids, output_hidden_states=True).hidden_states
+    torch.testing.assert_close(states, (hidden[-1] + hidden[-2]) / 2)
+    assert not torch.allclose(states, hidden[-1])
 
 
 def test_dialogue_encoder_context_switch():
@@ -83,7 +96,7 @@ def test_goal_head_pools_member_turns_only():
 
 def test_slot_head_depends_on_turn_context_and_ignores_padding():
     torch.manual_seed(0)
-    head = SlotHead(8, 4, 5, dropout=0.0, heads=2).eval()
+    head = SlotHead(8, 4, 5, dropout=0.0).eval()
     tokens = torch.randn(2, 3, 8)
     a = head(tokens, torch.zeros(2, 4))
     b = head(tokens, torch.randn(2, 4))
@@ -97,6 +110,17 @@ def test_slot_head_depends_on_turn_context_and_ignores_padding():
     assert torch.isfinite(
         head(tokens, torch.zeros(2, 4), torch.zeros(2, 3, dtype=torch.bool))
     ).all()
+
+
+def test_slot_head_reads_token_order():
+    # B-x then I-x needs to know which token came first: the same tokens in another order
+    # must tag differently (a position-free layer gave each token the same tag either way)
+    torch.manual_seed(0)
+    head = SlotHead(8, 4, 5, dropout=0.0).eval()
+    tokens, turns = torch.randn(1, 3, 8), torch.zeros(1, 4)
+    order = torch.tensor([2, 1, 0])
+    reordered = head(tokens[:, order], turns)[:, order]
+    assert not torch.allclose(head(tokens, turns), reordered)
 
 
 def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():

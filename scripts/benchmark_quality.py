@@ -114,7 +114,7 @@ def train(
     module = LabelGenModule(
         encoder=EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True, layers=args.layers),
         dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
-        tasks=TaskConfig(weights=weights),
+        tasks=TaskConfig(weights=weights, goal_success_balance=0.5),
         optim=OptimConfig(lr=1e-3, warmup_fraction=0.05),
         tokenizer=MINILM,
         feature_space=dm.feature_space,
@@ -203,6 +203,8 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "no_pretraining": train(out / "no-pretraining", train_log, val_log, SGD_TASKS, args),
         "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
     }
+    # USS training starts from these (SGD's dialogues are USS-SGD's dialogues)
+    args.sgd_models = {"model": models["model"], "baseline": models["baseline"]}
     results: dict[str, Any] = {
         "train_dialogues": len(train_dialogues) - cut,
         "dev_seen": len(seen),
@@ -222,6 +224,13 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
                 "goal_success_macro_f1": headline(report, "goal_success", "macro_f1"),
             }
     return results
+
+
+def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
+    """The SGD-trained model a USS model starts from (multi-task in sequence: SGD's tasks,
+    then satisfaction); None when the SGD half did not run."""
+    model = getattr(args, "sgd_models", {}).get(name)
+    return None if model is None else str(model)
 
 
 def uss(args: argparse.Namespace) -> dict[str, Any]:
@@ -244,7 +253,13 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         test_log = write_log(held_out, fold_dir / "test.parquet")
         for name, context in (("model", True), ("baseline", False)):
             checkpoint = train(
-                fold_dir / name, train_log, val_log, USS_TASKS, args, context=context
+                fold_dir / name,
+                train_log,
+                val_log,
+                USS_TASKS,
+                args,
+                context=context,
+                init_from=_sgd_model(args, name),
             )
             calibration = calibrate(checkpoint, val_log, fold_dir / f"calibrate-{name}", args)
             cutoffs.setdefault(name, []).append(read_cutoff(str(calibration)))
@@ -283,6 +298,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
             val_log,
             USS_TASKS,
             args,
+            init_from=_sgd_model(args, "model"),
         )
         calibration = calibrate(checkpoint, val_log, out / "calibrate-all", args)
     for extra in args.uss_eval:

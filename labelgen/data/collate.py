@@ -89,8 +89,11 @@ class Collator:
         user_tags = [tags for r in records for tags in r["slot_tags"]]
         user_width = max(1, max(len(t) for t in user_tags))
         slot_tags = torch.full((len(pairs), user_width), IGNORE)
-        for i, tags in enumerate(user_tags):
+        shapes = torch.zeros((len(pairs), user_width), dtype=torch.long)
+        user_shapes = [s for r in records for s in r["user_shapes"]]
+        for i, (tags, shape) in enumerate(zip(user_tags, user_shapes, strict=True)):
             slot_tags[i, : len(tags)] = torch.tensor(tags, dtype=torch.long)
+            shapes[i, : len(shape)] = torch.tensor(shape, dtype=torch.long)
         user_len = torch.tensor([len(u) for r in records for u in r["user_ids"]])
         system_len = torch.tensor([len(x) for r in records for x in r["system_ids"]])
         return {
@@ -100,6 +103,7 @@ class Collator:
             "attention_mask": attention,
             "token_type_ids": token_types,
             "slot_tags": slot_tags,
+            "user_shapes": shapes,
             "user_len": user_len,
         }
 

@@ -40,6 +40,7 @@ class CorruptionConfig:
     user_columns: tuple[str, ...] = (
         "user_ids",
         "user_offsets",
+        "user_shapes",
         "slot_tags",
         "intent",
         "intent_votes",

@@ -60,6 +60,11 @@ def iter_dialogues(
         log.warning("%d records of %s broke the contract; reasons in %s", count, source, rejects)
 
 
+FEATURIZER_HASH = hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest()
+"""The featurizer's source as imported: hashed once, so a process whose code was edited on
+disk after it started keys its cache by the code it runs, not by the newer file."""
+
+
 def _featurized(source: str, fmt: str, settings: str, rejects: str) -> Iterator[dict[str, Any]]:
     # A module-level generator whose arguments are all strings: `datasets` fingerprints them,
     # so the tokenized log is cached and reused until the log or a setting changes.
@@ -146,7 +151,7 @@ class LogDataModule(L.LightningDataModule):
         return json.dumps(
             {
                 # A change to the featurizer's code must not reuse a stale cache.
-                "featurizer": hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest(),
+                "featurizer": FEATURIZER_HASH,
                 "tokenizer": hp.tokenizer,
                 "space": asdict(self.feature_space),
                 "max_user_tokens": hp.max_user_tokens,

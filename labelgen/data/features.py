@@ -42,6 +42,9 @@ class FeatureSpace:
     """Per feature, the values seen in training; value i has id i + 2."""
     numerical: dict[str, list[float]] = field(default_factory=dict)
     """Per feature, [mean, std] of the (log-scaled for counts) training values."""
+    goal_outcomes: list[int] = field(default_factory=lambda: [0, 0])
+    """Training goals that [failed, succeeded] (reference labels and annotator votes), for
+    class-balanced goal-success losses."""
 
     @property
     def slot_tags(self) -> list[str]:
@@ -56,7 +59,13 @@ class FeatureSpace:
         slots: Counter[str] = Counter()
         cats: dict[str, Counter[str]] = {name: Counter() for name in CATEGORICAL}
         sums = {name: [0, 0.0, 0.0] for name in NUMERICAL}
+        outcomes = [0, 0]
         for dialogue in dialogues:
+            for goal in dialogue.goals or []:
+                votes = [goal.success] + [a.success for a in goal.annotations or []]
+                for success in votes:
+                    if success is not None:
+                        outcomes[int(success)] += 1
             for turn in dialogue.turns:
                 if turn.intent is not None:
                     intents[turn.intent] += 1
@@ -86,6 +95,7 @@ class FeatureSpace:
                 n: sorted(k for k, v in c.items() if v >= min_count) for n, c in cats.items()
             },
             numerical=stats,
+            goal_outcomes=outcomes,
         )
 
     def save(self, path: str | Path) -> None:
@@ -120,6 +130,27 @@ def numerical_values(turn: Turn) -> dict[str, float | None]:
 
 def _flag(value: bool | None) -> int:
     return IGNORE if value is None else int(value)
+
+
+TOKEN_SHAPES = 11
+"""Shape ids of a user token: 0 padding, then (lower, Capitalized, UPPER, has a digit, other)
+x (starts a word, continues one)."""
+
+
+def token_shape(text: str, start: int, end: int) -> int:
+    """What an uncased encoder cannot see: the token's case and digits, and whether it opens
+    a word (a value's B-tag falls on a word start; a word's pieces share its tag)."""
+    piece = text[start:end]
+    if any(c.isdigit() for c in piece):
+        kind = 3
+    elif piece[:1].isupper():
+        kind = 2 if len(piece) > 1 and piece.isupper() else 1
+    elif piece[:1].islower():
+        kind = 0
+    else:
+        kind = 4
+    opens = start == 0 or not text[start - 1].isalnum() or not piece[:1].isalnum()
+    return 1 + 2 * kind + (0 if opens else 1)
 
 
 class Featurizer:
@@ -164,6 +195,10 @@ class Featurizer:
             "n_turns": len(turns),
             "user_ids": users["input_ids"],
             "user_offsets": [[list(o) for o in offs] for offs in users["offset_mapping"]],
+            "user_shapes": [
+                [token_shape(t.user_text, s, e) for s, e in offs]
+                for t, offs in zip(turns, users["offset_mapping"], strict=True)
+            ],
             "system_ids": systems,
             "categorical_user": [self._categorical(t, USER_CATEGORICAL) for t in turns],
             "categorical_system": [self._categorical(t, SYSTEM_CATEGORICAL) for t in turns],

@@ -32,6 +32,17 @@ def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+def class_weights(counts: list[int], balance: float) -> torch.Tensor:
+    """share^-balance per class, scaled so that the average training item weighs 1; classes
+    never seen weigh 1 (and so do all when balance is 0)."""
+    counts_t = torch.tensor(counts, dtype=torch.float32)
+    if balance == 0 or counts_t.sum() == 0:
+        return torch.ones(len(counts))
+    share = counts_t / counts_t.sum()
+    weights = torch.where(share > 0, share.clamp(min=1e-12) ** -balance, torch.ones(()))
+    return weights / (share * weights).sum()
+
+
 SOFT_TASKS = ("intent", "segment", "satisfaction")
 """Tasks whose targets come from the annotators' vote distribution where there is one."""
 
@@ -46,6 +57,10 @@ class TaskConfig:
     contrastive_temperature: float = 0.1
     soft_targets: bool = True
     """Learn from the annotators' label distribution where a turn has per-annotator labels."""
+    goal_success_balance: float = 0.0
+    """Weigh each goal outcome's loss by its training share to the power -balance: 0 plain,
+    0.5 inverse square root, 1 fully balanced. Failed goals are rare (about 2% in SGD), and
+    a plain loss can settle on "always succeeded"."""
 
     def __post_init__(self) -> None:
         known = {
@@ -63,6 +78,8 @@ class TaskConfig:
             raise ValueError(f"tasks: unknown task(s) {sorted(unknown)}; known: {sorted(known)}")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError("tasks: weights must be >= 0")
+        if not 0.0 <= self.goal_success_balance <= 1.0:
+            raise ValueError("tasks: goal_success_balance must be in [0, 1]")
 
 
 @dataclass
@@ -155,6 +172,11 @@ class LabelGenModule(L.LightningModule):
         self.goal_head = (
             GoalSuccessHead(d, dialogue.dropout) if ("goal_success" in self.tasks.weights) else None
         )
+        self.register_buffer(
+            "goal_class_weights",
+            class_weights(self.space.goal_outcomes, self.tasks.goal_success_balance),
+            persistent=False,
+        )
         self.contrast = None
         if "contrastive" in self.tasks.weights:
             h = self.encoder.hidden_size
@@ -211,7 +233,12 @@ class LabelGenModule(L.LightningModule):
             if user.shape[1] < width:  # defensive: never index past the turn
                 user = F.pad(user, (0, 0, 0, width - user.shape[1]))
             positions = torch.arange(width, device=user.device)[None, :]
-            out["slots"] = self.slot_head(user, context, positions < batch["user_len"][:, None])
+            out["slots"] = self.slot_head(
+                user,
+                context,
+                positions < batch["user_len"][:, None],
+                batch["user_shapes"][:, :width],
+            )
         if self.goal_head is not None and "goal" in batch:
             out["goal_success"] = self.goal_head(
                 context, batch["goal"], int(batch["goal_success"].shape[0])
@@ -248,17 +275,23 @@ class LabelGenModule(L.LightningModule):
             probs["goal_success"] = logits.float().softmax(-1)
         return probs
 
-    def _task_loss(self, logits, target, soft=None) -> torch.Tensor:
-        """Cross-entropy over labeled items only; soft rows (annotator votes) where present."""
+    def _task_loss(self, logits, target, soft=None, classes=None) -> torch.Tensor:
+        """Cross-entropy over labeled items only; soft rows (annotator votes) where present.
+        `classes`: a weight per class; an item weighs as its (expected) class."""
         logits = logits.float()
         has_hard = target != IGNORE
         per_item = F.cross_entropy(logits, target.clamp(min=0), reduction="none") * has_hard
         weight = has_hard.float()
+        if classes is not None:
+            weight = weight * classes[target.clamp(min=0)]
         if soft is not None and self.tasks.soft_targets:
             has_soft = soft.sum(-1) > 0
             soft_loss = -(soft * F.log_softmax(logits, -1)).sum(-1)
             per_item = torch.where(has_soft, soft_loss, per_item)
-            weight = torch.where(has_soft, 1.0, weight)
+            soft_weight = (
+                1.0 if classes is None else (soft * classes).sum(-1) / soft.sum(-1).clamp(min=1e-12)
+            )
+            weight = torch.where(has_soft, soft_weight, weight)
         # Dividing by the labeled count keeps the graph whole when a batch has no labels (DDP).
         return (per_item * weight).sum() / weight.sum().clamp(min=1.0)
 
@@ -279,7 +312,10 @@ class LabelGenModule(L.LightningModule):
             self._update(metrics, "slots_token_", flat, tags.reshape(-1))
         if self.goal_head is not None:  # even without goals: DDP needs every head in the graph
             losses["goal_success"] = self._task_loss(
-                out["goal_success"], batch["goal_success"], batch["goal_success_soft"]
+                out["goal_success"],
+                batch["goal_success"],
+                batch["goal_success_soft"],
+                self.goal_class_weights,
             )
             self._update(metrics, "goal_success_", out["goal_success"], batch["goal_success"])
         if self.contrast is not None:

@@ -79,3 +79,17 @@ def test_worker_processes_give_the_same_batches(tmp_path):
 def _loader(dm):
     dm.datasets["val"] = dm.datasets["train"]
     return dm.val_dataloader()
+
+
+def test_cache_is_keyed_by_the_featurizer_code_the_process_runs(tmp_path, monkeypatch):
+    from labelgen.data import datamodule
+
+    dm = LogDataModule(train="synth:4:0", tokenizer=MINILM, cache_dir=str(tmp_path / "c"))
+    before = dm._settings()
+    monkeypatch.setattr(datamodule, "FEATURIZER_HASH", "edited")
+    assert dm._settings() != before  # new featurizer code: a new cache
+    monkeypatch.undo()
+    # the file read again from disk is not the key: the code imported at start-up is
+    (tmp_path / "features.py").write_text("# edited after start-up\n")
+    monkeypatch.setattr(datamodule.features, "__file__", str(tmp_path / "features.py"))
+    assert dm._settings() == before

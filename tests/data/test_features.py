@@ -5,6 +5,7 @@ from labelgen.data.features import (
     IGNORE,
     MISSING,
     SEGMENT_TAGS,
+    TOKEN_SHAPES,
     UNKNOWN,
     FeatureSpace,
     Featurizer,
@@ -28,6 +29,15 @@ def test_feature_space_from_training_data_round_trips(tmp_path):
     assert "NONE" in space.intents and len(space.intents) > 5
     assert set(space.categorical) == set(CATEGORICAL)
     assert all(std > 0 for _, std in space.numerical.values())
+    votes = [
+        v
+        for d in dialogues
+        for g in d.goals or []
+        for v in [g.success] + [a.success for a in g.annotations or []]
+        if v is not None
+    ]
+    assert space.goal_outcomes == [votes.count(False), votes.count(True)]
+    assert 0 < space.goal_outcomes[0] < space.goal_outcomes[1]
     space.save(tmp_path / "space.json")
     assert FeatureSpace.load(tmp_path / "space.json") == space
     assert space.slot_tags[0] == "O" and len(space.slot_tags) == 1 + 2 * len(space.slots)
@@ -56,6 +66,22 @@ def test_slot_spans_become_bio_tags_on_user_tokens():
         ("now", "O"),
     ]
     assert record["slot_tags"][1] == [IGNORE]  # slots absent: every token masked
+
+
+def test_token_shapes_keep_case_digits_and_word_starts():
+    text = "Book NYC at 5pm, Kuleto's"
+    dialogue = Dialogue.model_validate({"dialogue_id": "d", "turns": [{"user_text": text}]})
+    record = _featurize(dialogue)
+    pieces = [text[s:e] for s, e in record["user_offsets"][0]]
+    shapes = dict(zip(pieces, record["user_shapes"][0], strict=True))
+    lower, capital, upper, digit, other = (1 + 2 * k for k in range(5))
+    assert shapes["Book"] == capital and shapes["NYC"] == upper and shapes["at"] == lower
+    assert shapes[","] == other and shapes["'"] == other
+    assert record["user_shapes"][0][pieces.index("5") + 1] == lower + 1  # "pm" continues "5pm"
+    assert shapes["5"] == digit
+    assert shapes["s"] == lower  # after the apostrophe: a word of its own
+    assert len(record["user_shapes"][0]) == len(record["user_ids"][0])
+    assert all(0 < s < TOKEN_SHAPES for s in record["user_shapes"][0])
 
 
 def test_full_dialogue_targets_votes_and_features():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labelgen.data.features import IGNORE
-from labelgen.models.labelgen_module import TaskConfig
+from labelgen.models.labelgen_module import TaskConfig, class_weights
 from tests.models.conftest import make_module
 
 
@@ -73,6 +73,26 @@ def test_soft_targets_take_the_annotator_distribution(finetune_dm):
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="unknown task"):
         TaskConfig(weights={"sentiment": 1.0})
+    with pytest.raises(ValueError, match="goal_success_balance"):
+        TaskConfig(goal_success_balance=2.0)
+
+
+def test_class_weights_lift_the_rare_outcome(finetune_dm):
+    torch.testing.assert_close(class_weights([2, 98], 0.0), torch.ones(2))
+    torch.testing.assert_close(class_weights([0, 0], 1.0), torch.ones(2))
+    full = class_weights([2, 98], 1.0)
+    torch.testing.assert_close(full, torch.tensor([25.0, 50 / 98]))  # each class half the mass
+    half = class_weights([2, 98], 0.5)
+    assert 1.0 < half[0] < full[0] and half[1] < 1.0
+    # the loss: a hard failure weighs w0, a soft row its expected class weight
+    logits, target = torch.randn(3, 2), torch.tensor([0, 1, IGNORE])
+    soft = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    module = make_module(finetune_dm)
+    w = torch.tensor([3.0, 1.0])
+    logp = logits.log_softmax(-1)
+    items = torch.stack([-logp[0, 0], -logp[1, 1], -(soft[2] * logp[2]).sum()])
+    expected = (items * torch.tensor([3.0, 1.0, 2.0])).sum() / 6.0
+    torch.testing.assert_close(module._task_loss(logits, target, soft, w), expected)
 
 
 def test_finetuning_loss_falls(finetune_dm):

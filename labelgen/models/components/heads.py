@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from labelgen.data.features import TOKEN_SHAPES
+
 
 class ClassifierHead(nn.Module):
     def __init__(self, d_model: int, n_classes: int, dropout: float = 0.1) -> None:
@@ -28,15 +30,18 @@ class SlotHead(nn.Module):
     """BIO tags per user token from the token's state and its turn's contextual vector, so a
     value can be read differently depending on what the system just asked.
 
-    Tokens are projected and normalized before they meet the context (a frozen encoder's raw
-    states are badly scaled for a classifier), then a bidirectional LSTM over the utterance's
-    tokens lets a tag depend on its neighbours in order (B before I, where a multi-word value
-    ends). A Transformer layer here had no positions and split "San Diego" into two values.
+    Each token's state is projected and joined with its shape (case, digits, word start: an
+    uncased encoder has lost them, and names are capitalized) and the turn's context, then
+    normalized (a frozen encoder's raw states are badly scaled for a classifier). A
+    bidirectional LSTM over the utterance's tokens lets a tag depend on its neighbours in
+    order (B before I, where a multi-word value ends); a Transformer layer here had no
+    positions and split "San Diego" into two values.
     """
 
     def __init__(self, token_dim: int, d_model: int, n_tags: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.tokens = nn.Linear(token_dim, d_model)
+        self.shapes = nn.Embedding(TOKEN_SHAPES, d_model, padding_idx=0)
         self.context = nn.Linear(d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.lstm = nn.LSTM(d_model, d_model // 2, batch_first=True, bidirectional=True)
@@ -44,10 +49,18 @@ class SlotHead(nn.Module):
         self.out = nn.Linear(2 * (d_model // 2), n_tags)
 
     def forward(
-        self, tokens: torch.Tensor, turns: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        turns: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        shapes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """tokens [N, Lu, H], turns [N, D], mask [N, Lu] (True = a real token) -> logits."""
-        x = self.norm(self.tokens(tokens) + self.context(turns).unsqueeze(1))
+        """tokens [N, Lu, H], turns [N, D], mask [N, Lu] (True = a real token), shapes [N, Lu]
+        (`token_shape` ids) -> logits [N, Lu, tags]."""
+        x = self.tokens(tokens) + self.context(turns).unsqueeze(1)
+        if shapes is not None:
+            x = x + self.shapes(shapes)
+        x = self.norm(x)
         width = x.shape[1]
         if mask is None:
             lengths = torch.full((x.shape[0],), width, dtype=torch.long)

@@ -57,6 +57,9 @@ class TaskConfig:
     contrastive_temperature: float = 0.1
     soft_targets: bool = True
     """Learn from the annotators' label distribution where a turn has per-annotator labels."""
+    slot_dim: int | None = None
+    """Width of the slot tagger (its LSTM runs over every user token: on CPU, the costliest
+    head); None: the dialogue encoder's d_model."""
     goal_success_balance: float = 0.0
     """Weigh each goal outcome's loss by its training share to the power -balance: 0 plain,
     0.5 inverse square root, 1 fully balanced. Failed goals are rare (about 2% in SGD), and
@@ -162,9 +165,10 @@ class LabelGenModule(L.LightningModule):
         self.slot_head = (
             SlotHead(
                 self.encoder.hidden_size,
-                d,
+                self.tasks.slot_dim or d,
                 len(self.space.slot_tags),
                 dialogue.dropout,
+                context_dim=d,
             )
             if "slots" in self.tasks.weights
             else None

@@ -51,12 +51,12 @@ def make_datamodule(cache, corruption=None, train="synth:48:0", **kwargs) -> Log
 
 
 def make_module(
-    dm: LogDataModule, weights=None, context=True, fusion=None, **kwargs
+    dm: LogDataModule, weights=None, context=True, fusion=None, task_options=None, **kwargs
 ) -> LabelGenModule:
     return LabelGenModule(
         encoder=TINY_ROBERTA,
         dialogue=DialogueConfig(d_model=32, layers=1, heads=2, dropout=0.0, context=context),
-        tasks=TaskConfig(weights=weights or ALL_TASKS),
+        tasks=TaskConfig(weights=weights or ALL_TASKS, **(task_options or {})),
         fusion=fusion,
         optim=OptimConfig(lr=3e-3, encoder_lr=1e-3),
         tokenizer=MINILM,

@@ -45,6 +45,12 @@ def test_forward_shapes(finetune_dm, finetune_batch):
     assert int(finetune_batch["turn_mask"].sum()) == n
     assert "defect" not in out
 
+    # a narrower slot tagger than the dialogue encoder
+    L.seed_everything(0)
+    narrow = make_module(finetune_dm, task_options={"slot_dim": 8})
+    assert narrow.slot_head.lstm.hidden_size == 4
+    assert narrow.eval()(finetune_batch)["slots"].shape == out["slots"].shape
+
 
 def test_masked_loss_ignores_absent_labels_and_keeps_the_graph(finetune_dm):
     module = make_module(finetune_dm)

@@ -45,6 +45,10 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     for name in ("model", "baseline"):
         assert uss[name]["human"]["accuracy"] is not None
         assert uss[name]["model"]["accuracy"] is not None
+        # one cutoff per fold, chosen on that fold's training slice (None: no dissatisfied turn)
+        assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
+        assert "at_half_coverage" in uss[name]["half_human_error"]
+    assert set(results["seconds_by_step"]) == {"train", "label", "calibrate"}
     # every USS dialogue was scored out of fold exactly once
     labels = list((tmp_path / "uss" / "oof-model").glob("part-*.parquet"))
     import pyarrow.parquet as pq

@@ -38,11 +38,18 @@ class SlotHead(nn.Module):
     positions and split "San Diego" into two values.
     """
 
-    def __init__(self, token_dim: int, d_model: int, n_tags: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        token_dim: int,
+        d_model: int,
+        n_tags: int,
+        dropout: float = 0.1,
+        context_dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.tokens = nn.Linear(token_dim, d_model)
         self.shapes = nn.Embedding(TOKEN_SHAPES, d_model, padding_idx=0)
-        self.context = nn.Linear(d_model, d_model)
+        self.context = nn.Linear(context_dim or d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.lstm = nn.LSTM(d_model, d_model // 2, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)

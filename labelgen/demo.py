@@ -39,7 +39,7 @@ def run_demo(dialogues: int = 800, seed: int = 0) -> dict[str, Any]:
     from labelgen.data.synth import synth_to_file
     from labelgen.evaluation.evaluate import evaluate
     from labelgen.evaluation.wandb_log import log_report
-    from labelgen.labeling.label import LabelJob, parse_thresholds, run_label
+    from labelgen.labeling.label import LabelJob, parse_thresholds, read_cutoff, run_label
     from labelgen.models.export import export_model
 
     start = time.perf_counter()
@@ -55,27 +55,29 @@ def run_demo(dialogues: int = 800, seed: int = 0) -> dict[str, Any]:
     [best] = sorted(Path("runs/demo-finetune/checkpoints").glob("best-*.ckpt"))
     model = export_model(best, OUT / "model", overwrite=True)
 
-    def label(split: str, thresholds: dict[str, float]) -> Path:
+    def label(split: str, calibration: str | None = None) -> Path:
         out = OUT / f"labels-{split}"
         run_label(
             LabelJob(
                 model=str(model),
                 input=str(data / f"{split}.parquet"),
                 output=str(out),
-                thresholds=thresholds,
+                thresholds=parse_thresholds([], calibration),
+                dissatisfaction_cutoff=read_cutoff(calibration) or 0.5,
                 accelerator="cpu",
             )
         )
         return out
 
     calibration = evaluate(
-        label("val", {}),
+        label("val"),
         data / "val.parquet",
         out_dir=OUT / "eval-val",
         seed=seed,
         make_plots=False,
     )["calibration"]["path"]
-    labels = label("test", parse_thresholds([], calibration))
+    # review thresholds and the dissatisfaction cutoff, chosen on the validation labels
+    labels = label("test", calibration)
     report = evaluate(labels, data / "test.parquet", out_dir=OUT / "eval", seed=seed)
     log_report(report, OUT / "eval", name="demo-evaluate")
     return {"report": report, "seconds": time.perf_counter() - start}

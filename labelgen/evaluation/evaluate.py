@@ -13,8 +13,9 @@ For each task with both a model column and reference labels or annotator votes:
 Binary dissatisfaction (rating <= 2) is the headline task on USS: gold is the majority of the
 remaining annotators' binarized votes, a tie counting as not dissatisfied (`consensus`).
 
-Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (thresholds for
-`labelgen label`) and PNG plots.
+Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds
+and the best-F1 dissatisfaction cutoff, for `labelgen label --calibration` on other data) and
+PNG plots.
 """
 
 from __future__ import annotations

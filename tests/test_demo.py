@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from tests.conftest import ROOT
+from tests.conftest import run_python
 
 
 def test_demo_end_to_end(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "labelgen.cli", "demo", "--dialogues", "120"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = run_python(
+        ["-m", "labelgen.cli", "demo", "--dialogues", "120"], tmp_path, {"WANDB_MODE": "offline"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

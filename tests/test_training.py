@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 PRETRAIN = str(ROOT / "configs" / "pretrain-tiny.yaml")
 FINETUNE = str(ROOT / "configs" / "finetune-tiny.yaml")
@@ -35,15 +34,7 @@ class KillAtStep(L.Callback):
 
 
 def _run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "labelgen.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_python(["-m", "labelgen.cli", *args], cwd, env, timeout=600)
 
 
 def test_pretrain_then_finetune_with_checkpoints_and_wandb(tmp_path):

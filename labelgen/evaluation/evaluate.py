@@ -316,13 +316,8 @@ def _task_report(
     return section, extra | {"gold": a.gold, "model": a.model}
 
 
-def _cutoffs(
-    dialogues: Sequence[Dialogue], preds: Predictions, seed: int, consensus: str
-) -> dict[str, float]:
+def _cutoffs(gold: Gold, preds: Predictions) -> dict[str, float]:
     """The best-F1 dissatisfaction cutoff on these items, for labeling other data with."""
-    gold = gold_labels(task_items(dialogues, "dissatisfaction"), "dissatisfaction", seed, consensus)
-    if gold is None:
-        return {}
     pairs = [
         (p, bool(g))
         for key, g in zip(gold.keys, gold.gold, strict=True)
@@ -434,6 +429,7 @@ def evaluate(
     figures: dict[str, str] = {}
     thresholds: dict[str, float] = {}
     other: dict[str, float] = {}
+    golds: dict[str, Gold] = {}
     for task in TASKS:
         if not any(preds.has(c) for c in MODEL_COLUMNS[task]):
             continue  # the model has no such head: nothing to say
@@ -441,6 +437,7 @@ def evaluate(
         if gold is None or not gold.ids:
             skipped[task] = "the reference log has no labels or annotator votes for it"
             continue
+        golds[task] = gold
         aligned = _align(task, gold, preds, dialogue_turns, texts)
         if not aligned.model:
             skipped[task] = "the model labeled none of the reference items"
@@ -457,7 +454,7 @@ def evaluate(
     if HEADLINE in tasks and "human" in tasks[HEADLINE]:
         report["headline"] = _headline(tasks[HEADLINE])
     report["plots"] = figures
-    cutoffs = _cutoffs(dialogues, preds, seed, consensus) if "dissatisfaction" in tasks else {}
+    cutoffs = _cutoffs(golds["dissatisfaction"], preds) if "dissatisfaction" in tasks else {}
     calibration = write_calibration(
         out / "calibration.json",
         thresholds,

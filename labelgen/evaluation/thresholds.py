@@ -114,34 +114,26 @@ def half_human_error(
     error on the same items: the widest such cut (threshold, coverage, both errors), and both
     errors at the first cut keeping at least half of the items.
     """
-    conf = np.asarray(confidence, dtype=np.float64)
-    order = np.argsort(-conf, kind="stable")
-    conf = conf[order]
-    model_wrong = np.cumsum(1.0 - np.asarray(correct, dtype=np.float64)[order])
-    human_wrong = np.cumsum(1.0 - np.asarray(human_correct, dtype=np.float64)[order])
+    model = sweep(confidence, correct)
+    # the same confidences cut the annotator's labels at the same items
+    human = sweep(confidence, human_correct)
     out: dict[str, Any] = {"threshold": None, "coverage": 0.0}
-    if conf.size == 0:
+    if model.kept.size == 0:
         return out
-    last = np.flatnonzero(np.append(conf[1:] != conf[:-1], True))
-    kept = last + 1
-    model_error, human_error = model_wrong[last] / kept, human_wrong[last] / kept
-    coverage = kept / conf.size
+    model_error, human_error = 1.0 - model.precision, 1.0 - human.precision
+
+    def point(i: int) -> dict[str, float]:
+        return {
+            "threshold": float(model.thresholds[i]),
+            "coverage": float(model.coverage[i]),
+            "model_error": float(model_error[i]),
+            "human_error": float(human_error[i]),
+        }
+
     ok = np.flatnonzero(model_error <= human_error / 2 + 1e-12)
     if ok.size:
-        i = ok[-1]
-        out.update(
-            threshold=float(conf[last[i]]),
-            coverage=float(coverage[i]),
-            model_error=float(model_error[i]),
-            human_error=float(human_error[i]),
-        )
-    half = int(np.flatnonzero(coverage >= 0.5)[0])
-    out["at_half_coverage"] = {
-        "threshold": float(conf[last[half]]),
-        "coverage": float(coverage[half]),
-        "model_error": float(model_error[half]),
-        "human_error": float(human_error[half]),
-    }
+        out.update(point(int(ok[-1])))
+    out["at_half_coverage"] = point(int(np.flatnonzero(model.coverage >= 0.5)[0]))
     return out
 
 
@@ -160,20 +152,15 @@ def best_f1_cutoff(probabilities: Sequence[float], gold: Sequence[bool]) -> floa
     the annotators' vote shares almost never fires; F1 wants a lower cutoff, chosen on data
     that is not scored.
     """
-    p = np.asarray(probabilities, dtype=float)
     y = np.asarray(gold, dtype=bool)
     if not y.any():
         return None
-    order = np.argsort(-p, kind="stable")
-    p, y = p[order], y[order]
-    tp = np.cumsum(y)
-    k = np.arange(1, len(p) + 1)
-    f1 = 2 * tp / (k + y.sum())
-    # only cut between distinct probabilities: everything at one value goes the same way
-    distinct = np.append(p[1:] < p[:-1], True)
-    best = int(np.argmax(np.where(distinct, f1, -1.0)))
-    below = p[best + 1] if best + 1 < len(p) else 0.0
-    return float((p[best] + below) / 2)
+    # each distinct probability is a cut: everything at one value goes the same way
+    curve = sweep(probabilities, y)
+    true_positives = curve.precision * curve.kept
+    best = int(np.argmax(2 * true_positives / (curve.kept + y.sum())))
+    below = curve.thresholds[best + 1] if best + 1 < curve.thresholds.size else 0.0
+    return float((curve.thresholds[best] + below) / 2)
 
 
 def write_calibration(

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data):
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    result = subprocess.run(
+    result = run_python(
         [
-            sys.executable,
             str(ROOT / "scripts" / "benchmark_quality.py"),
             "--smoke",
             "--out",
@@ -29,11 +24,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
             "--uss-train",
             str(shared_data / "uss" / "SGD.txt"),
         ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+        tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())

@@ -127,8 +127,9 @@ def test_golden_losses_pin_the_first_steps(finetune_dm):
     assert recorder.losses == pytest.approx(GOLDEN, abs=1e-4)
 
 
-# Measured once on CPU with the pinned torch (constraints.txt); update deliberately.
-GOLDEN = [9.198332786560059, 8.872431755065918, 8.52531909942627]
+# Measured once on CPU with the pinned torch (constraints.txt); update deliberately. Last
+# update: the encoder's length chunks draw the tiny encoder's dropout masks in another order.
+GOLDEN = [9.19153881072998, 8.863150596618652, 8.484793663024902]
 
 
 def test_no_context_baseline_trains(finetune_dm):

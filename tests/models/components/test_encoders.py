@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -161,3 +163,50 @@ def test_frozen_pretrained_encoders_share_their_cache():
     assert calls == [] and first._cache is second._cache
     unfrozen = TurnEncoder(EncoderConfig(pretrained=MINILM), MINILM)
     assert unfrozen._cache is not first._cache
+
+
+def test_length_chunks_give_the_whole_batch_states_and_gradients():
+    torch.manual_seed(0)
+    encoder = TurnEncoder(replace(TINY_ROBERTA), MINILM).eval()  # a config of its own
+    lengths = [3, 9, 5, 9, 2, 7]
+    ids = torch.ones(len(lengths), 9, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(5, 1000, (n,))
+    mask = (ids != 1).long()
+    encoder.config.chunk_tokens = 10_000  # one pass, padded to 9
+    whole, whole_pooled = encoder(ids, mask)
+    encoder.config.chunk_tokens = 12  # chunks of one or two turns, each padded to its own
+    calls = []
+    hook = encoder.model.register_forward_hook(lambda m, i, o: calls.append(o[0].shape))
+    chunked, chunked_pooled = encoder(ids, mask)
+    hook.remove()
+    assert len(calls) > 2 and all(s[0] * s[1] <= 12 or s[0] == 1 for s in calls)
+    assert sorted(s[1] for s in calls) != [9] * len(calls)  # shorter turns, shorter passes
+    real = mask.bool()
+    torch.testing.assert_close(chunked[real], whole[real], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(chunked_pooled, whole_pooled, atol=1e-5, rtol=1e-4)
+    chunked_pooled.sum().backward()  # the chunks train the encoder like one pass
+    grads = [p.grad for p in encoder.model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_frozen_cache_is_shared_by_weights_not_by_name():
+    frozen = EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, frozen=True)
+    torch.manual_seed(0)
+    first = TurnEncoder(frozen, MINILM)
+    torch.manual_seed(1)
+    second = TurnEncoder(frozen, MINILM)
+    ids = torch.tensor([[0, 4242, 2]])
+    first(ids, torch.ones_like(ids))
+    assert second._cache is not first._cache  # other weights, other states
+    second.load_state_dict(first.state_dict())  # e.g. a model loaded from its checkpoint
+    assert second._cache is first._cache
+    calls = []
+    second.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    second(ids, torch.ones_like(ids))
+    assert calls == []
+    changed = {
+        k: v + 1 if k.endswith("LayerNorm.bias") else v for k, v in first.state_dict().items()
+    }
+    second.load_state_dict(changed)
+    assert second._cache is not first._cache

@@ -54,6 +54,9 @@ LIMITS = {
     # dialogues read, (smoke, quick, full); the full run's 2,000 SGD training dialogues keep
     # it near 45 minutes on 2 CPU cores (encoding them takes ~5 minutes; 0 = all 12,174 here)
     "sgd_train_limit": (40, 600, 2000),
+    # stage 1 reads only text, so it can use training dialogues the fine-tuning never sees
+    # (as a user pretrains on a large unlabeled log): this many more, 0 = none
+    "sgd_pretrain_extra": (0, 0, 0),
     "sgd_dev_limit": (20, 200, 0),
     "uss_limit": (30, 200, 0),
 }
@@ -86,14 +89,18 @@ def write_log(dialogues: list[Dialogue], path: Path) -> Path:
     return path
 
 
-def read(path: Path, fmt: str, limit: int | None = None, seed: int = 0) -> list[Dialogue]:
+def read(
+    path: Path, fmt: str, limit: int | None = None, seed: int = 0, extra: int = 0
+) -> tuple[list[Dialogue], list[Dialogue]]:
     """The log's dialogues; with a limit, a random sample (SGD files group services, so the
-    first N dialogues would cover only a few of them)."""
+    first N dialogues would cover only a few of them), and `extra` more drawn from the rest."""
     dialogues = [d for d in read_log(path, fmt) if isinstance(d, Dialogue)]
     if limit is None or limit >= len(dialogues):
-        return dialogues
+        return dialogues, []
     keep = sorted(random.Random(seed).sample(range(len(dialogues)), limit))
-    return [dialogues[i] for i in keep]
+    rest = sorted(set(range(len(dialogues))) - set(keep))
+    more = sorted(random.Random(seed + 1).sample(rest, min(extra, len(rest))))
+    return [dialogues[i] for i in keep], [dialogues[i] for i in more]
 
 
 @timed("train")
@@ -187,8 +194,10 @@ def headline(report: dict[str, Any], task: str, metric: str, who: str = "model")
 
 def sgd(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / "sgd"
-    train_dialogues = read(args.sgd_train, "sgd", args.sgd_train_limit, args.seed)
-    dev = read(args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed)
+    train_dialogues, unlabeled = read(
+        args.sgd_train, "sgd", args.sgd_train_limit, args.seed, args.sgd_pretrain_extra or 0
+    )
+    dev, _ = read(args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed)
     services = {t.domain for d in train_dialogues for t in d.turns}
     seen = [d for d in dev if {t.domain for t in d.turns} <= services]
     unseen = [d for d in dev if d not in seen]
@@ -200,9 +209,12 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "seen": write_log(seen, out / "dev-seen.parquet"),
         "unseen": write_log(unseen, out / "dev-unseen.parquet"),
     }
+    pretrain_log = train_log
+    if unlabeled:
+        pretrain_log = write_log(train_dialogues[cut:] + unlabeled, out / "pretrain.parquet")
     pre = train(
         out / "pretrain",
-        train_log,
+        pretrain_log,
         val_log,
         {"defect": 1.0},
         args,
@@ -218,6 +230,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     args.sgd_models = {"model": models["model"], "baseline": models["baseline"]}
     results: dict[str, Any] = {
         "train_dialogues": len(train_dialogues) - cut,
+        "pretrain_dialogues": len(train_dialogues) - cut + len(unlabeled),
         "dev_seen": len(seen),
         "dev_unseen": len(unseen),
     }
@@ -246,7 +259,7 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
 
 def uss(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / "uss"
-    dialogues = read(args.uss_train, "uss", args.uss_limit, args.seed)
+    dialogues, _ = read(args.uss_train, "uss", args.uss_limit, args.seed)
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
     combined = {"model": out / "oof-model", "baseline": out / "oof-baseline"}
     for folder in combined.values():
@@ -345,8 +358,13 @@ def main() -> None:
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=int,
-            help=f"random sample of this many dialogues, 0 = all (default: {quick} quick, "
-            f"{full or 'all'} full, {smoke} smoke)",
+            help=(
+                "stage 1 also reads this many SGD training dialogues beyond the fine-tuning "
+                f"sample (default: {full} full, {quick} quick)"
+                if name == "sgd_pretrain_extra"
+                else f"random sample of this many dialogues, 0 = all (default: {quick} quick, "
+                f"{full or 'all'} full, {smoke} smoke)"
+            ),
         )
     args = parser.parse_args()
     quick = args.quick or args.smoke

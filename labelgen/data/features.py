@@ -31,6 +31,7 @@ FEEDBACK = ("barge_in", "rephrase", "rejection", "explicit_feedback")
 SEGMENT_TAGS = ("B", "I", "O")
 SATISFACTION_CLASSES = 5
 MISSING, UNKNOWN = 0, 1
+RESERVED = 2
 """Reserved categorical ids: the feature is absent / its value was not seen in training."""
 
 
@@ -51,7 +52,7 @@ class FeatureSpace:
         return ["O"] + [f"{p}-{s}" for s in self.slots for p in ("B", "I")]
 
     def categorical_sizes(self) -> list[int]:
-        return [len(self.categorical.get(name, [])) + 2 for name in CATEGORICAL]
+        return [len(self.categorical.get(name, [])) + RESERVED for name in CATEGORICAL]
 
     @classmethod
     def build(cls, dialogues: Iterable[Dialogue], min_count: int = 1) -> FeatureSpace:
@@ -170,7 +171,7 @@ class Featurizer:
         self._intent = {name: i for i, name in enumerate(space.intents)}
         self._tag = {name: i for i, name in enumerate(space.slot_tags)}
         self._cat = {
-            name: {v: i + 2 for i, v in enumerate(space.categorical.get(name, []))}
+            name: {v: i + RESERVED for i, v in enumerate(space.categorical.get(name, []))}
             for name in CATEGORICAL
         }
 

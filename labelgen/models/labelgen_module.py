@@ -23,6 +23,7 @@ from labelgen.models.components.dialogue_encoder import DialogueConfig, Dialogue
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import ClassifierHead, GoalSuccessHead, SlotHead
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
+from labelgen.models.init_from import matching_state, vocab_rows
 
 log = logging.getLogger(__name__)
 
@@ -411,22 +412,32 @@ class LabelGenModule(L.LightningModule):
         }
 
     def load_matching_weights(self, path: str) -> None:
-        """Copy every weight of a checkpoint whose name and shape match; report the rest."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        own = self.state_dict()
-        matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        self.load_state_dict(matching, strict=False)
-        skipped = sorted(set(state) - set(matching))
-        fresh = sorted(set(own) - set(matching))
-        log.info(
-            "init_from %s: %d tensors loaded, %d skipped (%s), %d new (%s)",
-            path,
-            len(matching),
-            len(skipped),
-            ", ".join(skipped[:5]),
-            len(fresh),
-            ", ".join(fresh[:5]),
-        )
+        """Copy every weight of a checkpoint whose name and shape match, rows of vocabularies
+        (services, intents, slot tags) matched by value; report the rest."""
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        heads = self._vocab_heads()
+        own_rows = vocab_rows(self.space, heads)
+        matching, report = matching_state(self.state_dict(), checkpoint, own_rows, heads)
         if not matching:
             raise ValueError(f"init_from {path}: no weight matches this model")
+        self.load_state_dict(matching, strict=False)
+        log.info(
+            "init_from %s: %d tensors loaded, %d by vocabulary (%s), %d skipped (%s), %d new (%s)",
+            path,
+            len(report.loaded),
+            len(report.remapped),
+            ", ".join(f"{k} {hits}/{n}" for k, (hits, n) in report.remapped.items()),
+            len(report.skipped),
+            ", ".join(report.skipped[:5]),
+            len(report.fresh),
+            ", ".join(report.fresh[:5]),
+        )
+
+    def _vocab_heads(self) -> dict[str, str]:
+        """Output layers whose rows are vocabulary values, by vocabulary."""
+        heads = {}
+        if "intent" in self.heads:
+            heads["intents"] = f"heads.intent.net.{len(self.heads['intent'].net) - 1}"
+        if self.slot_head is not None:
+            heads["slot_tags"] = "slot_head.out"
+        return heads

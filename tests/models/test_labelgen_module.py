@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, replace
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 
-from labelgen.data.features import IGNORE
+from labelgen.data.features import IGNORE, RESERVED, UNKNOWN
 from labelgen.models.labelgen_module import TaskConfig, class_weights
 from tests.models.conftest import make_module
 
@@ -153,6 +155,37 @@ def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
     for name, value in pretrained.encoder.state_dict().items():
         torch.testing.assert_close(finetuned.encoder.state_dict()[name], value)
     assert "heads.defect.net.0.weight" not in finetuned.state_dict()
+
+
+def test_init_from_matches_vocabulary_rows_by_value(finetune_dm, tmp_path):
+    # a fine-tuning log sees other services and intents than the pretraining log: rows must
+    # follow the values, not their positions
+    space = finetune_dm.feature_space
+    assert len(space.categorical["domain"]) >= 2 and len(space.intents) >= 3
+    L.seed_everything(0)
+    source = make_module(finetune_dm)
+    path = tmp_path / "source.pt"
+    torch.save(
+        {"state_dict": source.state_dict(), "hyper_parameters": {"feature_space": asdict(space)}},
+        path,
+    )
+    domains = [*reversed(space.categorical["domain"]), "NewService_1"]
+    intents = [*reversed(space.intents[1:]), "NewIntent"]
+    other = replace(space, categorical={**space.categorical, "domain": domains}, intents=intents)
+    L.seed_everything(1)
+    target = make_module(SimpleNamespace(feature_space=other), init_from=str(path))
+    theirs, ours = source.fusion.categorical[0].weight, target.fusion.categorical[0].weight
+    for j, value in enumerate(domains[:-1]):
+        i = space.categorical["domain"].index(value)
+        torch.testing.assert_close(ours[RESERVED + j], theirs[RESERVED + i])
+    torch.testing.assert_close(ours[RESERVED + len(domains) - 1], theirs[UNKNOWN])
+    torch.testing.assert_close(ours[:RESERVED], theirs[:RESERVED])
+    their_out, our_out = source.heads["intent"].net[-1], target.heads["intent"].net[-1]
+    for j, value in enumerate(intents[:-1]):
+        i = space.intents.index(value)
+        torch.testing.assert_close(our_out.weight[j], their_out.weight[i])
+        torch.testing.assert_close(our_out.bias[j], their_out.bias[i])
+    assert not torch.allclose(our_out.weight[-1], their_out.weight[space.intents.index(intents[0])])
 
 
 def test_audio_fusion_trains_on_real_speech(tmp_path, shared_data):

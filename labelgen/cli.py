@@ -124,6 +124,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             strategy=args.strategy,
             num_workers=args.num_workers,
             threads=args.threads,
+            precision=args.precision,
         )
     except (ValueError, OSError, KeyError) as err:
         raise UsageError(str(err)) from err
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per process")
+    p.add_argument(
+        "--precision", help="Lightning precision, e.g. bf16-mixed on GPUs (default: 32-true)"
+    )
     p.set_defaults(run=_cmd_label)
 
     p = sub.add_parser("evaluate", help="score labels against annotators and a single annotator")

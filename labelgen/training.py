@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from lightning.pytorch.cli import LightningCLI
@@ -22,6 +23,9 @@ class LabelGenCLI(LightningCLI):
 
 
 def run(argv: Sequence[str]) -> int:
+    # `labelgen fit ...` passes the arguments after the subcommand name on, as LightningCLI
+    # asks of a wrapper; its warning about also finding them in sys.argv is for other callers.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     LabelGenCLI(
         LabelGenModule,
         LogDataModule,

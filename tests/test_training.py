@@ -44,6 +44,7 @@ def test_pretrain_then_finetune_with_checkpoints_and_wandb(tmp_path):
         ["fit", "--config", PRETRAIN, *SMALL, "--trainer.max_epochs", "2"], tmp_path, offline
     )
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
+    assert "args parameter is intended" not in pretrain.stderr  # not meant for our wrapper
     run = tmp_path / "runs" / "pretrain-tiny"
     assert (run / "config.yaml").exists()
     assert _ckpt(run / "checkpoints" / "last.ckpt")["global_step"] == 12

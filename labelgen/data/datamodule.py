@@ -222,6 +222,8 @@ class LogDataModule(L.LightningDataModule):
             "batch_sampler": sampler,
             "collate_fn": self.collator(corrupt=self.corruption is not None),
             "num_workers": self.hparams.num_workers,
+            # page-locked batches copy to a GPU asynchronously
+            "pin_memory": trainer is not None and _on_cuda(trainer),
         }
         if not shuffle or trainer is None:
             return DataLoader(data, **kwargs)
@@ -240,3 +242,9 @@ class LogDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def _on_cuda(trainer: L.Trainer) -> bool:
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    return isinstance(trainer.accelerator, CUDAAccelerator)

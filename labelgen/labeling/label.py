@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import TQDMProgressBar
 from torch.utils.data import DataLoader
 
@@ -137,7 +138,12 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
         enable_model_summary=False,
         use_distributed_sampler=False,
     )
-    loader = DataLoader(dataset, batch_size=None, num_workers=job.num_workers)
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=job.num_workers,
+        pin_memory=isinstance(trainer.accelerator, CUDAAccelerator),
+    )
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     trainer.strategy.barrier()  # every rank's shards are written before the manifest
     if not trainer.is_global_zero:

@@ -190,3 +190,19 @@ def test_calibrated_cutoff_decides_dissatisfaction(tmp_path, tiny_model_dir, log
     rows = pq.read_table(tmp_path / "high").to_pylist()
     assert not any(r["dissatisfied"] for r in rows)
     assert all(r["satisfaction"] >= 3 for r in rows)
+
+
+def test_bf16_mixed_labels_match_full_precision(tmp_path, tiny_model_dir, log):
+    # what a GPU job runs with --precision bf16-mixed (CPU autocast here): every output must
+    # leave the model as something Parquet can hold, with labels close to float32's
+    _label(tmp_path / "fp32", tiny_model_dir, log)
+    manifest = _label(tmp_path / "bf16", tiny_model_dir, log, "--precision", "bf16-mixed")
+    full, low = pq.read_table(tmp_path / "fp32"), pq.read_table(tmp_path / "bf16")
+    assert manifest["turns"] == full.num_rows == low.num_rows
+    pairs = zip(full["intent"].to_pylist(), low["intent"].to_pylist(), strict=True)
+    assert sum(a == b for a, b in pairs) >= 0.9 * full.num_rows
+    confidences = zip(
+        full["intent_confidence"].to_pylist(), low["intent_confidence"].to_pylist(), strict=True
+    )
+    diffs = [abs(a - b) for a, b in confidences]
+    assert 0 < max(diffs) < 0.05  # bf16 did run (it rounds), and only rounds

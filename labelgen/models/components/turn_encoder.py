@@ -138,25 +138,22 @@ class TurnEncoder(nn.Module):
         return self._cache_ref
 
     def _encode(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-        """Token states `[N, L, H]`, the turns encoded in chunks of similar length."""
-        lengths = attention_mask.sum(1)
-        order = torch.argsort(lengths, descending=True, stable=True)
-        sorted_lengths = lengths[order].tolist()
-        budget = self.config.chunk_tokens or (65_536 if input_ids.is_cuda else 1024)
-        chunks, start = [], 0
-        while start < len(order):
-            width = max(sorted_lengths[start], 1)
-            rows = max(1, min(budget // width, len(order) - start))
-            index = order[start : start + rows]
+        """Token states `[N, L, H]`, the turns encoded in chunks of similar length (right
+        padding: a turn's tokens come first)."""
+        chunks = []
+        for index, width in chunk_plan(attention_mask.sum(1), self.chunk_budget(input_ids)):
             types = None if token_type_ids is None else token_type_ids[index, :width]
             states = self._encode_padded(
                 input_ids[index, :width], attention_mask[index, :width], types
             )
-            chunks.append(F.pad(states, (0, 0, 0, input_ids.shape[1] - width)))
-            start += rows
+            chunks.append((index, F.pad(states, (0, 0, 0, input_ids.shape[1] - width))))
         if not chunks:  # no turns
             return self._encode_padded(input_ids, attention_mask, token_type_ids)
-        return torch.cat(chunks)[torch.argsort(order)]
+        order = torch.cat([index for index, _ in chunks])
+        return torch.cat([states for _, states in chunks])[torch.argsort(order)]
+
+    def chunk_budget(self, input_ids: torch.Tensor) -> int:
+        return self.config.chunk_tokens or (65_536 if input_ids.is_cuda else 1024)
 
     def _encode_padded(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
         kwargs = {}
@@ -200,6 +197,20 @@ class TurnEncoder(nn.Module):
             return states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def chunk_plan(lengths: torch.Tensor, budget: int) -> list[tuple[torch.Tensor, int]]:
+    """Rows to encode together and their padded width: longest first, each chunk as many
+    rows as fit `budget` tokens at the width of its longest (at least one row)."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    plan, start = [], 0
+    while start < len(order):
+        width = max(sorted_lengths[start], 1)
+        rows = max(1, min(budget // width, len(order) - start))
+        plan.append((order[start : start + rows], width))
+        start += rows
+    return plan
 
 
 def _unbind_cache(module: TurnEncoder, incompatible_keys: Any) -> None:

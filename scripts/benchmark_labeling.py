@@ -78,6 +78,34 @@ def bare_encoder(module: LabelGenModule, batches: list[dict]) -> tuple[float, in
     return time.perf_counter() - start, turns
 
 
+def timed_label(model: Path, log: Path, out: Path, args: argparse.Namespace) -> tuple[float, dict]:
+    """Seconds and manifest of a fresh `run_label` job (CPU, the run's batch size and threads)."""
+    shutil.rmtree(out, ignore_errors=True)
+    job = LabelJob(
+        model=str(model),
+        input=str(log),
+        output=str(out),
+        batch_size=args.batch_size,
+        accelerator="cpu",
+        threads=args.threads,
+    )
+    start = time.perf_counter()
+    manifest = run_label(job)
+    return time.perf_counter() - start, manifest
+
+
+def report(result: dict, out: Path) -> None:
+    """Adds the machine and the command, writes `result.json` and prints one JSON line."""
+    result["machine"] = (
+        f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+    result["command"] = " ".join(["python", *sys.argv])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--log", type=Path, help="a log to label (default: synthetic)")
@@ -104,19 +132,7 @@ def main() -> None:
     bare_encoder(module, batches[:2])  # warm-up: first calls allocate
     before, turns = bare_encoder(module, batches)
 
-    labels = args.out / "labels"
-    shutil.rmtree(labels, ignore_errors=True)
-    job = LabelJob(
-        model=str(model),
-        input=str(log),
-        output=str(labels),
-        batch_size=args.batch_size,
-        accelerator="cpu",
-        threads=args.threads,
-    )
-    start = time.perf_counter()
-    manifest = run_label(job)
-    label_seconds = time.perf_counter() - start
+    label_seconds, manifest = timed_label(model, log, args.out / "labels", args)
     after, _ = bare_encoder(module, batches)
     assert manifest is not None and manifest["turns"] == turns, (manifest, turns)
 
@@ -137,12 +153,8 @@ def main() -> None:
         "ratio": round(labelgen / bare, 3),
         "target": TARGET,
         "drift": round(after / before, 3),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}, torch {torch.__version__}",
-        "command": " ".join(["python", *sys.argv]),
     }
-    (args.out / "result.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    report(result, args.out)
 
 
 if __name__ == "__main__":

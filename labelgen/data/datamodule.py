@@ -237,10 +237,13 @@ class LogDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        # No validation log and no val_fraction: fit trains without validating.
+        return self._loader("val", shuffle=False) if "val" in self.datasets else []
 
     def test_dataloader(self) -> DataLoader:
+        if "test" not in self.datasets:
+            raise ValueError("no test log: pass --data.test PATH")
         return self._loader("test", shuffle=False)
 
 

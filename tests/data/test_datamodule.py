@@ -40,6 +40,13 @@ def test_tokenized_log_is_cached_and_reused(tmp_path):
     assert other.cache_files != first.cache_files
 
 
+def test_without_validation_data_fit_trains_and_test_needs_a_log(tmp_path):
+    dm = _dm(tmp_path, "synth:8:0")
+    assert dm.val_dataloader() == [] and len(list(dm.train_dataloader())) == 2
+    with pytest.raises(ValueError, match="no test log"):
+        dm.test_dataloader()
+
+
 def test_synthetic_source_spec_is_checked():
     with pytest.raises(LogReadError, match="synth:N:SEED"):
         list(iter_dialogues("synth:ten"))

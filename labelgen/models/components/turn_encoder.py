@@ -199,17 +199,23 @@ class TurnEncoder(nn.Module):
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def chunk_plan(lengths: torch.Tensor, budget: int) -> list[tuple[torch.Tensor, int]]:
+def chunk_plan(
+    lengths: torch.Tensor, budget: int, max_padding: float = 0.1
+) -> list[tuple[torch.Tensor, int]]:
     """Rows to encode together and their padded width: longest first, each chunk as many
-    rows as fit `budget` tokens at the width of its longest (at least one row)."""
+    rows as fit `budget` tokens at the width of its longest (at least one row) and no row
+    shorter than (1 - max_padding) of that width, so padding stays under `max_padding`."""
     order = torch.argsort(lengths, descending=True, stable=True)
     sorted_lengths = lengths[order].tolist()
     plan, start = [], 0
     while start < len(order):
         width = max(sorted_lengths[start], 1)
-        rows = max(1, min(budget // width, len(order) - start))
-        plan.append((order[start : start + rows], width))
-        start += rows
+        end = start + 1
+        limit = min(len(order), start + max(1, budget // width))
+        while end < limit and sorted_lengths[end] >= (1 - max_padding) * width:
+            end += 1
+        plan.append((order[start:end], width))
+        start = end
     return plan
 
 

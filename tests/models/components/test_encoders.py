@@ -8,7 +8,7 @@ import torch
 from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import GoalSuccessHead, SlotHead
-from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
+from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder, chunk_plan
 from tests.models.conftest import MINILM, TINY_ROBERTA
 
 
@@ -136,15 +136,17 @@ def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():
     assert not any(p.requires_grad for p in encoder.parameters())
     ids = torch.tensor([[101, 7592, 102, 0, 0], [101, 7592, 2088, 2003, 102]])
     mask = (ids != 0).long()
-    calls = []
-    encoder.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    encoded = []  # turns through the model, whatever the chunks
+    encoder.model.register_forward_hook(
+        lambda m, a, kw, o: encoded.append(len(kw["input_ids"])), with_kwargs=True
+    )
     states, pooled = encoder(ids, mask)
     again, _ = encoder(ids.flip(0), mask.flip(0))
-    assert len(calls) == 1 and len(encoder._cache) == 2
+    assert sum(encoded) == 2 and len(encoder._cache) == 2
     torch.testing.assert_close(again.flip(0), states)
     encoder.cache_enabled = False
     _, direct_pooled = encoder(ids, mask)
-    assert len(calls) == 2
+    assert sum(encoded) == 4
     torch.testing.assert_close(direct_pooled, pooled, atol=2e-3, rtol=1e-2)  # fp16 cache
     for k in range(3):  # the cache is bounded
         encoder.cache_enabled = True
@@ -210,3 +212,17 @@ def test_frozen_cache_is_shared_by_weights_not_by_name():
     }
     second.load_state_dict(changed)
     assert second._cache is not first._cache
+
+
+def test_chunk_plan_covers_every_turn_once_within_budget_and_padding():
+    torch.manual_seed(0)
+    lengths = torch.randint(1, 60, (200,))
+    plan = chunk_plan(lengths, budget=256)
+    rows = torch.cat([index for index, _ in plan])
+    assert sorted(rows.tolist()) == list(range(200))
+    for index, width in plan:
+        assert width == int(lengths[index].max())
+        assert len(index) * width <= 256 or len(index) == 1
+        assert int(lengths[index].sum()) >= 0.9 * len(index) * width
+    # without the padding rule, the budget alone packs longer ranges of lengths
+    assert len(chunk_plan(lengths, 256, max_padding=1.0)) < len(plan)

@@ -1,0 +1,70 @@
+"""The window, training and scale benchmarks on tiny inputs: they run, count what they
+measured, and their ratios are the ratios of their own figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, run_python
+
+
+def _run(tmp_path, script: str, *args: str) -> dict:
+    result = run_python([str(ROOT / "scripts" / script), "--out", str(tmp_path), *args], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed == json.loads((tmp_path / "result.json").read_text())
+    return printed
+
+
+@pytest.mark.slow
+def test_window_benchmark_grows_the_window_with_the_history(tmp_path, shared_data):
+    out = _run(
+        tmp_path,
+        "benchmark_window.py",
+        "--log",
+        str(shared_data / "sgd" / "dev"),
+        "--per-bucket",
+        "2",
+    )
+    assert out["dialogues"] == sum(b["dialogues"] for b in out["buckets"]) == 8
+    assert out["turns"] == sum(b["turns"] for b in out["buckets"])
+    tokens = [b["window_tokens_per_turn"] for b in out["buckets"]]
+    assert tokens == sorted(tokens) and tokens[-1] > tokens[0]  # longer dialogues, longer windows
+    assert out["speedup"] == pytest.approx(
+        out["label_turns_per_s"] / out["window_turns_per_s"], rel=0.02
+    )
+
+
+@pytest.mark.slow
+def test_training_benchmark_counts_real_tokens_and_padding(tmp_path, shared_data):
+    out = _run(
+        tmp_path,
+        "benchmark_training.py",
+        "--log",
+        str(shared_data / "sgd" / "dev"),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+    )
+    assert out["steps"] == 2 and out["real_tokens"] > 0
+    assert out["ratio"] == pytest.approx(
+        out["fit_tokens_per_s"] / out["bare_tokens_per_s"], rel=0.01
+    )
+    assert 0 <= out["padding_share_chunked"] < 0.10 < out["padding_share_whole_batch"]
+
+
+@pytest.mark.slow
+def test_scale_benchmark_labels_every_dialogue_of_each_size(tmp_path):
+    out = _run(tmp_path, "benchmark_scale.py", "--sizes", "10", "20", "40")
+    assert [r["dialogues"] for r in out["runs"]] == [10, 20, 40]
+    assert all(r["turns"] > r["dialogues"] and r["peak_rss_mb"] > 0 for r in out["runs"])
+    small, middle, large = out["runs"]
+    assert out["memory_ratio"] == pytest.approx(
+        large["peak_rss_mb"] / middle["peak_rss_mb"], abs=2e-3
+    )
+    assert out["time_ratio"] == pytest.approx(
+        large["seconds_per_1000"] / small["seconds_per_1000"], rel=0.01
+    )

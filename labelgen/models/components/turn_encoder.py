@@ -175,7 +175,9 @@ class TurnEncoder(nn.Module):
         types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
         ids_np, types_np = input_ids.cpu().numpy(), types.cpu().numpy()  # one copy per batch
         keys = [ids_np[i, :n].tobytes() + types_np[i, :n].tobytes() for i, n in enumerate(lengths)]
-        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        cache = self._cache
+        missing = [i for i, key in enumerate(keys) if key not in cache]
+        fresh_states: dict[bytes, torch.Tensor] = {}
         if missing:
             width = max(lengths[i] for i in missing)
             rows = torch.tensor(missing, device=input_ids.device)
@@ -183,13 +185,17 @@ class TurnEncoder(nn.Module):
                 input_ids[rows, :width], attention_mask[rows, :width], types[rows, :width]
             )
             for j, i in enumerate(missing):
-                self._cache[keys[i]] = fresh[j, : lengths[i]].to("cpu", torch.float16)
-            while len(self._cache) > self.config.cache_turns:
-                self._cache.popitem(last=False)
+                fresh_states[keys[i]] = cache[keys[i]] = fresh[j, : lengths[i]].to(
+                    "cpu", torch.float16
+                )
+            while len(cache) > self.config.cache_turns:
+                cache.popitem(last=False)
         hidden = self.hidden_size
         states = torch.zeros(*input_ids.shape, hidden, device=input_ids.device)
         for i, key in enumerate(keys):
-            states[i, : lengths[i]] = self._cache[key].to(states.device, torch.float32)
+            # a batch larger than the cache has had some of its own turns dropped already
+            cached = fresh_states[key] if key in fresh_states else cache[key]
+            states[i, : lengths[i]] = cached.to(states.device, torch.float32)
         return states
 
     def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

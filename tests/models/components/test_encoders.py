@@ -152,6 +152,10 @@ def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():
         encoder.cache_enabled = True
         encoder(torch.tensor([[101, 3000 + k, 102]]), torch.ones(1, 3, dtype=torch.long))
     assert len(encoder._cache) == 3
+    # a batch of more new turns than the cache holds still gets every turn's states
+    many = torch.tensor([[101, 4000 + k, 102] for k in range(5)])
+    states, _ = encoder(many, torch.ones_like(many))
+    assert len(encoder._cache) == 3 and (states.abs().sum((1, 2)) > 0).all()
 
 
 def test_frozen_pretrained_encoders_share_their_cache():

@@ -29,14 +29,11 @@ from pathlib import Path
 
 import torch
 
-from labelgen.data.collate import Collator
-from labelgen.data.features import FeatureSpace, Featurizer
+from labelgen.data.features import FeatureSpace
 from labelgen.data.readers import read_log
 from labelgen.data.schema import Dialogue
 from labelgen.data.synth import synth_to_file
-from labelgen.data.tokenization import PairTemplate, load_tokenizer
-from labelgen.labeling.label import LabelJob, load_model, run_label
-from labelgen.labeling.shards import LabelingDataset
+from labelgen.labeling.label import LabelJob, labeling_dataset, load_model, run_label
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig
 from labelgen.models.export import export_model
@@ -61,11 +58,10 @@ def build_model(log: Path, out: Path) -> Path:
 
 
 def collated_batches(module: LabelGenModule, log: Path, batch_size: int) -> list[dict]:
-    tokenizer = load_tokenizer(module.hparams["tokenizer"])
-    collator = Collator(PairTemplate.from_tokenizer(tokenizer), n_intents=len(module.space.intents))
-    featurizer = Featurizer(tokenizer, module.space, 48, 48)
-    nowhere = Path("/nonexistent-labelgen-benchmark")  # no shard counts as done
-    return list(LabelingDataset(str(log), "auto", nowhere, featurizer, collator, 512, batch_size))
+    """The batches `label` would feed the model, collated beforehand."""
+    nowhere = "/nonexistent-labelgen-benchmark"  # no shard counts as done
+    job = LabelJob(model="", input=str(log), output=nowhere, batch_size=batch_size)
+    return list(labeling_dataset(module, job))
 
 
 @torch.no_grad()

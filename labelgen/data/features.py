@@ -31,8 +31,9 @@ FEEDBACK = ("barge_in", "rephrase", "rejection", "explicit_feedback")
 SEGMENT_TAGS = ("B", "I", "O")
 SATISFACTION_CLASSES = 5
 MISSING, UNKNOWN = 0, 1
-RESERVED = 2
 """Reserved categorical ids: the feature is absent / its value was not seen in training."""
+RESERVED = 2
+"""Categorical ids below this are reserved; a feature's i-th value has id i + RESERVED."""
 
 
 @dataclass

@@ -100,13 +100,8 @@ class LabelingProgress(TQDMProgressBar):
         return self.dialogues / max(time.perf_counter() - self.start, 1e-9)
 
 
-def run_label(job: LabelJob) -> dict[str, Any] | None:
-    """Labels every shard not yet done; rank 0 returns the manifest (others None)."""
-    output = Path(job.output)
-    output.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(job.threads)
-    module = load_model(job.model)
-    module.encoder.cache_enabled = job.encoder_cache
+def labeling_dataset(module: LabelGenModule, job: LabelJob) -> LabelingDataset:
+    """The job's input as collated micro-batches for `module` (shards done are skipped)."""
     tokenizer = load_tokenizer(module.hparams["tokenizer"])
     fusion_audio = module.audio_encoder is not None
     if fusion_audio and job.audio_root is None:
@@ -116,15 +111,25 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
         n_intents=len(module.space.intents),
         audio=AudioFeaturizer(AudioConfig(root=job.audio_root)) if fusion_audio else None,
     )
-    dataset = LabelingDataset(
+    return LabelingDataset(
         job.input,
         job.format,
-        output,
+        Path(job.output),
         Featurizer(tokenizer, module.space, job.max_user_tokens, job.max_system_tokens),
         collator,
         job.shard_size,
         job.batch_size,
     )
+
+
+def run_label(job: LabelJob) -> dict[str, Any] | None:
+    """Labels every shard not yet done; rank 0 returns the manifest (others None)."""
+    output = Path(job.output)
+    output.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(job.threads)
+    module = load_model(job.model)
+    module.encoder.cache_enabled = job.encoder_cache
+    dataset = labeling_dataset(module, job)
     writer = ShardWriter(output, module.space, job.thresholds, job.dissatisfaction_cutoff)
     throughput = LabelingProgress()
     trainer = L.Trainer(

@@ -50,12 +50,14 @@ def vocab_rows(space: FeatureSpace, heads: dict[str, str]) -> dict[str, VocabRow
 
 def matching_state(
     own: dict[str, torch.Tensor],
+    own_space: FeatureSpace,
     checkpoint: dict[str, Any],
-    own_rows: dict[str, VocabRows],
     heads: dict[str, str],
 ) -> tuple[dict[str, torch.Tensor], InitReport]:
-    """The checkpoint's tensors to load into a model whose state is `own`."""
+    """The checkpoint's tensors to load into a model whose state is `own`; `heads` as in
+    `vocab_rows`, the same layer names in both models."""
     state = checkpoint.get("state_dict", checkpoint)
+    own_rows = vocab_rows(own_space, heads)
     space = checkpoint.get("hyper_parameters", {}).get("feature_space")
     their_rows = vocab_rows(FeatureSpace(**space), heads) if space is not None else {}
     report, matching = InitReport(), {}

@@ -23,7 +23,7 @@ from labelgen.models.components.dialogue_encoder import DialogueConfig, Dialogue
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import ClassifierHead, GoalSuccessHead, SlotHead
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
-from labelgen.models.init_from import matching_state, vocab_rows
+from labelgen.models.init_from import matching_state
 
 log = logging.getLogger(__name__)
 
@@ -415,9 +415,9 @@ class LabelGenModule(L.LightningModule):
         """Copy every weight of a checkpoint whose name and shape match, rows of vocabularies
         (services, intents, slot tags) matched by value; report the rest."""
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        heads = self._vocab_heads()
-        own_rows = vocab_rows(self.space, heads)
-        matching, report = matching_state(self.state_dict(), checkpoint, own_rows, heads)
+        matching, report = matching_state(
+            self.state_dict(), self.space, checkpoint, self._vocab_heads()
+        )
         if not matching:
             raise ValueError(f"init_from {path}: no weight matches this model")
         self.load_state_dict(matching, strict=False)

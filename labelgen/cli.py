@@ -1,8 +1,9 @@
 """The one `labelgen` command.
 
 Subcommands import what they need when they run, so `labelgen --help` stays fast. Errors a
-user can fix (a missing path, an unknown format, an unwritable output) end in one line on
-stderr and exit code 2; they never end in a traceback.
+user can fix (a missing path, an unknown format, an unwritable output, a full disk) end in one
+line on stderr and exit code 2; they never end in a traceback. `label` has two more: 3 when
+--max-reject-fraction stopped it, 4 when another job holds the output directory.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from pathlib import Path
 
 FORMATS = ("auto", "canonical", "sgd", "uss")
 EXIT_USAGE = 2
+EXIT_REJECTS = 3
+EXIT_LOCKED = 4
 
 
 class UsageError(Exception):
     """A problem with the command's inputs or outputs, reported as one line."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _cmd_inspect(args: argparse.Namespace) -> dict:
@@ -103,6 +110,13 @@ def _cmd_export(args: argparse.Namespace) -> dict:
 
 
 def _cmd_label(args: argparse.Namespace) -> dict | None:
+    from labelgen.labeling.lock import OutputLocked, launches_job, refuse_if_held
+
+    try:
+        if launches_job():  # the job's other ranks run under its lock
+            refuse_if_held(args.output)
+    except OutputLocked as err:
+        raise UsageError(str(err), EXIT_LOCKED) from err
     from labelgen.labeling.label import LabelJob, parse_thresholds, read_cutoff, run_label
 
     try:
@@ -125,17 +139,23 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             num_workers=args.num_workers,
             threads=args.threads,
             precision=args.precision,
+            max_reject_fraction=args.max_reject_fraction,
         )
     except (ValueError, OSError, KeyError) as err:
         raise UsageError(str(err)) from err
     if not Path(args.model).exists():
         raise UsageError(f"{args.model} does not exist")
+    from labelgen.labeling.shards import RejectLimitExceeded
     from labelgen.models.export import ExportError
 
     try:
         result = run_label(job)
     except ExportError as err:
         raise UsageError(str(err)) from err
+    except RejectLimitExceeded as err:
+        raise UsageError(str(err), EXIT_REJECTS) from err
+    except OutputLocked as err:
+        raise UsageError(str(err), EXIT_LOCKED) from err
     if result is not None:
         share = ", ".join(f"{t} {v:.0%}" for t, v in result["auto_labeled_share"].items())
         print(
@@ -242,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision", help="Lightning precision, e.g. bf16-mixed on GPUs (default: 32-true)"
     )
+    p.add_argument(
+        "--max-reject-fraction",
+        type=float,
+        metavar="F",
+        help="stop with exit code 3 once more than this share of the input records in the "
+        "shards done is rejected (default: never)",
+    )
     p.set_defaults(run=_cmd_label)
 
     p = sub.add_parser("evaluate", help="score labels against annotators and a single annotator")
@@ -311,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.run(args)
     except (LogReadError, UsageError) as err:
         print(f"labelgen {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(err, "exit_code", EXIT_USAGE)
     except OSError as err:
         # Unwritable output, disk full: the writers have already discarded partial files.
         where = f" ({err.filename})" if err.filename else ""

@@ -33,6 +33,21 @@ class KillAtStep(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class LossLog(L.Callback):
+    """Appends `global_step loss` after every training step, one file per run."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, module, outputs, *_) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"{trainer.global_step} {float(outputs['loss']):.9g}\n")
+
+
+def _losses(path: Path) -> dict[int, float]:
+    return {int(k): float(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+
+
 def _run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return run_python(["-m", "labelgen.cli", *args], cwd, env, timeout=600)
 
@@ -80,8 +95,12 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
         "--trainer.logger",
         "false",
     ]
+    log = ["--trainer.callbacks+=tests.test_training.LossLog", "--trainer.callbacks.path"]
     kill = ["--trainer.callbacks+=tests.test_training.KillAtStep", "--trainer.callbacks.step=11"]
-    killed = _run([*args, *kill], tmp_path)
+    (tmp_path / "whole").mkdir()  # the config's paths are relative: its own directory
+    whole = _run([*args, *log, str(tmp_path / "whole.txt")], tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = _run([*args, *kill, *log, "killed.txt"], tmp_path)
     assert killed.returncode == -signal.SIGKILL
     last = tmp_path / "runs" / "pretrain-tiny" / "checkpoints" / "last.ckpt"
     saved = _ckpt(last)
@@ -89,11 +108,21 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
         {"epoch": 1, "batches_done": 4}
     ]
-    resumed = _run([*args, "--ckpt_path", "last"], tmp_path)
+    resumed = _run([*args, "--ckpt_path", "last", *log, "resumed.txt"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = _ckpt(last)
     assert final["global_step"] == 18 and final["epoch"] == 2
     assert "not resumable" not in resumed.stderr
+    # the resumed steps repeat the uninterrupted run's: same batches, same dropout masks
+    whole_losses, resumed_losses = (
+        _losses(tmp_path / "whole.txt"),
+        _losses(tmp_path / "resumed.txt"),
+    )
+    assert sorted(resumed_losses) == list(range(11, 19))
+    assert resumed_losses == pytest.approx({k: whole_losses[k] for k in resumed_losses}, abs=1e-6)
+    # and the steps before the kill were the same run
+    killed_losses = _losses(tmp_path / "killed.txt")
+    assert killed_losses == pytest.approx({k: whole_losses[k] for k in killed_losses}, abs=1e-6)
 
 
 @pytest.mark.slow
@@ -119,3 +148,28 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     # 6 batches split over 2 ranks: 3 optimizer steps
     assert _ckpt(tmp_path / "runs/pretrain-tiny/checkpoints/last.ckpt")["global_step"] == 3
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a tampered checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_tampered_checkpoint_and_config_are_refused_not_executed(tmp_path):
+    # a checkpoint is loaded as weights only: the pickled payload is refused, never called
+    marker = tmp_path / "PWNED"
+    torch.save({"state_dict": {}, "payload": _Payload(marker)}, tmp_path / "evil.ckpt")
+    resumed = _run(["fit", "--config", PRETRAIN, *SMALL, "--ckpt_path", "evil.ckpt"], tmp_path)
+    assert resumed.returncode != 0
+    assert "weights_only" in resumed.stderr or "Unsupported global" in resumed.stderr
+    # a config file is data: YAML's python tags are not constructed
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f'trainer:\n  max_epochs: !!python/object/apply:os.system ["touch {marker}"]\n')
+    parsed = _run(["fit", "--config", PRETRAIN, "--config", str(evil), *SMALL], tmp_path)
+    assert parsed.returncode != 0
+    assert not marker.exists()

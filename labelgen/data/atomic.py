@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import IO, Any
@@ -32,8 +33,15 @@ class AtomicFile:
             self.handle.close()
             self.tmp_path.unlink(missing_ok=True)
             return
-        if not self.handle.closed:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-            self.handle.close()
-        os.replace(self.tmp_path, self.path)
+        try:
+            if not self.handle.closed:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+                self.handle.close()
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            # a full disk mostly shows at the flush: the hidden temporary must not stay behind
+            with contextlib.suppress(OSError):
+                self.handle.close()
+            self.tmp_path.unlink(missing_ok=True)
+            raise

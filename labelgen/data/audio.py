@@ -20,7 +20,9 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as taf
 
-FailureKind = Literal["outside_root", "missing", "unreadable", "not_finite", "empty", "too_short"]
+FailureKind = Literal[
+    "outside_root", "invalid_path", "missing", "unreadable", "not_finite", "empty", "too_short"
+]
 
 # Kaldi's analysis window and hop: 10 ms frames, so `frames ~= seconds * 100`.
 FRAME_LENGTH_MS = 25.0
@@ -69,9 +71,9 @@ class AudioFeaturizer:
     Files are read with soundfile, downmixed to mono by averaging channels, resampled to
     `config.sample_rate` and cut at `config.max_seconds`; features are Kaldi-compatible
     filterbanks (25 ms window, 10 ms hop, no dither, so deterministic) of the waveform at int16
-    scale. `None` in gives `None` out. A path outside the root, a missing, unreadable or
-    non-finite file, or audio shorter than one 25 ms window gives `None`, counted in
-    `failures[kind]` and warned once per path.
+    scale. `None` in gives `None` out. A path outside the root (never opened) or unusable as a
+    path, a missing, unreadable or non-finite file, or audio shorter than one 25 ms window gives
+    `None`, counted in `failures[kind]` and warned once per path.
 
     A truncated file (a WAV whose header promises more bytes than the file holds, or a file that
     yields fewer frames than it declares) gives the features of the part that can be read: a
@@ -112,14 +114,20 @@ class AudioFeaturizer:
             return None
 
     def _resolve(self, audio_path: str) -> Path:
-        if self._root is None:
-            path = Path(audio_path).resolve()
-        else:
-            # resolve() follows symlinks too, so a link inside the root pointing out is refused.
-            path = (self._root / audio_path).resolve()
-            if not path.is_relative_to(self._root):
-                raise _Refused("outside_root", f"resolves to {path}, outside {self._root}")
-        if not path.exists():
+        try:
+            if self._root is None:
+                path = Path(audio_path).resolve()
+            else:
+                # resolve() follows symlinks too, so a link inside the root pointing out is
+                # refused.
+                path = (self._root / audio_path).resolve()
+                if not path.is_relative_to(self._root):
+                    raise _Refused("outside_root", f"resolves to {path}, outside {self._root}")
+            exists = path.exists()
+        except (OSError, ValueError, RuntimeError) as err:
+            # A NUL byte, a name longer than the OS allows, a symlink loop: nothing to read.
+            raise _Refused("invalid_path", f"{type(err).__name__}: {err}") from err
+        if not exists:
             raise _Refused("missing", f"no file at {path}")
         return path
 

@@ -131,6 +131,7 @@ class LogDataModule(L.LightningDataModule):
         self.paths = {"train": train, "val": val, "test": test}
         self._space: FeatureSpace | None = None
         self.datasets: dict[str, Any] = {}
+        self._resume_at: tuple[int, int] | None = None
 
     @property
     def feature_space(self) -> FeatureSpace:
@@ -227,8 +228,25 @@ class LogDataModule(L.LightningDataModule):
         }
         if not shuffle or trainer is None:
             return DataLoader(data, **kwargs)
-        sampler.set_epoch(trainer.current_epoch)
+        if self._resume_at is not None:
+            sampler.resume(*self._resume_at)
+            self._resume_at = None
+        else:
+            sampler.set_epoch(trainer.current_epoch)
         return ResumableDataLoader(data, progress=self._train_progress, **kwargs)
+
+    # Where in the training data a checkpoint was taken (see ResumableDataLoader for why the
+    # data module carries it too): Lightning restores a data module's state before it builds
+    # any loader.
+    def state_dict(self) -> dict[str, int]:
+        if self.trainer is None:
+            return {}
+        epoch, done = self._train_progress()
+        return {"train_epoch": epoch, "train_batches_done": done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "train_epoch" in state:
+            self._resume_at = (state["train_epoch"], state["train_batches_done"])
 
     def _train_progress(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -45,7 +45,8 @@ def detect_format(path: Path) -> str:
 
 
 def read_log(path: str | Path, fmt: str = "auto") -> Iterator[Dialogue | Reject]:
-    """Dialogues and rejects from a log, in input order.
+    """Dialogues and rejects from a log, in input order: every input record comes out as one
+    or the other (each format's module says what a record is), never neither.
 
     A second dialogue with an id seen before is rejected: ids key labels, resumption and
     evaluation downstream, so a duplicate would silently overwrite or double-count.
@@ -57,11 +58,13 @@ def read_log(path: str | Path, fmt: str = "auto") -> Iterator[Dialogue | Reject]
     path = Path(path)
     if not path.exists():
         raise LogReadError(f"{path} does not exist")
-    if not path.is_dir():
-        try:
+    try:
+        if path.is_dir():
+            next(path.iterdir(), None)
+        else:
             path.open("rb").close()
-        except OSError as err:
-            raise LogReadError(f"{path} cannot be read: {err.strerror}") from err
+    except OSError as err:
+        raise LogReadError(f"{path} cannot be read: {err.strerror}") from err
     reader = _reader(detect_format(path) if fmt == "auto" else fmt)
     seen: set[str] = set()
     for item in reader(path):

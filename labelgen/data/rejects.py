@@ -35,6 +35,11 @@ class RejectWriter:
 
     def write(self, reject: Reject) -> None:
         line = json.dumps(reject.to_json_dict(), ensure_ascii=False, default=repr)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate cannot be written as UTF-8; as a \u escape it can.
+            line = json.dumps(reject.to_json_dict(), default=repr)
         self._file.handle.write(line + "\n")
         self.count += 1
 

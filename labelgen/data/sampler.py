@@ -91,11 +91,21 @@ class ResumableDataLoader(DataLoader):
     The state is the epoch and the number of batches the trainer has finished in it, read from
     the trainer rather than counted here, because the trainer prefetches batches it has not
     trained on yet. On resume the bucketed sampler skips exactly those batches.
+
+    Lightning hands this state back only when the loader is built after the loops are
+    restored; `estimated_stepping_batches` (the LR schedule) builds it before, so the data
+    module also keeps the state and resumes the sampler itself. And Lightning's per-epoch
+    `set_epoch` reaches samplers, not batch samplers, so each new iteration takes the epoch
+    from the trainer here (else every epoch repeats the first one's order).
     """
 
     def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._progress = progress
+
+    def __iter__(self):
+        self.batch_sampler.set_epoch(self._progress()[0])
+        return super().__iter__()
 
     def state_dict(self) -> dict[str, int]:
         epoch, done = self._progress()

@@ -25,7 +25,8 @@ from pydantic import (
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 Rating = Annotated[int, Field(ge=1, le=5)]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
-Count = Annotated[int, Field(ge=0)]
+# Parquet stores counts as int64: a larger one would read fine and then fail every writer.
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 SegmentTag = Literal["B", "I", "O"]
 
 

@@ -1,9 +1,13 @@
 """Reader for the Schema-Guided Dialogue (SGD, DSTC8) format.
 
 Input: a directory of `dialogues_*.json` or `dialogues_*.json.gz` files (whatever is present)
-with an optional `schema.json`, or one such file. Each file is a JSON array of dialogues; a
-dialogue that breaks the format or the contract is rejected alone, and a file cut off mid-way
-(truncated download) still yields every dialogue before the cut.
+with an optional `schema.json`, or one such file. Each file is a JSON array of dialogues, and
+each array element is one record: a dialogue that breaks the format or the contract (or holds
+bytes that are not UTF-8) is rejected alone. A file cut off or corrupt mid-way (a truncated
+download, a damaged gzip stream, invalid JSON) still yields every dialogue before the damage;
+what follows it, unparseable, is one more reject ("the rest of the file"), as is data after the
+array's closing bracket or gzip damage after a complete array. So input = accepted + rejected,
+counting the lost rest of a damaged file as one record. Nothing is capped.
 
 Mapping onto the contract:
 - turn = a USER utterance and the SYSTEM utterance that follows it (None if the log ends on
@@ -31,19 +35,18 @@ Mapping onto the contract:
 
 from __future__ import annotations
 
-import gzip
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labelgen.data.canonical import validate
+from labelgen.data.canonical import RAW_LIMIT, lone_surrogate, validate
+from labelgen.data.compressed import DamagedGzip, gunzip
 from labelgen.data.rejects import LogReadError, Reject
 from labelgen.data.schema import Dialogue
 
 REJECTING_ACTS = {"REQUEST_ALTS", "NEGATE_INTENT"}
-_RAW_LIMIT = 10_000
-"""Characters of an unparseable file kept in its reject record (the file itself stays put)."""
 
 
 class SgdFormatError(ValueError):
@@ -88,50 +91,78 @@ def _load_transactional(path: Path) -> dict[tuple[str, str], bool]:
 
 
 def _iter_file(file: Path) -> Iterator[tuple[str, Any]]:
-    """(source, raw dialogue) per array element, salvaging what precedes a broken element."""
+    """(source, raw dialogue or reject) per array element, salvaging what precedes damage."""
     try:
-        data = gzip.decompress(file.read_bytes()) if file.suffix == ".gz" else file.read_bytes()
-        text = data.decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        yield str(file), Reject(str(file), f"file cannot be decoded: {err}", None)
+        data, damage = _read_bytes(file)
+    except OSError as err:
+        yield str(file), Reject(str(file), f"file cannot be read: {err.strerror or err}", None)
         return
+    # A byte that is not UTF-8 becomes a lone surrogate, so that it rejects only the dialogue
+    # holding it (or, outside any string, breaks the JSON from there on).
+    text = data.decode("utf-8", errors="surrogateescape")
+    suspect = _SURROGATE.search(text) is not None
+    cut = "" if damage is None else f"; {damage}"
+
+    def rest(source: str, why: str, pos: int) -> tuple[str, Reject]:
+        reason = (
+            f"{why}{cut}; the rest of the file ({len(text) - pos} characters, first "
+            f"{RAW_LIMIT} kept) is rejected as one record"
+        )
+        return source, Reject(source, reason, _printable(text[pos : pos + RAW_LIMIT]))
+
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if not text.startswith("[", pos):
-        yield (
-            str(file),
-            Reject(str(file), "file is not a JSON array of dialogues", text[:_RAW_LIMIT]),
-        )
+        yield rest(str(file), "file is not a JSON array of dialogues", 0)
         return
     pos = _skip_ws(text, pos + 1)
     index = 0
     while not text.startswith("]", pos):
         source = f"{file}#{index}"
         try:
-            raw, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            rest = text[err.pos :]
-            yield (
-                source,
-                Reject(
-                    source,
-                    f"invalid JSON from dialogue {index} on ({err.msg}); the rest of the file "
-                    f"({len(rest)} characters, first {_RAW_LIMIT} kept) is rejected as one record",
-                    text[pos : pos + _RAW_LIMIT],
-                ),
-            )
+            raw, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError) as err:
+            why = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
+            yield rest(source, f"invalid JSON from dialogue {index} on ({why})", pos)
             return
-        yield source, raw
+        if suspect and (reason := lone_surrogate(raw)):
+            yield source, Reject(source, reason, _printable(text[pos : min(end, pos + RAW_LIMIT)]))
+        else:
+            yield source, raw
         index += 1
-        pos = _skip_ws(text, pos)
+        pos = _skip_ws(text, end)
         if text.startswith(",", pos):
             pos = _skip_ws(text, pos + 1)
         elif not text.startswith("]", pos):
-            yield (
-                source,
-                Reject(source, "file is cut off after this dialogue", text[pos : pos + _RAW_LIMIT]),
-            )
+            why = "file is cut off" if pos == len(text) else "expected ',' or ']'"
+            yield rest(f"{file}#{index}", f"{why} after dialogue {index - 1}", pos)
             return
+    pos = _skip_ws(text, pos + 1)
+    if pos < len(text):
+        yield rest(f"{file}#{index}", "data after the closing ']' of the array", pos)
+    elif damage is not None:
+        yield str(file), Reject(str(file), f"after the complete array, {damage}", None)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]|" + r"\\u[dD][89a-fA-F]")
+
+
+def _printable(text: str) -> str:
+    """Text with the bytes that are not UTF-8 shown as `\\xff`, so that a reject can be written."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _read_bytes(file: Path) -> tuple[bytes, str | None]:
+    """The file's bytes (decompressed up to any damage) and what the damage was."""
+    with file.open("rb") as handle:
+        if file.suffix != ".gz":
+            return handle.read(), None
+        chunks: list[bytes] = []
+        try:
+            chunks.extend(gunzip(handle))
+        except DamagedGzip as err:
+            return b"".join(chunks), str(err)
+        return b"".join(chunks), None
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -173,6 +204,7 @@ def _pair_turns(utterances: list[Any]) -> tuple[str | None, list[tuple[dict, dic
         elif pairs and pairs[-1][1] is None:
             pairs[-1] = (pairs[-1][0], utt)
         elif i == 0:
+            _acts(utt)  # unused, but a malformed opening is as broken as any other utterance
             opening = utt.get("utterance")
         else:
             raise SgdFormatError(f"utterances {i - 1} and {i} are both SYSTEM")
@@ -183,6 +215,13 @@ def _frames(utt: dict) -> list[dict]:
     frames = utt.get("frames", [])
     if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
         raise SgdFormatError("'frames' is not a list of objects")
+    # Service and intent key goals and schema look-ups, so they must be hashable strings here,
+    # before the contract sees them.
+    for frame in frames:
+        if not isinstance(frame.get("service"), str | None):
+            raise SgdFormatError("a frame's 'service' is not a string")
+        if not isinstance(_active_intent(frame), str | None):
+            raise SgdFormatError("a frame's 'state.active_intent' is not a string")
     return frames
 
 
@@ -203,9 +242,12 @@ def _acts(utt: dict | None) -> list[str] | None:
     if utt is None:
         return None
     try:
-        return [a["act"] for f in _frames(utt) for a in f.get("actions", [])]
+        acts = [a["act"] for f in _frames(utt) for a in f.get("actions", [])]
     except (KeyError, TypeError) as err:
         raise SgdFormatError(f"malformed actions: {err!r}") from err
+    if not all(isinstance(a, str) for a in acts):
+        raise SgdFormatError("an action's 'act' is not a string")
+    return acts
 
 
 def _turn(user: dict, system: dict | None) -> dict[str, Any]:

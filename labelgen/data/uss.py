@@ -3,7 +3,8 @@
 Format: one utterance per line, `ROLE<TAB>text<TAB>act<TAB>ratings`, ratings (1-5, one per
 annotator, comma-separated) on USER lines only; dialogues separated by blank lines; a final
 `USER<TAB>OVERALL<TAB><TAB>ratings` line rates the whole dialogue. One blank-line block is one
-record: a broken block is rejected alone and the next one read.
+record (a line holding only ASCII whitespace counts as blank): a broken block is rejected alone
+and the next one read, so input blocks = accepted + rejected. Nothing is capped.
 
 Mapping onto the contract:
 - `dialogue_id` = `<file stem>-<block number, from 0>`: USS has no ids, and numbering every
@@ -53,7 +54,12 @@ def read_uss(path: str | Path) -> Iterator[Dialogue | Reject]:
 def _read_file(file: Path) -> Iterator[Dialogue | Reject]:
     block: list[tuple[int, bytes]] = []
     index = 0
-    with open(file, "rb") as handle:
+    try:
+        handle = file.open("rb")
+    except OSError as err:
+        yield Reject(str(file), f"file cannot be read: {err.strerror or err}", None)
+        return
+    with handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 block.append((number, line))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,14 @@ from labelgen.data.audio import AudioConfig, AudioFeaturizer
 from labelgen.data.collate import Collator
 from labelgen.data.features import Featurizer
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
-from labelgen.labeling.shards import MANIFEST, LabelingDataset, write_json_atomic
+from labelgen.labeling.lock import launches_job, output_lock
+from labelgen.labeling.shards import (
+    MANIFEST,
+    LabelingDataset,
+    RejectLimit,
+    remove_temporaries,
+    write_json_atomic,
+)
 from labelgen.labeling.writer import GATED_TASKS, ShardWriter, read_done
 from labelgen.models.labelgen_module import LabelGenModule
 
@@ -57,6 +65,9 @@ class LabelJob:
     """CPU threads per process. Float sums can round differently with another thread count, so
     a fixed count keeps labels bit-identical however many processes share the work; on CPU,
     scale out with processes (`devices`)."""
+    max_reject_fraction: float | None = None
+    """Stop (RejectLimitExceeded) once rejected / input records over the shards done in the
+    output, by every process and earlier runs, is above this. None: never stop for rejects."""
 
     def __post_init__(self) -> None:
         unknown = set(self.thresholds) - set(GATED_TASKS)
@@ -70,6 +81,10 @@ class LabelJob:
             )
         if self.shard_size < 1 or self.batch_size < 1:
             raise ValueError("shard_size and batch_size must be >= 1")
+        if self.max_reject_fraction is not None and not 0.0 <= self.max_reject_fraction <= 1.0:
+            raise ValueError(
+                f"max_reject_fraction must be in [0, 1], got {self.max_reject_fraction}"
+            )
 
 
 def load_model(path: str) -> LabelGenModule:
@@ -119,13 +134,36 @@ def labeling_dataset(module: LabelGenModule, job: LabelJob) -> LabelingDataset:
         collator,
         job.shard_size,
         job.batch_size,
+        _reject_limit(job),
     )
 
 
+def _reject_limit(job: LabelJob) -> RejectLimit | None:
+    if job.max_reject_fraction is None:
+        return None
+    return RejectLimit(Path(job.output), job.max_reject_fraction)
+
+
 def run_label(job: LabelJob) -> dict[str, Any] | None:
-    """Labels every shard not yet done; rank 0 returns the manifest (others None)."""
+    """Labels every shard not yet done; rank 0 returns the manifest (others None).
+
+    Raises OutputLocked when another job writes to the output, RejectLimitExceeded when
+    `max_reject_fraction` stops the job (no manifest then), OSError when the output cannot be
+    written (the shards done are kept either way).
+    """
     output = Path(job.output)
     output.mkdir(parents=True, exist_ok=True)
+    launcher = launches_job()  # the job's other ranks run under its lock
+    with output_lock(output) if launcher else nullcontext():
+        if launcher:
+            # The manifest says the output is complete; from here until it is rewritten, it
+            # is not. Temporaries of killed runs go too: no live writer can own them now.
+            (output / MANIFEST).unlink(missing_ok=True)
+            remove_temporaries(output)
+        return _run(job, output)
+
+
+def _run(job: LabelJob, output: Path) -> dict[str, Any] | None:
     torch.set_num_threads(job.threads)
     module = load_model(job.model)
     module.encoder.cache_enabled = job.encoder_cache
@@ -152,7 +190,11 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     trainer.strategy.barrier()  # every rank's shards are written before the manifest
     if not trainer.is_global_zero:
+        # Rank 0 alone reports a stop: a Lightning child exiting non-zero gets the whole
+        # job killed (its launcher's watchdog) before rank 0 could say why.
         return None
+    if dataset.reject_limit is not None:
+        dataset.reject_limit.check()  # over every rank's shards, all written by now
     return _manifest(output, job, throughput.rate)
 
 

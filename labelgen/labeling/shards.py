@@ -5,13 +5,14 @@ always cuts into the same shards whatever the number of processes. Its labels go
 `part-NNNNNN.parquet` and its rejects to `_rejects/part-NNNNNN.jsonl`, each renamed into place
 whole; then `_done/part-NNNNNN.json`, written last, marks it done. A rerun skips done shards
 and redoes the rest: nothing is lost or written twice, and a killed run never leaves a
-half-written file visible."""
+half-written file visible (only hidden `.NAME.tmp-PID` files, which readers skip and the next
+job removes)."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from labelgen.data.atomic import AtomicFile
 from labelgen.data.collate import Collator
 from labelgen.data.features import Featurizer
 from labelgen.data.readers import read_log
@@ -41,6 +43,46 @@ def done_path(output: Path, shard: int) -> Path:
 
 def is_done(output: Path, shard: int) -> bool:
     return done_path(output, shard).exists()
+
+
+class RejectLimitExceeded(Exception):
+    """More of the input was rejected than the job allows: the log is probably not what the
+    model expects (wrong --format, a broken export), and labeling the rest would waste time."""
+
+
+class RejectLimit:
+    """Rejected / input records over every shard committed in the output, by any process of
+    this job or an earlier run. All processes read the same `_done` markers, so they agree on
+    when to stop without talking to each other (a rank that stopped alone would leave the
+    others waiting at the next collective)."""
+
+    def __init__(self, output: Path, fraction: float) -> None:
+        self.output, self.fraction = output, fraction
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def counts(self) -> tuple[int, int, int]:
+        """Rejected records, input records, shards committed."""
+        for path in (self.output / DONE_DIR).glob("part-*.json"):
+            if path.name not in self._seen:  # markers are final: read each once
+                done = json.loads(path.read_text())
+                self._seen[path.name] = (done["rejected"], done["dialogues"] + done["rejected"])
+        rejected = sum(r for r, _ in self._seen.values())
+        return rejected, sum(n for _, n in self._seen.values()), len(self._seen)
+
+    def exceeded(self) -> bool:
+        rejected, records, _ = self.counts()
+        return records > 0 and rejected / records > self.fraction
+
+    def check(self) -> None:
+        if self.exceeded():
+            rejected, records, shards = self.counts()
+            raise RejectLimitExceeded(
+                f"stopped: {rejected} of {records} input records rejected "
+                f"({rejected / records:.1%}) in the {shards} shards done, above the maximum "
+                f"reject fraction {self.fraction:g}; the rejects and their reasons are in "
+                f"{self.output / REJECTS_DIR}. The shards done are kept: rerun without the "
+                "limit (or with a higher one) to label the rest"
+            )
 
 
 class BatchMeta:
@@ -105,10 +147,12 @@ class LabelingDataset(IterableDataset):
         collator: Collator,
         shard_size: int = 512,
         batch_size: int = 32,
+        reject_limit: RejectLimit | None = None,
     ) -> None:
         self.path, self.fmt, self.output = path, fmt, output
         self.featurizer, self.collator = featurizer, collator
         self.shard_size, self.batch_size = shard_size, batch_size
+        self.reject_limit = reject_limit
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rank, world = _rank_and_world()
@@ -118,7 +162,13 @@ class LabelingDataset(IterableDataset):
         for shard in iter_shards(self.path, self.fmt, self.shard_size):
             if shard.index % processes != me or is_done(self.output, shard.index):
                 continue
-            yield from self._batches(shard)
+            for batch in self._batches(shard):
+                # Checked per batch, not per shard: the predict loop fetches one batch ahead,
+                # so by the next fetch the shard that crossed the limit is committed and the
+                # one already begun is dropped unwritten.
+                if self.reject_limit is not None and self.reject_limit.exceeded():
+                    return
+                yield batch
 
     def _batches(self, shard: Shard) -> Iterator[dict[str, Any]]:
         dialogues = shard.dialogues
@@ -137,8 +187,28 @@ class LabelingDataset(IterableDataset):
             yield batch
 
 
+@contextmanager
+def committed(path: Path, mode: str = "w") -> Iterator[Any]:
+    """A handle whose file appears under `path`, whole, when the block ends without error."""
+    file = AtomicFile(path, mode)
+    try:
+        yield file.handle
+        file.close()
+    except BaseException:
+        file.close(commit=False)  # a failed commit has removed its temporary itself
+        raise
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, sort_keys=True))
-    os.replace(tmp, path)
+    with committed(path) as handle:
+        handle.write(json.dumps(payload, sort_keys=True))
+
+
+def remove_temporaries(output: Path, name: str = "") -> None:
+    """Hidden `.NAME.tmp-PID` files a killed or failed writer left (of one part, or all).
+    Only the lock holder calls this for all: no live writer of another job can own them."""
+    pattern = f".{name}.*.tmp-*" if name else ".*.tmp-*"
+    for folder in (output, output / REJECTS_DIR, output / DONE_DIR):
+        for tmp in folder.glob(pattern):
+            with suppress(OSError):
+                tmp.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,16 @@ import pyarrow.parquet as pq
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from labelgen.data.atomic import AtomicFile
 from labelgen.data.features import FEEDBACK, SEGMENT_TAGS, FeatureSpace
 from labelgen.data.rejects import RejectWriter
 from labelgen.labeling.decode import decode_slots, viterbi_bio
 from labelgen.labeling.shards import (
     DONE_DIR,
     REJECTS_DIR,
+    committed,
     done_path,
     part_name,
+    remove_temporaries,
     write_json_atomic,
 )
 
@@ -178,28 +180,43 @@ class ShardWriter(BasePredictionWriter):
 
     def _write_shard(self, shard: int, rows: list[dict[str, Any]], rejects: list) -> None:
         name = part_name(shard)
-        table = pa.Table.from_pylist(rows, schema=LABEL_SCHEMA)
-        part = AtomicFile(self.output / f"{name}.parquet", "wb")
+        part = self.output / f"{name}.parquet"
         try:
-            pq.write_table(table, part.handle)
-        except BaseException:
-            part.close(commit=False)
+            with committed(part, "wb") as handle:
+                pq.write_table(pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), handle)
+            with RejectWriter(self.output / REJECTS_DIR / f"{name}.jsonl") as writer:
+                for reject in rejects:
+                    writer.write(reject)
+            dialogues = len({r["dialogue_id"] for r in rows})
+            counts = {
+                "shard": shard,
+                "dialogues": dialogues,
+                "turns": len(rows),
+                "rejected": len(rejects),
+                "reviewed": {t: sum(t in r["review"] for r in rows) for t in GATED_TASKS},
+            }
+            # Written last: its presence is what marks the shard done.
+            write_json_atomic(done_path(self.output, shard), counts)
+        except BaseException as err:
+            self._discard(name)
+            if isinstance(err, OSError):
+                # A full disk's write error names no file; say which shard and what is kept.
+                raise OSError(
+                    err.errno,
+                    f"{err.strerror or err}: shard {shard} not written; the shards done are "
+                    "kept, rerun to label the rest",
+                    err.filename or str(part),
+                ) from err
             raise
-        part.close()
-        with RejectWriter(self.output / REJECTS_DIR / f"{name}.jsonl") as writer:
-            for reject in rejects:
-                writer.write(reject)
-        dialogues = len({r["dialogue_id"] for r in rows})
-        counts = {
-            "shard": shard,
-            "dialogues": dialogues,
-            "turns": len(rows),
-            "rejected": len(rejects),
-            "reviewed": {t: sum(t in r["review"] for r in rows) for t in GATED_TASKS},
-        }
-        # Written last: its presence is what marks the shard done.
-        write_json_atomic(done_path(self.output, shard), counts)
         self.totals.update(dialogues=dialogues, turns=len(rows), rejected=len(rejects))
+
+    def _discard(self, name: str) -> None:
+        """Removes what a shard that failed before its marker had published already, so a
+        part is only ever visible with its marker, and the temporaries it leaves."""
+        for path in (self.output / f"{name}.parquet", self.output / REJECTS_DIR / f"{name}.jsonl"):
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
+        remove_temporaries(self.output, name)
 
 
 def read_done(output: Path) -> list[dict[str, Any]]:

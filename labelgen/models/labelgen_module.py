@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from labelgen.data.features import FEEDBACK, IGNORE, NUMERICAL, SATISFACTION_CLASSES, FeatureSpace
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
+from labelgen.models.checkpointing import RNG_KEY, rng_states, set_rng_states
 from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import ClassifierHead, GoalSuccessHead, SlotHead
@@ -46,6 +47,13 @@ def class_weights(counts: list[int], balance: float) -> torch.Tensor:
 
 SOFT_TASKS = ("intent", "segment", "satisfaction")
 """Tasks whose targets come from the annotators' vote distribution where there is one."""
+
+REACTION_TASKS = ("satisfaction", *FEEDBACK)
+"""Tasks judging turn k's system response, whose evidence is mostly the user's reaction in
+turn k+1 ("No, the bedroom speaker", a rephrase): their heads read turn k's and turn k+1's
+contextual vectors side by side. The dialogue Transformer could route turn k+1 into turn k's
+vector by attention alone, but with a few hundred rated dialogues it did not (USS-SGD: a rule
+on turn k+1's user act alone beat the model on dissatisfaction F1)."""
 
 
 @dataclass
@@ -161,7 +169,17 @@ class LabelGenModule(L.LightningModule):
             name: n for name, n in self._turn_task_sizes().items() if name in self.tasks.weights
         }
         self.heads = nn.ModuleDict(
-            {name: ClassifierHead(d, n, dialogue.dropout) for name, n in self.turn_tasks.items()}
+            {
+                name: ClassifierHead(
+                    d, n, dialogue.dropout, in_dim=2 * d if name in REACTION_TASKS else d
+                )
+                for name, n in self.turn_tasks.items()
+            }
+        )
+        # what a reaction head reads as "turn k+1" after the last turn, and for the no-context
+        # baseline, which must not see the next turn
+        self.no_next_turn = (
+            nn.Parameter(torch.zeros(d)) if set(self.turn_tasks) & set(REACTION_TASKS) else None
         )
         self.slot_head = (
             SlotHead(
@@ -228,8 +246,13 @@ class LabelGenModule(L.LightningModule):
         mask = batch["turn_mask"]
         grid = turns.new_zeros(*mask.shape, turns.shape[-1])
         grid[mask] = turns
-        context = self.dialogue(grid, mask)[mask]
-        out = {name: head(context) for name, head in self.heads.items()}
+        context_grid = self.dialogue(grid, mask)
+        context = context_grid[mask]
+        reaction = self._with_next_turn(context_grid, mask)
+        out = {
+            name: head(reaction if name in REACTION_TASKS else context)
+            for name, head in self.heads.items()
+        }
         out["turn_vectors"] = context
         out["token_states"] = states
         if self.slot_head is not None:
@@ -249,6 +272,20 @@ class LabelGenModule(L.LightningModule):
                 context, batch["goal"], int(batch["goal_success"].shape[0])
             )
         return out
+
+    def _with_next_turn(self, grid: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """`[N, 2D]`: each real turn's contextual vector beside the next turn's."""
+        if self.no_next_turn is None:
+            return None
+        has_next = torch.zeros_like(mask)
+        if self.dialogue.config.context:
+            has_next[:, :-1] = mask[:, 1:]
+        nxt = torch.where(
+            has_next[..., None],
+            torch.roll(grid, -1, dims=1),
+            self.no_next_turn.to(grid.dtype).expand_as(grid),
+        )
+        return torch.cat([grid, nxt], dim=-1)[mask]
 
     @torch.no_grad()
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any] | None:
@@ -379,6 +416,23 @@ class LabelGenModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
+
+    # A resumed fit continues exactly where the killed one stopped only if dropout draws the
+    # same masks: the generators' states travel in every checkpoint. They are put back at the
+    # first training batch, not at load, because Lightning draws from torch's generator in
+    # between (the sanity check, each new DataLoader iterator's base seed). One process only:
+    # a checkpoint holds rank 0's states, and handing them to every rank would give all ranks
+    # the same masks; data order is exact either way (the sampler's own state).
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RNG_KEY] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resume_rng = checkpoint.get(RNG_KEY)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        states, self._resume_rng = getattr(self, "_resume_rng", None), None
+        if states is not None and self.trainer.world_size == 1:
+            set_rng_states(states)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from labelgen.data.sampler import BucketBatchSampler
+from labelgen.data.sampler import BucketBatchSampler, ResumableDataLoader
 
 _rng = random.Random(0)
 LENGTHS = [_rng.randint(5, 500) for _ in range(203)]
@@ -50,3 +50,27 @@ def test_ranks_split_the_batches_evenly(replicas):
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_size"):
         BucketBatchSampler(LENGTHS, 0)
+
+
+def test_loader_takes_each_epoch_from_the_trainer_and_resumes_mid_epoch():
+    # Lightning's per-epoch set_epoch reaches samplers, not batch samplers: without the
+    # loader asking the trainer, every epoch repeated the first one's order.
+    progress = {"epoch": 0, "done": 0}
+    sampler = BucketBatchSampler([random.Random(i).randrange(5, 50) for i in range(64)], 4)
+    loader = ResumableDataLoader(
+        list(range(64)),
+        batch_sampler=sampler,
+        collate_fn=list,
+        progress=lambda: (progress["epoch"], progress["done"]),
+    )
+    epoch0, again = list(loader), list(loader)
+    progress["epoch"] = 1
+    epoch1 = list(loader)
+    assert epoch0 == again and epoch1 != epoch0
+    assert sorted(i for b in epoch1 for i in b) == list(range(64))
+    # a checkpoint after 5 batches of epoch 1: the resumed loader yields the other 11
+    progress["done"] = 5
+    state = loader.state_dict()
+    sampler.set_epoch(0)
+    loader.load_state_dict(state)
+    assert list(loader) == epoch1[5:]

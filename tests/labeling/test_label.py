@@ -1,63 +1,29 @@
 from __future__ import annotations
 
 import json
-import os
+import random
 import subprocess
-import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from labelgen.cli import main
-from labelgen.data.synth import synth_to_file
-from tests.conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def log(tmp_path_factory) -> Path:
-    """60 synthetic dialogues with two broken records among them."""
-    folder = tmp_path_factory.mktemp("log")
-    synth_to_file(folder / "clean.jsonl", 60, seed=5)
-    lines = (folder / "clean.jsonl").read_text().splitlines()
-    lines.insert(10, '{"dialogue_id": "cut", "turns": [')
-    lines.insert(40, json.dumps({"dialogue_id": "empty", "turns": []}))
-    (folder / "log.jsonl").write_text("\n".join(lines) + "\n")
-    return folder / "log.jsonl"
-
-
-def _args(out: Path, model: Path, log: Path, *extra: str) -> list[str]:
-    """`labelgen label` arguments shared by every test: 4 shards of 16 records."""
-    return [
-        "label",
-        "--model",
-        str(model),
-        "--input",
-        str(log),
-        "--output",
-        str(out),
-        "--shard-size",
-        "16",
-        "--batch-size",
-        "4",
-        "--accelerator",
-        "cpu",
-        *extra,
-    ]
-
-
-def _label(out: Path, model: Path, log: Path, *extra: str) -> dict:
-    assert main(_args(out, model, log, *extra)) == 0
-    return json.loads((out / "_manifest.json").read_text())
-
-
-def _parts(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("part-*.parquet"))}
+from tests.labeling.conftest import (
+    assert_consistent,
+    hidden_files,
+    label,
+    label_args,
+    outcome,
+    parts,
+    spawn,
+)
 
 
 def test_every_record_is_labeled_or_rejected(tmp_path, tiny_model_dir, log):
-    manifest = _label(tmp_path / "out", tiny_model_dir, log, "--threshold", "intent=0.99")
+    manifest = label(tmp_path / "out", tiny_model_dir, log, "--threshold", "intent=0.99")
     assert manifest["input_records"] == 62 == manifest["dialogues"] + manifest["rejected"]
     assert manifest["rejected"] == 2 and manifest["shards"] == 4
     table = pq.read_table(tmp_path / "out").to_pylist()
@@ -78,60 +44,66 @@ def test_every_record_is_labeled_or_rejected(tmp_path, tiny_model_dir, log):
 
 def test_rerun_skips_done_shards_and_output_is_identical(tmp_path, tiny_model_dir, log):
     out = tmp_path / "out"
-    _label(out, tiny_model_dir, log)
-    first = _parts(out)
+    label(out, tiny_model_dir, log)
+    first = parts(out)
     (out / "_done" / "part-000002.json").unlink()  # as if killed before shard 2 was marked done
     stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
-    _label(out, tiny_model_dir, log)
-    assert _parts(out) == first
+    label(out, tiny_model_dir, log)
+    assert parts(out) == first
     again = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
     assert [n for n in stamp if stamp[n] != again[n]] == ["part-000002.parquet"]
 
 
-def _spawn(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "labelgen.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def _wait(out: Path, proc: subprocess.Popen, shards_done: int) -> bool:
+    """Until `proc` holds the output's lock (its imports are over, its job has begun) and
+    `shards_done` shards are done; False if it ends first."""
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        with suppress(OSError, ValueError):
+            holder = json.loads((out / "_lock").read_text())["pid"]
+            if holder == proc.pid and len(list((out / "_done").glob("*"))) >= shards_done:
+                return True
+        time.sleep(0.01)
+    return False
 
 
-def test_sigkill_midway_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_model_dir, log):
-    reference = tmp_path / "ref"
-    _label(reference, tiny_model_dir, log)
-    out = tmp_path / "out"
-    args = _args(out, tiny_model_dir, log)
-    for kill_after in (1, 2):  # killed twice, at different points
-        proc = _spawn(args)
-        deadline = time.time() + 120
-        while len(list((out / "_done").glob("*.json"))) < kill_after and time.time() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.01)
+def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(
+    tmp_path, tiny_model_dir, log
+):
+    reference, out = tmp_path / "ref", tmp_path / "out"
+    extra = ("--shard-size", "8")  # 8 shards
+    label(reference, tiny_model_dir, log, *extra)
+    args = label_args(out, tiny_model_dir, log, *extra)
+    # Random points along the job's progress rather than the clock, which a loaded machine
+    # stretches: up to 2 shards done, 3 to 5, 6 to 8 (all: the kill may come after the end),
+    # each followed by up to 0.2 s more (about a shard).
+    rng = random.Random(2)  # 0, 4 and 8 shards: before the first, midway, after the last
+    for low, high in ((0, 2), (3, 5), (6, 8)):
+        proc = spawn(args)
+        if _wait(out, proc, rng.randint(low, high)):
+            time.sleep(rng.uniform(0, 0.2))
         proc.kill()
         proc.wait()
-        # nothing half-written in sight: every visible part is a whole Parquet file
-        for part in out.glob("part-*.parquet"):
-            pq.read_table(part)
-    finished = _spawn(args)
+        assert_consistent(out)
+    finished = spawn(args)
     stdout, stderr = finished.communicate(timeout=300)
     assert finished.returncode == 0, stderr.decode()[-2000:]
-    assert _parts(out) == _parts(reference)
-    manifest = json.loads(stdout.decode().strip().splitlines()[-1])
-    assert manifest["input_records"] == 62
+    assert json.loads(stdout.decode().strip().splitlines()[-1])["input_records"] == 62
+    # Labels written by other processes than the reference's, byte for byte: this is also
+    # the check that two runs of one model on one input label it identically.
+    assert outcome(out) == outcome(reference)
+    assert hidden_files(out) == []  # the temporaries of killed writers are gone
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_output_of_one(tmp_path, tiny_model_dir, log):
     reference = tmp_path / "one"
-    _label(reference, tiny_model_dir, log)
+    label(reference, tiny_model_dir, log)
     out = tmp_path / "two"
-    proc = _spawn(_args(out, tiny_model_dir, log, "--devices", "2", "--strategy", "ddp"))
+    proc = spawn(label_args(out, tiny_model_dir, log, "--devices", "2", "--strategy", "ddp"))
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr.decode()[-2000:]
-    assert _parts(out) == _parts(reference)
+    assert parts(out) == parts(reference)
     assert json.loads(stdout.decode().strip().splitlines()[-1])["dialogues"] == 60
 
 
@@ -166,19 +138,21 @@ def test_bad_model_path_and_threshold_are_usage_errors(tmp_path, log, capsys):
         )
         == 2
     )
+    args = label_args(tmp_path / "o", log, log, "--max-reject-fraction", "1.5")
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert "does not exist" in err and "TASK=P" in err
+    assert "does not exist" in err and "TASK=P" in err and "max_reject_fraction" in err
 
 
 def test_calibrated_cutoff_decides_dissatisfaction(tmp_path, tiny_model_dir, log):
     calibration = tmp_path / "calibration.json"
     calibration.write_text(json.dumps({"thresholds": {}, "cutoffs": {"dissatisfaction": 1e-6}}))
-    manifest = _label(tmp_path / "low", tiny_model_dir, log, "--calibration", str(calibration))
+    manifest = label(tmp_path / "low", tiny_model_dir, log, "--calibration", str(calibration))
     assert manifest["dissatisfaction_cutoff"] == 1e-6
     rows = pq.read_table(tmp_path / "low").to_pylist()
     assert all(r["dissatisfied"] and r["satisfaction"] <= 2 for r in rows)
     # the command line wins over the file
-    _label(
+    label(
         tmp_path / "high",
         tiny_model_dir,
         log,
@@ -195,8 +169,8 @@ def test_calibrated_cutoff_decides_dissatisfaction(tmp_path, tiny_model_dir, log
 def test_bf16_mixed_labels_match_full_precision(tmp_path, tiny_model_dir, log):
     # what a GPU job runs with --precision bf16-mixed (CPU autocast here): every output must
     # leave the model as something Parquet can hold, with labels close to float32's
-    _label(tmp_path / "fp32", tiny_model_dir, log)
-    manifest = _label(tmp_path / "bf16", tiny_model_dir, log, "--precision", "bf16-mixed")
+    label(tmp_path / "fp32", tiny_model_dir, log)
+    manifest = label(tmp_path / "bf16", tiny_model_dir, log, "--precision", "bf16-mixed")
     full, low = pq.read_table(tmp_path / "fp32"), pq.read_table(tmp_path / "bf16")
     assert manifest["turns"] == full.num_rows == low.num_rows
     pairs = zip(full["intent"].to_pylist(), low["intent"].to_pylist(), strict=True)

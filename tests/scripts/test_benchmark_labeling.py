@@ -33,5 +33,6 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
     assert labeled == printed["turns"] > 24
     bare, label = printed["bare_encoder_turns_per_s"], printed["label_turns_per_s"]
     assert bare > 0 and label > 0
-    assert printed["ratio"] == pytest.approx(label / bare, abs=2e-3)
+    # of rounded figures: relative, since on a loaded machine either can be far from 1
+    assert printed["ratio"] == pytest.approx(label / bare, rel=0.01, abs=2e-3)
     assert printed["label_turns_per_s_with_model_load"] < label

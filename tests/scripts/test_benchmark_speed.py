@@ -33,7 +33,7 @@ def test_window_benchmark_grows_the_window_with_the_history(tmp_path, shared_dat
     tokens = [b["window_tokens_per_turn"] for b in out["buckets"]]
     assert tokens == sorted(tokens) and tokens[-1] > tokens[0]  # longer dialogues, longer windows
     assert out["speedup"] == pytest.approx(
-        out["label_turns_per_s"] / out["window_turns_per_s"], rel=0.02
+        out["label_turns_per_s"] / out["window_turns_per_s"], rel=0.05, abs=0.01
     )
 
 

@@ -13,10 +13,12 @@ from labelgen.data.features import TOKEN_SHAPES
 
 
 class ClassifierHead(nn.Module):
-    def __init__(self, d_model: int, n_classes: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self, d_model: int, n_classes: int, dropout: float = 0.1, in_dim: int | None = None
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(d_model, d_model),
+            nn.Linear(in_dim or d_model, d_model),
             nn.GELU(),
             nn.Dropout(dropout),
             nn.Linear(d_model, n_classes),

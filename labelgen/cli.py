@@ -99,11 +99,15 @@ def _cmd_demo(args: argparse.Namespace) -> dict:
 
 
 def _cmd_export(args: argparse.Namespace) -> dict:
+    from labelgen.models.card import read_benchmarks
     from labelgen.models.export import ExportError, export_model
 
     try:
-        out = export_model(args.checkpoint, args.out, overwrite=args.overwrite)
-    except (ExportError, FileExistsError, FileNotFoundError) as err:
+        benchmarks = read_benchmarks(args.benchmark)
+        out = export_model(
+            args.checkpoint, args.out, overwrite=args.overwrite, benchmarks=benchmarks
+        )
+    except (ExportError, FileExistsError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     print(f"exported {args.checkpoint} to {out}")
     return {"out": str(out), "files": sorted(p.name for p in Path(out).iterdir())}
@@ -143,8 +147,10 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
         )
     except (ValueError, OSError, KeyError) as err:
         raise UsageError(str(err)) from err
-    if not Path(args.model).exists():
-        raise UsageError(f"{args.model} does not exist")
+    from labelgen.models.hub import is_repo_id
+
+    if not Path(args.model).exists() and not is_repo_id(str(args.model)):
+        raise UsageError(f"{args.model} does not exist (nor is it a hub repository id, org/name)")
     from labelgen.labeling.shards import RejectLimitExceeded
     from labelgen.models.export import ExportError
 
@@ -192,6 +198,63 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict:
 
             print(f"logged to W&B: {log_report(report, args.out)}")
     return {k: report[k] for k in ("reference", "headline", "calibration") if k in report}
+
+
+REVIEW_TASKS = "intent,slots,segment,satisfaction"
+
+
+def _cmd_review_export(args: argparse.Namespace) -> dict:
+    from labelgen.review.export import ExportError, export_tasks
+
+    if args.out.suffix != ".json":
+        raise UsageError(f"{args.out}: Label Studio imports tasks from a .json file")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    try:
+        result = export_tasks(
+            args.labels, args.log, args.out, args.config_out, tasks, args.format, args.model
+        )
+    except (ExportError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from err
+    reviewed = ", ".join(f"{t} {n}" for t, n in result["review_turns"].items()) or "none"
+    print(
+        f"wrote {result['tasks']} Label Studio tasks from {result['dialogues']} dialogues to "
+        f"{result['out']} ({result['context_turns']} of them context for segment review); "
+        f"turns flagged for review: {reviewed}"
+    )
+    print(f"labeling config (paste into the project's Labeling Interface): {result['config']}")
+    skipped = {
+        "turns flagged only for tasks not exported": result["not_exported_turns"],
+        "dialogues with labels that are not in the log": result["dialogues_missing_from_log"],
+        "dialogues whose labels do not match the log's turns": result["dialogues_mismatched"],
+        "log records rejected": result["log_rejected"],
+    }
+    for what, n in skipped.items():
+        if n:
+            print(f"not exported: {n} {what}")
+    return result
+
+
+def _cmd_review_import(args: argparse.Namespace) -> dict:
+    from labelgen.review.ingest import ImportFormatError, import_annotations
+
+    try:
+        result = import_annotations(
+            args.export, args.log, args.out, args.rejects, args.config, args.format
+        )
+    except (ImportFormatError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from err
+    print(
+        f"imported {result['annotations']} annotations by {len(result['annotators'])} "
+        f"annotators onto {result['turns']} turns of {result['dialogues']} dialogues; "
+        f"{result['cancelled']} skipped (cancelled), {result['unannotated_tasks']} tasks not "
+        f"annotated, {result['rejected']} rejected"
+    )
+    print(
+        f"wrote {result['dialogues_written']} dialogues to {result['out']}, "
+        f"{result['rejected'] + result['log_rejected']} rejects to {result['rejects_file']}"
+        + (f" ({result['log_rejected']} from the log itself)" if result["log_rejected"] else "")
+    )
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,7 +367,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="a Lightning .ckpt")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--benchmark",
+        type=Path,
+        help="a benchmark's results JSON (scripts/benchmark_quality.py) for the model card",
+    )
     p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("review", help="send labels under threshold to Label Studio and back")
+    review = p.add_subparsers(dest="step", required=True, metavar="STEP")
+    p = review.add_parser("export", help="turns to review as pre-annotated Label Studio tasks")
+    p.add_argument("--labels", type=Path, required=True, help="`labelgen label` output")
+    p.add_argument("--log", type=Path, required=True, help="the log that was labeled")
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--out", type=Path, required=True, help="tasks to import (.json)")
+    p.add_argument("--config-out", type=Path, help="labeling config XML (default OUT.config.xml)")
+    p.add_argument(
+        "--tasks",
+        default=REVIEW_TASKS,
+        help=f"comma-separated, any of {REVIEW_TASKS} (default: all)",
+    )
+    p.add_argument("--model", type=Path, help="exported model: offer all its intents and slots")
+    p.set_defaults(run=_cmd_review_export)
+    p = review.add_parser("import", help="a Label Studio JSON export as per-annotator labels")
+    p.add_argument("--export", type=Path, required=True, help="Label Studio JSON export")
+    p.add_argument("--log", type=Path, required=True, help="the log the tasks came from")
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--out", type=Path, required=True, help=".jsonl, .jsonl.gz or .parquet")
+    p.add_argument("--rejects", type=Path, help="default: OUT.rejects.jsonl")
+    p.add_argument(
+        "--config", type=Path, help="the project's labeling config: reject other intents/slots"
+    )
+    p.set_defaults(run=_cmd_review_import)
 
     p = sub.add_parser("demo", help="synthesize, train, label and evaluate (runs/demo)")
     p.add_argument("--dialogues", type=int, default=800, help="training dialogues")

@@ -106,3 +106,34 @@ def full_dialogue(dialogue_id: str = "d1") -> dict[str, Any]:
             {"turn_id": "t2", "user_text": "thanks"},
         ],
     }
+
+
+def intent_labels(tmp_path: Path, wrong_every: int = 0) -> tuple[Path, Path]:
+    """A synthetic reference log (30 dialogues) and `labelgen label`-style shards with its
+    intents as the model's (every `wrong_every`-th turn from 0 wrong and sent to review)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labelgen.data.synth import generate, synth_to_file
+    from labelgen.labeling.writer import LABEL_SCHEMA
+
+    log = tmp_path / "ref.jsonl"
+    synth_to_file(log, 30, seed=2)
+    rows = []
+    for d in generate(30, seed=2):
+        for t, turn in enumerate(d.turns):
+            wrong = bool(wrong_every) and t % wrong_every == 0
+            rows.append(
+                {
+                    "dialogue_id": d.dialogue_id,
+                    "turn_index": t,
+                    "turn_id": turn.turn_id,
+                    "intent": "Wrong" if wrong else turn.intent,
+                    "intent_confidence": 0.6 if wrong else 0.9,
+                    "review": ["intent"] if wrong else [],
+                }
+            )
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), labels / "part-000000.parquet")
+    return log, labels

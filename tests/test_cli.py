@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from labelgen.cli import main
-from tests.conftest import full_dialogue
+from tests.conftest import full_dialogue, intent_labels
 
 
 def _run(capsys, *argv) -> tuple[int, dict | None, str]:
@@ -97,29 +97,7 @@ def test_evaluate_without_predictions_is_the_human_baseline(capsys, shared_data)
 
 
 def test_evaluate_predictions_with_dawid_skene_and_wandb(tmp_path, monkeypatch, capsys):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from labelgen.data.synth import generate, synth_to_file
-    from labelgen.labeling.writer import LABEL_SCHEMA
-
-    log = tmp_path / "ref.jsonl"
-    synth_to_file(log, 30, seed=2)
-    rows = [
-        {
-            "dialogue_id": d.dialogue_id,
-            "turn_index": t,
-            "turn_id": turn.turn_id,
-            "intent": turn.intent,
-            "intent_confidence": 0.9,
-            "review": [],
-        }
-        for d in generate(30, seed=2)
-        for t, turn in enumerate(d.turns)
-    ]
-    labels = tmp_path / "labels"
-    labels.mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), labels / "part-000000.parquet")
+    log, labels = intent_labels(tmp_path)
     logged = []
     monkeypatch.setattr(
         "labelgen.evaluation.wandb_log.log_report",

@@ -66,13 +66,23 @@ def test_pretrain_then_finetune_with_checkpoints_and_wandb(tmp_path):
     assert list((run / "checkpoints").glob("best-*.ckpt"))
     [wandb_run] = (run / "wandb").glob("offline-run-*")
     assert list(wandb_run.glob("*.wandb"))
+    (tmp_path / "results.json").write_text('{"command": "python x.py", "uss": {"f1": 0.31}}')
     exported = _run(
-        ["export", "runs/pretrain-tiny/checkpoints/last.ckpt", "--out", "model"], tmp_path
+        [
+            "export",
+            "runs/pretrain-tiny/checkpoints/last.ckpt",
+            "--out",
+            "model",
+            "--benchmark",
+            "results.json",
+        ],
+        tmp_path,
     )
     assert exported.returncode == 0, exported.stderr[-3000:]
-    assert {"config.json", "model.safetensors", "tokenizer"} <= {
+    assert {"config.json", "model.safetensors", "tokenizer", "README.md"} <= {
         p.name for p in (tmp_path / "model").iterdir()
     }
+    assert "| uss.f1 | 0.31 |" in (tmp_path / "model" / "README.md").read_text()
     finetune = _run(
         ["fit", "--config", FINETUNE, *SMALL, "--trainer.max_epochs", "1"], tmp_path, offline
     )

@@ -58,6 +58,7 @@ from labelgen.evaluation.predictions import (
     Predictions,
     dissatisfaction_probability,
     read_predictions,
+    sample_rows,
 )
 from labelgen.evaluation.thresholds import (
     best_f1_cutoff,
@@ -375,16 +376,22 @@ def human_baseline(
     dialogues, rejects = load_reference(reference_path, fmt)
     report: dict[str, Any] = {"reference": _reference_info(reference_path, fmt, dialogues, rejects)}
     tasks: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     texts = _texts(dialogues)
     for task in CONSENSUS:
         items = task_items(dialogues, task, include_opening)
         if not items.has_votes:
             continue
         gold = gold_labels(items, task, seed, consensus)
+        if gold is None or not gold.ids:
+            # votes, but no item with enough annotators for a leave-one-out gold label
+            skipped[task] = "no item has enough annotators for a leave-one-out consensus"
+            continue
         aligned = _align(task, gold, None, {}, texts)
         section, _ = _task_report(task, aligned, n_resamples, seed, 0.0)
         tasks[task] = {"gold": gold.source, **section}
     report["tasks"] = tasks
+    report["skipped"] = skipped
     report["seed"] = seed
     report["consensus"] = consensus
     report["include_opening"] = include_opening
@@ -454,6 +461,7 @@ def evaluate(
     if HEADLINE in tasks and "human" in tasks[HEADLINE]:
         report["headline"] = _headline(tasks[HEADLINE])
     report["plots"] = figures
+    report["samples"] = sample_rows(dialogues, preds, seed)
     cutoffs = _cutoffs(golds["dissatisfaction"], preds) if "dissatisfaction" in tasks else {}
     calibration = write_calibration(
         out / "calibration.json",

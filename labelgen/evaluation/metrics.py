@@ -123,11 +123,12 @@ def binary_scores(
     seed: int = 0,
 ) -> dict[str, Estimate]:
     """Accuracy, and precision, recall and F1 of the `positive` class."""
-    t = np.array([y == positive for y in y_true])
-    p = np.array([y == positive for y in y_pred])
+    # dtype=bool: an empty list would otherwise be float, and & undefined on it
+    t = np.array([y == positive for y in y_true], dtype=bool)
+    p = np.array([y == positive for y in y_pred], dtype=bool)
     if len(t) != len(p):
         raise ValueError(f"{len(t)} gold labels but {len(p)} predictions")
-    correct = np.array([a == b for a, b in zip(y_true, y_pred, strict=True)])
+    correct = np.array([a == b for a, b in zip(y_true, y_pred, strict=True)], dtype=bool)
     rows = np.stack([t & p, ~t & p, t & ~p, correct], axis=1).astype(np.float64)
     n = len(t)
 

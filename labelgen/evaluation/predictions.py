@@ -15,7 +15,8 @@ null). The label conventions are decided here, once:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from labelgen.data.schema import Dialogue
 from labelgen.evaluation.items import Key
 
 Prediction = tuple[Any, float | None]
@@ -156,3 +158,45 @@ MODEL_COLUMNS: dict[str, tuple[str, ...]] = {
     **{name: (name,) for name in ("barge_in", "rephrase", "rejection", "explicit_feedback")},
 }
 """Task -> columns whose presence says the model has that head."""
+
+
+SAMPLE_DIALOGUES = 8
+SAMPLE_COLUMNS = (
+    "intent",
+    "intent_confidence",
+    "segment",
+    "goal_success",
+    "slots",
+    "satisfaction",
+    "dissatisfied",
+    "review",
+)
+
+
+def sample_rows(
+    dialogues: Sequence[Dialogue], preds: Predictions, seed: int, n: int = SAMPLE_DIALOGUES
+) -> list[dict[str, Any]]:
+    """Every turn of a few labeled dialogues (chosen with the seed) with its texts, the model's
+    labels and the reference's: what a person reads to see what the numbers mean."""
+    labeled = [d for d in dialogues if preds.get((d.dialogue_id, 0), "dialogue_id") is not None]
+    chosen = random.Random(seed).sample(labeled, min(n, len(labeled)))
+    rows = []
+    for d in sorted(chosen, key=lambda d: d.dialogue_id):
+        for t, turn in enumerate(d.turns):
+            key = (d.dialogue_id, t)
+            row = {
+                "dialogue_id": d.dialogue_id,
+                "turn_index": t,
+                "user_text": turn.user_text,
+                "system_text": turn.system_text,
+                "reference_intent": turn.intent,
+            }
+            for column in SAMPLE_COLUMNS:
+                value = preds.get(key, column)
+                if column == "slots" and value is not None:
+                    value = ", ".join(f"{s['slot']}={s['value']!r}" for s in value)
+                elif column == "review" and value is not None:
+                    value = ", ".join(value)
+                row[column] = value
+            rows.append(row)
+    return rows

@@ -1,4 +1,5 @@
-"""An evaluation report into a W&B run: metrics as a table and summary, plots as images."""
+"""An evaluation report into a W&B run: metrics as a table and summary, plots as images, and a
+table of sample labeled dialogues (turn texts, the model's labels, the reference intent)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def log_report(
                     run.summary[f"eval/{task}/{who}/{metric}"] = e["value"]
     columns = ["task", "who", "metric", "value", "ci_low", "ci_high", "n"]
     run.log({"eval/metrics": wandb.Table(columns=columns, data=rows)})
+    samples = report.get("samples") or []
+    if samples:
+        columns = list(samples[0])
+        run.log(
+            {
+                "eval/samples": wandb.Table(
+                    columns=columns, data=[[row[c] for c in columns] for row in samples]
+                )
+            }
+        )
     images = {f"eval/{key}": wandb.Image(path) for key, path in report.get("plots", {}).items()}
     if images:
         run.log(images)

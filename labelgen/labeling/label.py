@@ -34,7 +34,8 @@ from labelgen.models.labelgen_module import LabelGenModule
 @dataclass
 class LabelJob:
     model: str
-    """An exported model directory (`labelgen export`) or a Lightning checkpoint."""
+    """An exported model directory (`labelgen export`), a Lightning checkpoint, or a hub
+    repository id (`org/name`) holding an export."""
     input: str
     output: str
     format: str = "auto"
@@ -44,8 +45,10 @@ class LabelJob:
     """Input records per output shard, the unit of resumption."""
     batch_size: int = 32
     """Dialogues per forward pass."""
-    max_user_tokens: int = 48
-    max_system_tokens: int = 48
+    max_user_tokens: int | None = None
+    max_system_tokens: int | None = None
+    """Token budgets per text; None: the model's training settings (recorded in checkpoints
+    and exports), else 48."""
     audio_root: str | None = None
     """Read user audio under this root (models trained with audio)."""
     accelerator: str = "auto"
@@ -88,9 +91,11 @@ class LabelJob:
 
 
 def load_model(path: str) -> LabelGenModule:
-    from labelgen.models.export import load_checkpoint, load_exported
+    """An exported directory, a Lightning checkpoint, or a hub repository id (`org/name`)."""
+    from labelgen.models.export import load_checkpoint
+    from labelgen.models.hub import from_pretrained
 
-    module = load_exported(path) if Path(path).is_dir() else load_checkpoint(path)[0]
+    module = load_checkpoint(path)[0] if Path(path).is_file() else from_pretrained(path)
     return module.eval()
 
 
@@ -130,7 +135,12 @@ def labeling_dataset(module: LabelGenModule, job: LabelJob) -> LabelingDataset:
         job.input,
         job.format,
         Path(job.output),
-        Featurizer(tokenizer, module.space, job.max_user_tokens, job.max_system_tokens),
+        Featurizer(
+            tokenizer,
+            module.space,
+            job.max_user_tokens or module.data_settings.get("max_user_tokens", 48),
+            job.max_system_tokens or module.data_settings.get("max_system_tokens", 48),
+        ),
         collator,
         job.shard_size,
         job.batch_size,

@@ -6,6 +6,10 @@ Hugging Face hub or unpickling:
     feature_space.json   vocabularies and statistics that size the embeddings and heads
     encoder_config.json  the Hugging Face encoder config, so `roberta-base` is never fetched
     tokenizer/           the tokenizer the model was trained with (`save_pretrained`)
+    README.md            the model card (not checksummed: editing it never breaks loading)
+
+config.json's `data` holds the training data's paths and featurizer settings (token budgets)
+when the model came from a checkpoint, so `label` featurizes as training did.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pickle
 import secrets
 import shutil
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ import torch
 from labelgen import __version__
 from labelgen.data.features import FeatureSpace
 from labelgen.data.tokenization import load_tokenizer, resolve_pretrained
+from labelgen.models.card import CARD, model_card
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.fusion import FusionConfig
 from labelgen.models.components.turn_encoder import EncoderConfig
@@ -39,6 +45,8 @@ ENCODER_CONFIG = "encoder_config.json"
 TOKENIZER = "tokenizer"
 HPARAMS = ("encoder", "dialogue", "fusion", "tasks", "optim", "tokenizer")
 """The module's hyper-parameters kept in config.json; the feature space has its own file."""
+DATA_SETTINGS = ("train", "val", "format", "max_user_tokens", "max_system_tokens")
+"""What a checkpoint's data module says about the training data, kept in config.json `data`."""
 
 
 class ExportError(ValueError):
@@ -46,9 +54,13 @@ class ExportError(ValueError):
 
 
 def export_model(
-    source: LabelGenModule | str | Path, out_dir: str | Path, overwrite: bool = False
+    source: LabelGenModule | str | Path,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    benchmarks: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `source` (a module or a Lightning `.ckpt`) as an exported model directory.
+    """Write `source` (a module or a Lightning `.ckpt`) as an exported model directory, with a
+    model card that lists `benchmarks` (a benchmark's results JSON) when given.
 
     The directory appears complete or not at all: it is written beside `out_dir` under a
     hidden name and renamed into place.
@@ -63,7 +75,7 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling(out, "tmp")
     try:
-        _write(module, hparams, tmp)
+        _write(module, hparams, tmp, benchmarks)
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -107,6 +119,8 @@ def load_exported(model_dir: str | Path) -> LabelGenModule:
         encoder_config=encoder_config,
     )
     _load_weights(module, read_weights(root / WEIGHTS), root / WEIGHTS)
+    data = config.get("data")
+    module.data_settings = data if isinstance(data, dict) else {}
     return module.eval()
 
 
@@ -140,6 +154,9 @@ def load_checkpoint(path: str | Path) -> tuple[LabelGenModule, dict[str, Any]]:
         encoder_config=None,
     )
     _load_weights(module, checkpoint["state_dict"], Path(path))
+    data = checkpoint.get("datamodule_hyper_parameters")
+    data = data if isinstance(data, dict) else {}
+    module.data_settings = {k: data[k] for k in DATA_SETTINGS if k in data}
     return module, {k: hparams[k] for k in HPARAMS}
 
 
@@ -226,7 +243,12 @@ def _load_weights(module: LabelGenModule, state: dict[str, torch.Tensor], source
         raise ExportError(f"{source}: the weights do not fit the model ({err})") from err
 
 
-def _write(module: LabelGenModule, hparams: dict[str, Any], root: Path) -> None:
+def _write(
+    module: LabelGenModule,
+    hparams: dict[str, Any],
+    root: Path,
+    benchmarks: dict[str, Any] | None = None,
+) -> None:
     save_weights(module.state_dict(), root / WEIGHTS)
     module.space.save(root / FEATURE_SPACE)
     (root / ENCODER_CONFIG).write_text(module.encoder.model.config.to_json_string(use_diff=False))
@@ -236,13 +258,17 @@ def _write(module: LabelGenModule, hparams: dict[str, Any], root: Path) -> None:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+    data = module.data_settings
     config = {
         "format_version": FORMAT_VERSION,
         "labelgen_version": __version__,
         "hyper_parameters": hparams,
+        "data": data,
         "files": files,
     }
     (root / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True))
+    card = model_card(hparams, asdict(module.space), data, benchmarks)
+    (root / CARD).write_text(card, encoding="utf-8")
 
 
 def save_weights(state: dict[str, torch.Tensor], path: str | Path) -> None:

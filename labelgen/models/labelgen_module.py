@@ -207,6 +207,9 @@ class LabelGenModule(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {stage: self._metrics() for stage in ("train_", "val_", "test_")}
         )
+        self.data_settings: dict[str, Any] = {}
+        """The training data's paths and featurizer settings, when loaded from a checkpoint or
+        an export that recorded them (`label` featurizes with the same token budgets)."""
         if init_from:
             self.load_matching_weights(init_from)
 
@@ -439,6 +442,19 @@ class LabelGenModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
+
+    def save_pretrained(self, save_directory: str, **kwargs: Any) -> Any:
+        """The exported model format as a Hugging Face repository (`labelgen.models.hub`)."""
+        from labelgen.models.hub import save_pretrained
+
+        return save_pretrained(self, save_directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> LabelGenModule:
+        """An exported directory or a hub repository id (`labelgen.models.hub`)."""
+        from labelgen.models.hub import from_pretrained
+
+        return from_pretrained(name_or_path, **kwargs)
 
     def configure_optimizers(self) -> dict[str, Any]:
         encoder = list(self.encoder.parameters())

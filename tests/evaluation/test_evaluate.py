@@ -239,3 +239,22 @@ def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log,
         write_predictions(tmp_path / "b", rows), synth_log, out_dir=tmp_path / "b", **FAST
     )
     assert _value(report["tasks"]["dissatisfaction"], "model", "f1") == 1.0
+
+
+def test_human_baseline_with_too_few_annotators_skips_the_task(tmp_path):
+    # two annotators: leaving one out leaves one, so no item has a consensus to score against
+    from labelgen.data.canonical import CanonicalWriter
+    from labelgen.data.schema import Dialogue
+
+    turn = {
+        "user_text": "hi",
+        "annotations": [
+            {"annotator": "a", "satisfaction": 2},
+            {"annotator": "b", "satisfaction": 4},
+        ],
+    }
+    with CanonicalWriter(tmp_path / "two.jsonl") as writer:
+        writer.write_all([Dialogue.model_validate({"dialogue_id": "d", "turns": [turn]})])
+    report = human_baseline(tmp_path / "two.jsonl", n_resamples=10)
+    assert report["tasks"] == {}
+    assert "enough annotators" in report["skipped"]["satisfaction"]

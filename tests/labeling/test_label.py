@@ -180,3 +180,16 @@ def test_bf16_mixed_labels_match_full_precision(tmp_path, tiny_model_dir, log):
     )
     diffs = [abs(a - b) for a, b in confidences]
     assert 0 < max(diffs) < 0.05  # bf16 did run (it rounds), and only rounds
+
+
+def test_token_budgets_default_to_the_models_training_settings(tmp_path, tiny_model_dir, log):
+    from labelgen.labeling.label import LabelJob, labeling_dataset, load_model
+
+    module = load_model(str(tiny_model_dir))
+    job = LabelJob(model=str(tiny_model_dir), input=str(log), output=str(tmp_path))
+    assert labeling_dataset(module, job).featurizer.max_user_tokens == 48  # nothing recorded
+    module.data_settings = {"max_user_tokens": 24, "max_system_tokens": 16}
+    featurizer = labeling_dataset(module, job).featurizer
+    assert (featurizer.max_user_tokens, featurizer.max_system_tokens) == (24, 16)
+    job.max_user_tokens = 12  # an explicit budget wins
+    assert labeling_dataset(module, job).featurizer.max_user_tokens == 12

@@ -77,9 +77,18 @@ def test_export_from_a_checkpoint(finetune_dm, val_batch, tmp_path):
     trainer.fit(trained, datamodule=finetune_dm)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     out = export_model(tmp_path / "last.ckpt", tmp_path / "model")
-    hparams = json.loads((out / "config.json").read_text())["hyper_parameters"]
+    config = json.loads((out / "config.json").read_text())
+    hparams = config["hyper_parameters"]
     assert hparams == {k: v for k, v in trained.hparams.items() if k != "feature_space"}
-    assert_same_outputs(trained, load_exported(out), val_batch)
+    loaded = load_exported(out)
+    assert_same_outputs(trained, loaded, val_batch)
+    # the training data's settings travel with the model: label featurizes as training did
+    assert config["data"]["max_user_tokens"] == 24 and config["data"]["train"] == "synth:48:0"
+    assert loaded.data_settings == config["data"]
+    card = (out / "README.md").read_text()
+    assert "synth:48:0" in card
+    [heads] = [line for line in card.splitlines() if line.startswith("- Heads")]
+    assert {"intent", "slots", "segment", "satisfaction"} <= set(heads.split(": ")[1].split(", "))
 
 
 def test_pretrained_bert_encoder_loads_without_its_package(finetune_dm, val_batch, tmp_path):

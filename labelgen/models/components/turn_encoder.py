@@ -43,6 +43,11 @@ class EncoderConfig:
     batch's longest turn, 62% of the encoder's work on SGD dev was padding). None: 1,024 on a
     CPU, where small chunks stay in cache (2.7x the turns per second of whole batches, see
     docs/benchmarks.md), 65,536 on a GPU, where they would leave it idle."""
+    compile: str | None = None
+    """torch.compile the encoder with this backend ("inductor" on GPUs), dynamic shapes since
+    chunks vary in length; None: eager. It compiles in place (`nn.Module.compile`), so
+    checkpoints and exports keep their parameter names. On a CPU the compile time exceeds
+    what it saves in a run of this size; on a GPU it is for long runs."""
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -87,6 +92,8 @@ class TurnEncoder(nn.Module):
         self.model.train()
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if config.compile:
+            self.model.compile(backend=config.compile, dynamic=True)
         self.hidden_size: int = self.model.config.hidden_size
         # Encoders without segment embeddings (RoBERTa: type_vocab_size 1) must get zeros.
         self.use_token_types = getattr(self.model.config, "type_vocab_size", 1) > 1

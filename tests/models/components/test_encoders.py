@@ -230,3 +230,17 @@ def test_chunk_plan_covers_every_turn_once_within_budget_and_padding():
         assert int(lengths[index].sum()) >= 0.9 * len(index) * width
     # without the padding rule, the budget alone packs longer ranges of lengths
     assert len(chunk_plan(lengths, 256, max_padding=1.0)) < len(plan)
+
+
+def test_compiled_encoder_keeps_its_outputs_and_parameter_names():
+    # the "eager" backend runs the graph capture without a C++ toolchain: the wiring, not speed
+    torch.manual_seed(0)
+    plain = TurnEncoder(TINY_ROBERTA, MINILM).eval()
+    compiled = TurnEncoder(replace(TINY_ROBERTA, compile="eager"), MINILM).eval()
+    assert compiled.state_dict().keys() == plain.state_dict().keys()
+    compiled.load_state_dict(plain.state_dict())
+    ids = torch.randint(5, 100, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    for a, b in zip(plain(ids, mask), compiled(ids, mask), strict=True):
+        torch.testing.assert_close(a, b)

@@ -434,7 +434,8 @@ class LabelGenModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         states, self._resume_rng = getattr(self, "_resume_rng", None), None
-        if states is not None and self.trainer.world_size == 1:
+        # only a resumed fit: a module merely loaded from a checkpoint keeps the seed's draws
+        if states is not None and self.trainer.ckpt_path and self.trainer.world_size == 1:
             set_rng_states(states)
 
     def on_validation_epoch_end(self) -> None:

@@ -156,7 +156,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
 
     try:
         result = run_label(job)
-    except ExportError as err:
+    except (ExportError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err
     except RejectLimitExceeded as err:
         raise UsageError(str(err), EXIT_REJECTS) from err

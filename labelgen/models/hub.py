@@ -52,9 +52,15 @@ def from_pretrained(
         )
     from huggingface_hub import snapshot_download
 
-    local = snapshot_download(
-        repo_id=str(name_or_path), revision=revision, cache_dir=cache_dir, allow_patterns=ALLOW
-    )
+    try:
+        local = snapshot_download(
+            repo_id=str(name_or_path), revision=revision, cache_dir=cache_dir, allow_patterns=ALLOW
+        )
+    except Exception as err:  # no network, no such repository, no access: all one answer
+        raise FileNotFoundError(
+            f"{name_or_path}: no such local directory, and the hub repository could not be "
+            f"fetched ({type(err).__name__}: {err})"
+        ) from err
     return load_exported(local)
 
 

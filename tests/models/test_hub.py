@@ -61,3 +61,19 @@ def test_round_trip_with_a_model_card_and_a_hub_id(finetune_dm, batch, tmp_path,
 def test_what_is_neither_a_directory_nor_a_repo_id(name):
     with pytest.raises(FileNotFoundError, match="hub repository id"):
         hub.from_pretrained(name)
+
+
+def test_a_repo_id_that_cannot_be_fetched_is_one_clear_error(monkeypatch, tmp_path, capsys):
+    from labelgen.cli import main
+
+    def offline(**kwargs):
+        raise OSError("offline mode is enabled")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
+    with pytest.raises(FileNotFoundError, match=r"could not be fetched.*offline mode"):
+        hub.from_pretrained("runs/model")  # a mistyped local path looks like a repo id
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"dialogue_id": "d", "turns": [{"user_text": "hi"}]}\n')
+    args = ["label", "--model", "runs/model", "--input", str(log), "--output", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "could not be fetched" in capsys.readouterr().err

@@ -2,17 +2,18 @@
 
     python scripts/benchmark_window.py --quick       # 48 SGD dev dialogues, under 2 minutes
     python scripts/benchmark_window.py               # 240 SGD dev dialogues
+    python scripts/benchmark_window.py --natural 300 # 300 at random: SGD's own length mix
 
 The published satisfaction baselines classify each turn with the encoder over one sequence
-holding the dialogue history and the turn (history truncated from the left to the encoder's
-maximum length). labelgen encodes each turn once and lets a small dialogue Transformer carry
-the context. Both run here in one process, on the same dialogues, batch size, thread count and
-length-sorted chunks of the same token budget. The window side is only the encoder's forward
-pass over sequences tokenized beforehand (no reading, no heads, no writing); labelgen's side
-is `run_label` end to end, so the ratio favours the window. Per dialogue-length bucket, the
-window's encoder pass is set against labelgen's model forward (encoder, dialogue Transformer,
-heads) on the same dialogues: labelgen's cost per turn should stay flat as dialogues grow,
-the window's grow with the history.
+holding the dialogue history, the turn and the next turn (the user's reaction), the history
+truncated from the left to the encoder's maximum length. labelgen encodes each turn once and
+lets a small dialogue Transformer carry the context. Both run here in one process, on the
+same dialogues, batch size, thread count and length-sorted chunks of the same token budget.
+The window side is only the encoder's forward pass over sequences tokenized beforehand (no
+reading, no heads, no writing); labelgen's side is `run_label` end to end, so the ratio
+favours the window. Per dialogue-length bucket, the window's encoder pass is set against
+labelgen's model forward (encoder, dialogue Transformer, heads) on the same dialogues:
+labelgen's cost per turn should stay flat as dialogues grow, the window's grow with the history.
 """
 
 from __future__ import annotations
@@ -42,15 +43,18 @@ BUCKETS = ((1, 5), (6, 9), (10, 13), (14, 1000))
 """Dialogue lengths in turns (a turn = a user utterance and the system's response)."""
 
 
-def sample(log: Path, fmt: str, per_bucket: int, seed: int) -> list[Dialogue]:
-    """`per_bucket` random dialogues of each length bucket (fewer where the log has fewer)."""
-    by_bucket: dict[int, list[Dialogue]] = {i: [] for i in range(len(BUCKETS))}
-    for d in read_log(str(log), fmt):
-        if isinstance(d, Dialogue):
-            for i, (low, high) in enumerate(BUCKETS):
-                if low <= len(d.turns) <= high:
-                    by_bucket[i].append(d)
+def sample(log: Path, fmt: str, per_bucket: int, seed: int, natural: int = 0) -> list[Dialogue]:
+    """`per_bucket` random dialogues of each length bucket (fewer where the log has fewer); with
+    `natural`, that many random dialogues instead, in the log's own mix of lengths."""
+    dialogues = [d for d in read_log(str(log), fmt) if isinstance(d, Dialogue)]
     rng = random.Random(seed)
+    if natural:
+        return rng.sample(dialogues, min(natural, len(dialogues)))
+    by_bucket: dict[int, list[Dialogue]] = {i: [] for i in range(len(BUCKETS))}
+    for d in dialogues:
+        for i, (low, high) in enumerate(BUCKETS):
+            if low <= len(d.turns) <= high:
+                by_bucket[i].append(d)
     return [
         d for i in by_bucket for d in rng.sample(by_bucket[i], min(per_bucket, len(by_bucket[i])))
     ]
@@ -59,21 +63,22 @@ def sample(log: Path, fmt: str, per_bucket: int, seed: int) -> list[Dialogue]:
 def window_batches(
     module: LabelGenModule, dialogues: list[Dialogue], batch_size: int
 ) -> list[dict[str, torch.Tensor]]:
-    """Per batch of dialogues, one sequence per turn: (earlier turns, this turn)."""
+    """Per batch of dialogues, one sequence per turn: (earlier turns and this turn, the next
+    turn), cut from the left."""
     tokenizer = load_tokenizer(module.hparams["tokenizer"])
     tokenizer.truncation_side = "left"  # keep the most recent history
     limit = min(tokenizer.model_max_length, module.encoder.model.config.max_position_embeddings)
     batches = []
     for start in range(0, len(dialogues), batch_size):
-        history, current = [], []
+        context, following = [], []
         for d in dialogues[start : start + batch_size]:
             texts = [f"{t.user_text or ''} {t.system_text or ''}".strip() for t in d.turns]
-            for i, text in enumerate(texts):
-                history.append(" ".join(texts[:i]) or ".")
-                current.append(text or ".")
+            for i in range(len(texts)):
+                context.append(" ".join(texts[: i + 1]) or ".")
+                following.append(texts[i + 1] if i + 1 < len(texts) and texts[i + 1] else ".")
         enc = tokenizer(
-            history,
-            current,
+            context,
+            following,
             truncation="only_first",
             max_length=limit,
             padding=True,
@@ -103,6 +108,7 @@ def main() -> None:
     parser.add_argument("--format", default="sgd")
     parser.add_argument("--model", type=Path, help="exported model or .ckpt (default: built)")
     parser.add_argument("--per-bucket", type=int, help="dialogues per length bucket (60; 12)")
+    parser.add_argument("--natural", type=int, default=0, help="N random dialogues instead")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -112,7 +118,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     dialogues = sample(
-        args.log, args.format, args.per_bucket or (12 if args.quick else 60), args.seed
+        args.log,
+        args.format,
+        args.per_bucket or (12 if args.quick else 60),
+        args.seed,
+        args.natural,
     )
     log = args.out / "log.parquet"
     with CanonicalWriter(log) as writer:
@@ -163,6 +173,7 @@ def main() -> None:
     result = {
         "benchmark": "window_baseline",
         "log": str(args.log),
+        "sample": f"{args.natural} at random" if args.natural else "equal length buckets",
         "dialogues": len(dialogues),
         "turns": turns,
         "window_turns_per_s": round(turns / window_s, 1),

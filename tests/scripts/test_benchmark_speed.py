@@ -68,3 +68,39 @@ def test_scale_benchmark_labels_every_dialogue_of_each_size(tmp_path):
     assert out["time_ratio"] == pytest.approx(
         large["seconds_per_1000"] / small["seconds_per_1000"], rel=0.01
     )
+
+
+def test_window_holds_the_history_the_turn_and_the_next_turn(tmp_path, monkeypatch):
+    """What the published baselines encode per turn (and what labelgen is compared with): the
+    dialogue so far, cut from the left, then the user's reaction in the next turn."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from benchmark_window import window_batches
+
+    from labelgen.data.readers import read_log
+    from labelgen.data.synth import synth_to_file
+    from labelgen.data.tokenization import load_tokenizer
+    from tests.models.conftest import make_datamodule, make_module
+
+    module = make_module(make_datamodule(tmp_path))
+    synth_to_file(tmp_path / "log.jsonl", 3, seed=2)
+    dialogues = list(read_log(str(tmp_path / "log.jsonl")))
+    [batch] = window_batches(module, dialogues, batch_size=8)
+    turns = [t for d in dialogues for t in d.turns]
+    assert batch["input_ids"].shape[0] == len(turns)
+    tokenizer = load_tokenizer(module.hparams["tokenizer"])
+    assert batch["input_ids"].shape[1] <= module.encoder.model.config.max_position_embeddings
+
+    def normalized(text: str) -> str:  # as the tokenizer gives it back
+        return tokenizer.decode(tokenizer(text)["input_ids"][1:-1])
+
+    row = 0
+    for d in dialogues:
+        texts = [normalized(f"{t.user_text} {t.system_text}") for t in d.turns]
+        for i, turn in enumerate(texts):
+            window = tokenizer.decode(batch["input_ids"][row], skip_special_tokens=True)
+            row += 1
+            if i + 1 < len(texts):  # the turn, then the reaction after it, kept whole
+                assert window.endswith(f"{turn} {texts[i + 1]}")
+            else:  # the last turn, then "." for the reaction it never got
+                assert window.endswith(f"{turn}.")
+            assert window.startswith(texts[0])  # short dialogues: the whole history

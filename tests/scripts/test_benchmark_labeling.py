@@ -20,6 +20,8 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
             "24",
             "--batch-size",
             "8",
+            "--repeats",
+            "2",
             "--out",
             str(tmp_path),
         ],
@@ -35,4 +37,7 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
     assert bare > 0 and label > 0
     # of rounded figures: relative, since on a loaded machine either can be far from 1
     assert printed["ratio"] == pytest.approx(label / bare, rel=0.01, abs=2e-3)
+    # the figure is one of the interleaved jobs' ratios, each between two bare passes
+    assert len(printed["ratios"]) == 2 and len(printed["bare_pass_s"]) == 3
+    assert printed["ratio"] in printed["ratios"]
     assert printed["label_turns_per_s_with_model_load"] < label

@@ -121,7 +121,13 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             refuse_if_held(args.output)
     except OutputLocked as err:
         raise UsageError(str(err), EXIT_LOCKED) from err
-    from labelgen.labeling.label import LabelJob, parse_thresholds, read_cutoff, run_label
+    from labelgen.labeling.label import (
+        LabelJob,
+        parse_thresholds,
+        read_cutoff,
+        read_rating_weights,
+        run_label,
+    )
 
     try:
         job = LabelJob(
@@ -133,6 +139,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             dissatisfaction_cutoff=(
                 args.dissatisfaction_cutoff or read_cutoff(args.calibration) or 0.5
             ),
+            rating_weights=read_rating_weights(args.calibration),
             shard_size=args.shard_size,
             batch_size=args.batch_size,
             audio_root=args.audio_root,

@@ -39,7 +39,13 @@ def run_demo(dialogues: int = 800, seed: int = 0) -> dict[str, Any]:
     from labelgen.data.synth import synth_to_file
     from labelgen.evaluation.evaluate import evaluate
     from labelgen.evaluation.wandb_log import log_report
-    from labelgen.labeling.label import LabelJob, parse_thresholds, read_cutoff, run_label
+    from labelgen.labeling.label import (
+        LabelJob,
+        parse_thresholds,
+        read_cutoff,
+        read_rating_weights,
+        run_label,
+    )
     from labelgen.models.export import export_model
 
     start = time.perf_counter()
@@ -64,6 +70,7 @@ def run_demo(dialogues: int = 800, seed: int = 0) -> dict[str, Any]:
                 output=str(out),
                 thresholds=parse_thresholds([], calibration),
                 dissatisfaction_cutoff=read_cutoff(calibration) or 0.5,
+                rating_weights=read_rating_weights(calibration),
                 accelerator="cpu",
             )
         )

@@ -44,7 +44,7 @@ from labelgen.data.datamodule import LogDataModule
 from labelgen.data.readers import read_log
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
-from labelgen.labeling.label import LabelJob, read_cutoff, run_label
+from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
@@ -117,6 +117,8 @@ def train(
     val_fraction: float = 0.0,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss."""
+    if args.reuse_models and (out / "best.ckpt").is_file():
+        return out / "best.ckpt"  # an earlier run's, with the same settings (--reuse-models)
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
     L.seed_everything(args.seed)
     dm = LogDataModule(
@@ -164,6 +166,7 @@ def label(model: Path, log: Path, out: Path, calibration: Path | None = None) ->
             accelerator="cpu",
             threads=2,
             dissatisfaction_cutoff=cutoff or 0.5,
+            rating_weights=read_rating_weights(str(calibration) if calibration else None),
             # every model here labels the same turns with the same frozen encoder
             encoder_cache=True,
         )
@@ -354,6 +357,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="seconds: checks the plumbing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["sgd", "uss"], help="run one half")
+    parser.add_argument(
+        "--reuse-models",
+        action="store_true",
+        help="take the models an earlier run left in --out instead of training them again; "
+        "calibration, labeling and scoring run anew (to measure a change in decoding)",
+    )
     for name, (smoke, quick, full) in LIMITS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),

@@ -14,8 +14,8 @@ Binary dissatisfaction (rating <= 2) is the headline task on USS: gold is the ma
 remaining annotators' binarized votes, a tie counting as not dissatisfied (`consensus`).
 
 Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds
-and the best-F1 dissatisfaction cutoff, for `labelgen label --calibration` on other data) and
-PNG plots.
+the best-F1 dissatisfaction cutoff and the rating weights of best UAR, for `labelgen label
+--calibration` on other data) and PNG plots.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from labelgen.evaluation.predictions import (
     read_predictions,
     sample_rows,
 )
+from labelgen.evaluation.rating_decision import rating_weights
 from labelgen.evaluation.thresholds import (
     best_f1_cutoff,
     calibrated,
@@ -317,6 +318,17 @@ def _task_report(
     return section, extra | {"gold": a.gold, "model": a.model}
 
 
+def _rating_weights(gold: Gold, preds: Predictions, cutoff: float) -> list[float] | None:
+    """Weights for labeling other data's 1-5 ratings, chosen on these items (`rating_decision`)."""
+    pairs = [
+        (g, probs)
+        for key, g in zip(gold.keys, gold.gold, strict=True)
+        if g is not None and key is not None
+        if (probs := preds.get(key, "satisfaction_probs"))
+    ]
+    return rating_weights([g for g, _ in pairs], [p for _, p in pairs], cutoff)
+
+
 def _cutoffs(gold: Gold, preds: Predictions) -> dict[str, float]:
     """The best-F1 dissatisfaction cutoff on these items, for labeling other data with."""
     pairs = [
@@ -463,6 +475,11 @@ def evaluate(
     report["plots"] = figures
     report["samples"] = sample_rows(dialogues, preds, seed)
     cutoffs = _cutoffs(golds["dissatisfaction"], preds) if "dissatisfaction" in tasks else {}
+    weights = (
+        _rating_weights(golds["satisfaction"], preds, cutoffs.get("dissatisfaction", 0.5))
+        if "satisfaction" in tasks
+        else None
+    )
     calibration = write_calibration(
         out / "calibration.json",
         thresholds,
@@ -470,12 +487,14 @@ def evaluate(
         source=f"predictions {predictions_dir} against {reference_path}",
         other=other,
         cutoffs=cutoffs,
+        rating_weights=weights,
     )
     report["calibration"] = {
         "path": str(calibration),
         "thresholds": thresholds,
         "other": other,
         "cutoffs": cutoffs,
+        "rating_weights": weights,
     }
     report = _finite(report)
     metrics = AtomicFile(out / "metrics.json", "w")

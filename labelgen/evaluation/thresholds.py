@@ -170,6 +170,7 @@ def write_calibration(
     source: str | None = None,
     other: Mapping[str, float] | None = None,
     cutoffs: Mapping[str, float] | None = None,
+    rating_weights: Sequence[float] | None = None,
 ) -> Path:
     """Writes `{"thresholds": {...}, "target": ..., "source": ...}` for `labelgen label`.
 
@@ -181,6 +182,8 @@ def write_calibration(
             unknown task names), e.g. binary dissatisfaction.
         cutoffs: decision cutoffs the labeler applies, e.g. {"dissatisfaction": 0.2}: a turn
             is labeled dissatisfied when P(rating <= 2) is above it.
+        rating_weights: per rating 1-5, the weights the labeler's 5-point decision applies
+            (`rating_decision.rating_weights`).
     """
     for task, value in {**thresholds, **(other or {})}.items():
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -194,6 +197,8 @@ def write_calibration(
         payload["other_thresholds"] = {task: float(v) for task, v in other.items()}
     if cutoffs:
         payload["cutoffs"] = {task: float(v) for task, v in cutoffs.items()}
+    if rating_weights is not None:
+        payload["rating_weights"] = [float(v) for v in rating_weights]
     path = Path(path)
     file = AtomicFile(path, "w")
     file.handle.write(json.dumps(payload, indent=2) + "\n")

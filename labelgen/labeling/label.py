@@ -19,6 +19,7 @@ from labelgen.data.audio import AudioConfig, AudioFeaturizer
 from labelgen.data.collate import Collator
 from labelgen.data.features import Featurizer
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
+from labelgen.evaluation.rating_decision import check_weights
 from labelgen.labeling.lock import launches_job, output_lock
 from labelgen.labeling.shards import (
     MANIFEST,
@@ -60,6 +61,10 @@ class LabelJob:
     dissatisfaction_cutoff: float = 0.5
     """A turn is labeled dissatisfied when P(rating <= 2) is above this; `labelgen evaluate`
     picks the best-F1 cutoff on held-out labeled data (calibration.json `cutoffs`)."""
+    rating_weights: list[float] | None = None
+    """Per rating 1-5: the 5-point label is the likeliest rating times its weight on the side
+    of the dissatisfaction decision (calibration.json `rating_weights`, chosen by `labelgen
+    evaluate` on held-out labeled data). None: the plain likeliest rating."""
     encoder_cache: bool = False
     """Reuse the frozen encoder's in-process cache of turn states (a benchmark labeling the
     same turns with several models). Off by default: a cached turn was encoded in another
@@ -82,6 +87,7 @@ class LabelJob:
             raise ValueError(
                 f"dissatisfaction_cutoff must be in (0, 1), got {self.dissatisfaction_cutoff}"
             )
+        self.rating_weights = check_weights(self.rating_weights)
         if self.shard_size < 1 or self.batch_size < 1:
             raise ValueError("shard_size and batch_size must be >= 1")
         if self.max_reject_fraction is not None and not 0.0 <= self.max_reject_fraction <= 1.0:
@@ -178,7 +184,9 @@ def _run(job: LabelJob, output: Path) -> dict[str, Any] | None:
     module = load_model(job.model)
     module.encoder.cache_enabled = job.encoder_cache
     dataset = labeling_dataset(module, job)
-    writer = ShardWriter(output, module.space, job.thresholds, job.dissatisfaction_cutoff)
+    writer = ShardWriter(
+        output, module.space, job.thresholds, job.dissatisfaction_cutoff, job.rating_weights
+    )
     throughput = LabelingProgress()
     trainer = L.Trainer(
         accelerator=job.accelerator,
@@ -242,6 +250,13 @@ def parse_thresholds(pairs: list[str], calibration: str | None) -> dict[str, flo
         except ValueError:
             raise ValueError(f"--threshold {pair!r}: write TASK=P, e.g. intent=0.9") from None
     return thresholds
+
+
+def read_rating_weights(calibration: str | None) -> list[float] | None:
+    """The calibrated weights of the 1-5 ratings, None when the file has none."""
+    if not calibration:
+        return None
+    return check_weights(json.loads(Path(calibration).read_text()).get("rating_weights"))
 
 
 def read_cutoff(calibration: str | None, task: str = "dissatisfaction") -> float | None:

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from labelgen.data.features import FEEDBACK, SEGMENT_TAGS, FeatureSpace
 from labelgen.data.rejects import RejectWriter
+from labelgen.evaluation.rating_decision import decide_rating
 from labelgen.labeling.decode import decode_slots, viterbi_bio
 from labelgen.labeling.shards import (
     DONE_DIR,
@@ -73,12 +74,14 @@ class ShardWriter(BasePredictionWriter):
         space: FeatureSpace,
         thresholds: dict[str, float],
         dissatisfaction_cutoff: float = 0.5,
+        rating_weights: list[float] | None = None,
     ) -> None:
         super().__init__(write_interval="batch")
         self.output = output
         self.space = space
         self.thresholds = thresholds
         self.cutoff = dissatisfaction_cutoff
+        self.rating_weights = rating_weights
         self._rows: dict[int, list[dict[str, Any]]] = {}
         self.totals: Counter[str] = Counter()
 
@@ -152,16 +155,16 @@ class ShardWriter(BasePredictionWriter):
 
     def _satisfaction(self, row: dict[str, Any], p: list[float]) -> None:
         """Dissatisfied when P(rating <= 2) is above the cutoff; the rating is the likeliest
-        one on the side of that decision, so the 5-point and the binary label agree.
+        one on the side of that decision (after the calibrated rating weights, see
+        `rating_decision`), so the 5-point and the binary label agree.
         Confidence in the decision runs from 0.5 at the cutoff to 1 at P = 0 or 1."""
         low = p[0] + p[1]
         c = self.cutoff
         dissatisfied = low > c
-        side = range(0, 2) if dissatisfied else range(2, len(p))
-        rating = max(side, key=lambda i: p[i])
-        row["satisfaction"] = rating + 1
+        rating = decide_rating(p, dissatisfied, self.rating_weights)
+        row["satisfaction"] = rating
         row["satisfaction_probs"] = p
-        row["satisfaction_confidence"] = p[rating]
+        row["satisfaction_confidence"] = p[rating - 1]
         row["dissatisfied"] = dissatisfied
         margin = (low - c) / (1 - c) if dissatisfied else (c - low) / c
         row["dissatisfied_confidence"] = 0.5 + 0.5 * margin

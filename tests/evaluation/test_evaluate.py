@@ -230,6 +230,9 @@ def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log,
     assert cutoff == pytest.approx(0.2)
     payload = json.loads((tmp_path / "a" / "calibration.json").read_text())
     assert payload["cutoffs"] == {"dissatisfaction": cutoff}
+    # with it, the weights of the 1-5 decision, chosen on the same items
+    assert payload["rating_weights"] == report["calibration"]["rating_weights"]
+    assert len(payload["rating_weights"]) == 5 and max(payload["rating_weights"]) == 1.0
     # the labeler's decision column, when present, is what gets scored
     for row in rows.values():
         if row.get("satisfaction_probs"):

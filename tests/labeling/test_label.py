@@ -166,6 +166,27 @@ def test_calibrated_cutoff_decides_dissatisfaction(tmp_path, tiny_model_dir, log
     assert all(r["satisfaction"] >= 3 for r in rows)
 
 
+def test_calibrated_rating_weights_choose_the_rating_within_the_side(tmp_path, tiny_model_dir, log):
+    label(tmp_path / "plain", tiny_model_dir, log)
+    plain = pq.read_table(tmp_path / "plain").to_pylist()
+    # weights that make 5 win on the satisfied side wherever it has any probability at all
+    calibration = tmp_path / "calibration.json"
+    weights = [1.0, 1.0, 1.0, 1.0, 1e9]
+    calibration.write_text(json.dumps({"thresholds": {}, "rating_weights": weights}))
+    label(tmp_path / "weighted", tiny_model_dir, log, "--calibration", str(calibration))
+    weighted = pq.read_table(tmp_path / "weighted").to_pylist()
+    assert [r["dissatisfied"] for r in weighted] == [r["dissatisfied"] for r in plain]
+    for before, after in zip(plain, weighted, strict=True):
+        assert after["satisfaction_probs"] == before["satisfaction_probs"]
+        expected = before["satisfaction"] if before["dissatisfied"] else 5
+        assert after["satisfaction"] == expected
+        assert after["satisfaction_confidence"] == after["satisfaction_probs"][expected - 1]
+    assert any(r["satisfaction"] != 5 for r in plain if not r["dissatisfied"])
+    calibration.write_text(json.dumps({"thresholds": {}, "rating_weights": [1, 2]}))
+    args = label_args(tmp_path / "bad", tiny_model_dir, log, "--calibration", str(calibration))
+    assert main(args) == 2
+
+
 def test_bf16_mixed_labels_match_full_precision(tmp_path, tiny_model_dir, log):
     # what a GPU job runs with --precision bf16-mixed (CPU autocast here): every output must
     # leave the model as something Parquet can hold, with labels close to float32's

@@ -9,9 +9,8 @@ import pytest
 from tests.conftest import ROOT, run_python
 
 
-@pytest.mark.slow
-def test_smoke_run_scores_every_part(tmp_path, shared_data):
-    result = run_python(
+def _smoke(tmp_path, shared_data, *extra: str):
+    return run_python(
         [
             str(ROOT / "scripts" / "benchmark_quality.py"),
             "--smoke",
@@ -23,9 +22,15 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
             str(shared_data / "sgd" / "dev"),
             "--uss-train",
             str(shared_data / "uss" / "SGD.txt"),
+            *extra,
         ],
         tmp_path,
     )
+
+
+@pytest.mark.slow
+def test_smoke_run_scores_every_part(tmp_path, shared_data):
+    result = _smoke(tmp_path, shared_data)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
@@ -46,3 +51,14 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
 
     ids = {r["dialogue_id"] for p in labels for r in pq.read_table(p).to_pylist()}
     assert len(ids) == uss["dialogues"] == 30
+
+    # --reuse-models: the same models, labeled and scored anew
+    checkpoints = {p: p.read_bytes() for p in (tmp_path / "uss").glob("fold*/*/best.ckpt")}
+    assert len(checkpoints) == 2 * uss["folds"]
+    (tmp_path / "results.json").unlink()
+    result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models")
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert {p: p.read_bytes() for p in checkpoints} == checkpoints
+    assert again["uss"]["model"]["human"] == uss["model"]["human"]
+    assert "--reuse-models" in again["command"]

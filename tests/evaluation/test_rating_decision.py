@@ -1,0 +1,61 @@
+"""The 5-point decision: the side from the cutoff, the rating within it from calibrated weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelgen.evaluation.rating_decision import check_weights, decide_rating, rating_weights
+from labelgen.evaluation.uss_protocol import confusion_rows, uar
+
+
+def test_the_side_is_kept_and_weights_choose_within_it():
+    p = [0.05, 0.15, 0.6, 0.15, 0.05]
+    assert decide_rating(p, dissatisfied=False) == 3
+    assert decide_rating(p, dissatisfied=True) == 2
+    assert decide_rating(p, False, [1, 1, 1, 5, 1]) == 4
+    assert decide_rating(p, True, [4, 1, 1, 1, 1]) == 1
+    assert decide_rating(p, True, [1, 1, 1, 100, 100]) == 2  # never across the side
+
+
+def _skewed():
+    """Most turns rated 3; the 4s are the turns where the model gives 4 more than usual, yet
+    never more than 3, so the plain likeliest rating never says 4."""
+    gold, probs = [], []
+    for i in range(200):
+        if i % 5 == 0:
+            gold.append(4)
+            probs.append([0.01, 0.04, 0.55, 0.35, 0.05])
+        else:
+            gold.append(3)
+            probs.append([0.01, 0.04, 0.8, 0.1, 0.05])
+    return gold, probs
+
+
+def _uar(gold, probs, weights, cutoff=0.5):
+    pred = [decide_rating(p, p[0] + p[1] > cutoff, weights) for p in probs]
+    return float(uar(confusion_rows(gold, pred).sum(axis=0)[None])[0])
+
+
+def test_weights_chosen_for_balanced_recall_recover_the_rare_rating():
+    gold, probs = _skewed()
+    weights = rating_weights(gold, probs, cutoff=0.5)
+    assert weights is not None and len(weights) == 5
+    assert _uar(gold, probs, None) == pytest.approx(0.5)  # every 4 labeled 3
+    assert _uar(gold, probs, weights) == pytest.approx(1.0)
+    assert weights[3] > weights[2]  # the rarer rating weighs more
+
+
+def test_without_skew_the_plain_decision_stays():
+    gold = [1, 2, 3, 4, 5] * 20
+    probs = [[0.9 if i == g - 1 else 0.025 for i in range(5)] for g in gold]
+    weights = rating_weights(gold, probs, cutoff=0.5)
+    assert weights == pytest.approx([1.0] * 5)  # power 0: ties keep the plain rule
+    assert rating_weights([], [], cutoff=0.5) is None
+
+
+def test_weights_are_checked():
+    assert check_weights(None) is None
+    assert check_weights([1, 2, 3, 4, 5]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    for bad in ([1, 2], [1, 1, 1, 1, 0], [1, 1, 1, 1, float("nan")], [1, 1, 1, 1, "x"]):
+        with pytest.raises(ValueError, match="rating_weights"):
+            check_weights(bad)

@@ -20,6 +20,9 @@ def _execute(tmp_path, monkeypatch, source: str):
     monkeypatch.setenv("LABELGEN_WALKTHROUGH_QUICK", "1")
     monkeypatch.setenv("LABELGEN_WALKTHROUGH_DATA", source)
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    # One thread: under pytest-xdist the kernel shares the cores with the other worker, and
+    # two busy thread pools on two cores slowed the SGD run six-fold (85 s alone, 8.5 min).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
         notebook,

@@ -229,6 +229,7 @@ def _manifest(output: Path, job: LabelJob, rate: float) -> dict[str, Any]:
         },
         "thresholds": job.thresholds,
         "dissatisfaction_cutoff": job.dissatisfaction_cutoff,
+        "rating_weights": job.rating_weights,
         "model": job.model,
         "input": job.input,
     }

@@ -167,13 +167,14 @@ def test_calibrated_cutoff_decides_dissatisfaction(tmp_path, tiny_model_dir, log
 
 
 def test_calibrated_rating_weights_choose_the_rating_within_the_side(tmp_path, tiny_model_dir, log):
-    label(tmp_path / "plain", tiny_model_dir, log)
+    plain_manifest = label(tmp_path / "plain", tiny_model_dir, log)
     plain = pq.read_table(tmp_path / "plain").to_pylist()
     # weights that make 5 win on the satisfied side wherever it has any probability at all
     calibration = tmp_path / "calibration.json"
     weights = [1.0, 1.0, 1.0, 1.0, 1e9]
     calibration.write_text(json.dumps({"thresholds": {}, "rating_weights": weights}))
-    label(tmp_path / "weighted", tiny_model_dir, log, "--calibration", str(calibration))
+    manifest = label(tmp_path / "weighted", tiny_model_dir, log, "--calibration", str(calibration))
+    assert manifest["rating_weights"] == weights and "rating_weights" in plain_manifest
     weighted = pq.read_table(tmp_path / "weighted").to_pylist()
     assert [r["dissatisfied"] for r in weighted] == [r["dissatisfied"] for r in plain]
     for before, after in zip(plain, weighted, strict=True):

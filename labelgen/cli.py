@@ -313,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TASK=P",
         help="send labels below P to human review (repeatable)",
     )
-    p.add_argument("--calibration", help="thresholds and decision cutoffs from `labelgen evaluate`")
+    p.add_argument(
+        "--calibration",
+        help="thresholds, decision cutoffs and rating weights from `labelgen evaluate`",
+    )
     p.add_argument(
         "--dissatisfaction-cutoff",
         type=float,

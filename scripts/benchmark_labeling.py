@@ -15,7 +15,7 @@ encoder, heads, decoding and writing included; loading the model is timed apart 
 not per turn). The two sides alternate, bare first and last (`--repeats` jobs between
 `--repeats` + 1 bare passes); each job is set against the mean of the bare passes on either
 side of it, and the figure is the median of these ratios: on this shared machine two passes
-of the same work differ by up to 20%, so one pair of passes cannot resolve a 5% difference.
+of the same work differ by up to 30%, so one pair of passes cannot resolve a 5% difference.
 Without `--model`, a model with the full run's shapes (MiniLM, every head) is built untrained:
 the speed of a forward pass does not depend on what its weights learned.
 """

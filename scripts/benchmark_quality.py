@@ -11,8 +11,10 @@ plots) under --out and prints one JSON line with the headline figures.
 SGD: pretrain with response swaps on the training dialogues, fine-tune multi-task (intent,
 slots, segmentation, goal success, rejection feedback) from it, the same without stage 1, and
 the no-context baseline on the same data and budget; each picks its epoch on held-out
-training dialogues; label the dev dialogues with each and score them, seen and unseen services
-apart (a dialogue is "seen" when every service it touches is in training).
+training dialogues. "The model" is whichever of the two context arms (with or without stage 1)
+scores best on those held-out training dialogues; both arms are reported. Label the dev
+dialogues with each and score them, seen and unseen services apart (a dialogue is "seen" when
+every service it touches is in training).
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`). A fifth of
 the training folds picks the epoch and the dissatisfaction cutoff (best F1 there); the scored
@@ -66,6 +68,15 @@ USS_TASKS = {"satisfaction": 1.0}
 
 TIMINGS: Counter[str] = Counter()
 """Seconds spent training and labeling, summed over the run (into results.json)."""
+MODEL_SECONDS: dict[str, float] = {}
+"""Training seconds of each model, by its folder under --out (where the run's time goes)."""
+SGD_HEADLINES = {
+    "intent_accuracy": ("intent", "accuracy"),
+    "intent_macro_f1": ("intent", "macro_f1"),
+    "slot_span_f1": ("slots", "f1"),
+    "boundary_f1": ("segment", "boundary_f1"),
+    "goal_success_macro_f1": ("goal_success", "macro_f1"),
+}
 
 
 def timed(kind: str):
@@ -120,6 +131,7 @@ def train(
     if args.reuse_models and (out / "best.ckpt").is_file():
         return out / "best.ckpt"  # an earlier run's, with the same settings (--reuse-models)
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
+    start = time.perf_counter()
     L.seed_everything(args.seed)
     dm = LogDataModule(
         train=str(train_log),
@@ -151,6 +163,7 @@ def train(
         use_distributed_sampler=False,
     )
     trainer.fit(module, datamodule=dm)
+    MODEL_SECONDS[out.relative_to(args.out).as_posix()] = round(time.perf_counter() - start, 1)
     return Path(best.best_model_path)
 
 
@@ -225,10 +238,22 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         epochs=args.pretrain_epochs,
     )
     models = {
-        "model": train(out / "model", train_log, val_log, SGD_TASKS, args, init_from=str(pre)),
+        # folder "model" (not "with-pretraining"): --reuse-models finds earlier runs' models
+        "with_pretraining": train(
+            out / "model", train_log, val_log, SGD_TASKS, args, init_from=str(pre)
+        ),
         "no_pretraining": train(out / "no-pretraining", train_log, val_log, SGD_TASKS, args),
         "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
     }
+    # Stage 1 is a choice like any other hyperparameter: "the model" is the context arm that
+    # scores best on the held-out training dialogues (never on dev), and both arms are
+    # reported, so stage 1's effect stays visible whichever wins.
+    on_val = {
+        name: sgd_scores(models[name], val_log, out / f"val-{name}", args)
+        for name in ("with_pretraining", "no_pretraining")
+    }
+    arm = max(on_val, key=lambda name: _mean(on_val[name]))
+    models["model"] = models[arm]
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues)
     args.sgd_models = {"model": models["model"], "baseline": models["baseline"]}
     results: dict[str, Any] = {
@@ -236,21 +261,32 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "pretrain_dialogues": len(train_dialogues) - cut + len(unlabeled),
         "dev_seen": len(seen),
         "dev_unseen": len(unseen),
+        "model_arm": arm,
+        "arms_on_held_out_training": on_val,
     }
     for name, checkpoint in models.items():
+        if name == "model":
+            continue
         for split, log in logs.items():
             if split == "unseen" and not unseen:
                 continue
-            labels = label(checkpoint, log, out / f"labels-{name}-{split}")
-            report = evaluate(labels, log, out_dir=out / f"eval-{name}-{split}", seed=args.seed)
-            results[f"{name}/{split}"] = {
-                "intent_accuracy": headline(report, "intent", "accuracy"),
-                "intent_macro_f1": headline(report, "intent", "macro_f1"),
-                "slot_span_f1": headline(report, "slots", "f1"),
-                "boundary_f1": headline(report, "segment", "boundary_f1"),
-                "goal_success_macro_f1": headline(report, "goal_success", "macro_f1"),
-            }
+            results[f"{name}/{split}"] = sgd_scores(checkpoint, log, out / f"{name}-{split}", args)
+    for split in logs:
+        if f"{arm}/{split}" in results:
+            results[f"model/{split}"] = results[f"{arm}/{split}"]
     return results
+
+
+def sgd_scores(checkpoint: Path, log: Path, out: Path, args: argparse.Namespace) -> dict:
+    """Labels an SGD log with one model and scores it: the headline figures."""
+    labels = label(checkpoint, log, out.with_name("labels-" + out.name))
+    report = evaluate(labels, log, out_dir=out.with_name("eval-" + out.name), seed=args.seed)
+    return {key: headline(report, *where) for key, where in SGD_HEADLINES.items()}
+
+
+def _mean(scores: dict[str, float | None]) -> float:
+    values = [v for v in scores.values() if v is not None]
+    return sum(values) / len(values) if values else float("-inf")
 
 
 def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
@@ -402,6 +438,7 @@ def main() -> None:
         results["uss"] = uss(args)
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["seconds_by_step"] = {k: round(v, 1) for k, v in TIMINGS.items()}
+    results["training_seconds_by_model"] = MODEL_SECONDS
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
     if args.only and path.exists():  # one half rerun: keep the other half's figures

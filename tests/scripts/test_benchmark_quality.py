@@ -35,9 +35,16 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
     assert sgd["dev_seen"] + sgd["dev_unseen"] == 20
-    for name in ("model", "no_pretraining", "baseline"):
+    for name in ("model", "with_pretraining", "no_pretraining", "baseline"):
         scores = sgd[f"{name}/unseen"]
         assert 0 <= scores["intent_accuracy"] <= 1 and scores["boundary_f1"] is not None
+    # the model is the context arm that scored best on held-out training dialogues
+    arms = sgd["arms_on_held_out_training"]
+    assert set(arms) == {"with_pretraining", "no_pretraining"}
+    known = {a: [v for v in s.values() if v is not None] for a, s in arms.items()}
+    mean = {a: sum(v) / len(v) for a, v in known.items()}
+    assert sgd["model_arm"] == max(mean, key=mean.get)
+    assert sgd["model/unseen"] == sgd[f"{sgd['model_arm']}/unseen"]
     for name in ("model", "baseline"):
         assert uss[name]["human"]["accuracy"] is not None
         assert uss[name]["model"]["accuracy"] is not None
@@ -45,6 +52,9 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
         assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
         assert "at_half_coverage" in uss[name]["half_human_error"]
     assert set(results["seconds_by_step"]) == {"train", "label", "calibrate"}
+    trained = results["training_seconds_by_model"]
+    assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
+    assert all(seconds > 0 for seconds in trained.values())
     # every USS dialogue was scored out of fold exactly once
     labels = list((tmp_path / "uss" / "oof-model").glob("part-*.parquet"))
     import pyarrow.parquet as pq

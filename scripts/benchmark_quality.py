@@ -144,7 +144,9 @@ def train(
         cache_dir=str(args.out / "cache"),
     )
     module = LabelGenModule(
-        encoder=EncoderConfig(pretrained=MINILM, pooling="mean", frozen=True, layers=args.layers),
+        encoder=EncoderConfig(
+            pretrained=MINILM, pooling=args.pooling, frozen=True, layers=args.layers
+        ),
         dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
         tasks=TaskConfig(weights=weights, goal_success_balance=0.5, slot_dim=128),
         optim=OptimConfig(lr=2e-3, warmup_fraction=0.05),
@@ -393,6 +395,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="seconds: checks the plumbing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["sgd", "uss"], help="run one half")
+    parser.add_argument(
+        "--pooling",
+        choices=["mean", "attention"],
+        default="mean",
+        help="turn vector from the frozen token states: their mean, or a learned weighting",
+    )
     parser.add_argument(
         "--reuse-models",
         action="store_true",

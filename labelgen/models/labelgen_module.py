@@ -458,7 +458,8 @@ class LabelGenModule(L.LightningModule):
         return from_pretrained(name_or_path, **kwargs)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        encoder = list(self.encoder.parameters())
+        # the pretrained weights only: a learned pooling on top is new and trains like a head
+        encoder = list(self.encoder.model.parameters())
         encoder_ids = {id(p) for p in encoder}
         rest = [p for p in self.parameters() if id(p) not in encoder_ids]
         optimizer = torch.optim.AdamW(

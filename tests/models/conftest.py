@@ -51,10 +51,16 @@ def make_datamodule(cache, corruption=None, train="synth:48:0", **kwargs) -> Log
 
 
 def make_module(
-    dm: LogDataModule, weights=None, context=True, fusion=None, task_options=None, **kwargs
+    dm: LogDataModule,
+    weights=None,
+    context=True,
+    fusion=None,
+    task_options=None,
+    encoder=TINY_ROBERTA,
+    **kwargs,
 ) -> LabelGenModule:
     return LabelGenModule(
-        encoder=TINY_ROBERTA,
+        encoder=encoder,
         dialogue=DialogueConfig(d_model=32, layers=1, heads=2, dropout=0.0, context=context),
         tasks=TaskConfig(weights=weights or ALL_TASKS, **(task_options or {})),
         fusion=fusion,

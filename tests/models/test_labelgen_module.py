@@ -10,7 +10,7 @@ import torch
 
 from labelgen.data.features import IGNORE, RESERVED, UNKNOWN
 from labelgen.models.labelgen_module import TaskConfig, class_weights
-from tests.models.conftest import make_module
+from tests.models.conftest import TINY_ROBERTA, make_module
 
 
 class LossRecorder(L.Callback):
@@ -153,6 +153,23 @@ def test_golden_losses_pin_the_first_steps(finetune_dm):
 # update: the encoder's length chunks (at most 10% padding each) draw the tiny encoder's dropout
 # masks in another order.
 GOLDEN = [8.923933029174805, 8.607192039489746, 8.117155075073242]
+
+
+def test_learned_pooling_trains_on_a_frozen_encoder_at_the_heads_rate(finetune_dm):
+    L.seed_everything(0)
+    encoder = replace(TINY_ROBERTA, pooling="attention", frozen=True)
+    module = make_module(finetune_dm, encoder=encoder)
+    frozen = {k: v.clone() for k, v in module.encoder.model.state_dict().items()}
+    trainer, _ = _fit(module, finetune_dm, max_steps=4, limit_val_batches=0)
+    assert module.encoder.pool_score.weight.abs().sum() > 0  # it learned from zero
+    assert all(torch.equal(v, module.encoder.model.state_dict()[k]) for k, v in frozen.items())
+    rates = {
+        id(p): group["initial_lr"]
+        for group in trainer.optimizers[0].param_groups
+        for p in group["params"]
+    }
+    assert rates[id(module.encoder.pool_score.weight)] == module.optim.lr
+    assert rates[id(next(module.encoder.model.parameters()))] == module.optim.encoder_lr
 
 
 def test_no_context_baseline_trains(finetune_dm):

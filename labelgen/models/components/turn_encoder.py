@@ -21,8 +21,12 @@ class EncoderConfig:
     architecture in `architecture` with random weights (tiny test models)."""
     architecture: dict[str, Any] = field(default_factory=dict)
     """Config overrides, e.g. {model_type: roberta, hidden_size: 32, num_hidden_layers: 2}."""
-    pooling: Literal["cls", "mean"] = "cls"
-    """Turn vector: the first token's state, or the mean over the turn's tokens."""
+    pooling: Literal["cls", "mean", "attention"] = "cls"
+    """Turn vector: the first token's state, the mean over the turn's tokens, or a learned
+    weighting of them ("attention": a scorer over each token's state, trained with the heads,
+    zero-initialized so that it starts as the mean). A mean over a frozen encoder's tokens
+    dilutes the few words that carry a reaction ("No, the bedroom one"); the scorer can learn
+    to keep them."""
     attn_implementation: str = "sdpa"
     """Attention kernel passed to transformers; sdpa uses PyTorch's fused attention."""
     gradient_checkpointing: bool = False
@@ -95,6 +99,13 @@ class TurnEncoder(nn.Module):
         if config.compile:
             self.model.compile(backend=config.compile, dynamic=True)
         self.hidden_size: int = self.model.config.hidden_size
+        self.pool_score: nn.Linear | None = None
+        if config.pooling == "attention":
+            # outside self.model: it trains (at the heads' learning rate) even when the
+            # encoder is frozen, and the frozen cache's fingerprint does not see it
+            self.pool_score = nn.Linear(self.hidden_size, 1)
+            nn.init.zeros_(self.pool_score.weight)
+            nn.init.zeros_(self.pool_score.bias)
         # Encoders without segment embeddings (RoBERTa: type_vocab_size 1) must get zeros.
         self.use_token_types = getattr(self.model.config, "type_vocab_size", 1) > 1
         self._cache_ref: OrderedDict[bytes, torch.Tensor] | None = None
@@ -208,6 +219,10 @@ class TurnEncoder(nn.Module):
     def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.config.pooling == "cls":
             return states[:, 0]
+        if self.pool_score is not None:
+            scores = self.pool_score(states).squeeze(-1).masked_fill(attention_mask == 0, -1e4)
+            weights = scores.softmax(-1) * (attention_mask.sum(1, keepdim=True) > 0)
+            return (weights.unsqueeze(-1) * states).sum(1)
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 

@@ -32,6 +32,27 @@ def test_pretrained_minilm_loads_offline_with_segments():
     assert torch.isfinite(pooled).all() and pooled.abs().sum() > 0
 
 
+def test_learned_pooling_starts_as_the_mean_and_ignores_padding():
+    torch.manual_seed(0)
+    encoder = TurnEncoder(replace(TINY_ROBERTA, pooling="attention"), MINILM).eval()
+    ids = torch.tensor([[101, 2000, 2001, 102, 0, 0], [101, 2000, 2001, 102, 3000, 102]])
+    mask = (ids != 0).long()
+    states, pooled = encoder(ids, mask)
+    weights = mask.unsqueeze(-1).float()
+    mean = (states * weights).sum(1) / weights.sum(1)
+    torch.testing.assert_close(pooled, mean)  # zero-initialized scorer: uniform weights
+    with torch.no_grad():
+        encoder.pool_score.weight.normal_()
+    states, learned = encoder(ids, mask)
+    assert not torch.allclose(learned, mean)
+    # padding gets no weight: the padded turn pools as it does alone
+    _, alone = encoder(ids[:1, :4], mask[:1, :4])
+    torch.testing.assert_close(learned[0], alone[0], atol=1e-5, rtol=1e-4)
+    # a turn with no tokens (none in a real batch) pools to zeros, not NaN
+    _, empty = encoder(ids[:1], torch.zeros_like(mask[:1]))
+    assert torch.equal(empty, torch.zeros_like(empty))
+
+
 def test_encoder_config_needs_weights_or_architecture():
     with pytest.raises(ValueError, match="architecture"):
         EncoderConfig(pretrained=None)

@@ -14,7 +14,7 @@ demo: $(BIN)/.installed
 	$(BIN)/labelgen demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check labelgen tests scripts
+	$(BIN)/ruff check labelgen tests scripts notebooks
 	$(BIN)/ruff format --check labelgen tests scripts
 
 test: $(BIN)/.installed lint

@@ -126,6 +126,7 @@ def train(
     corrupt: bool = False,
     epochs: int | None = None,
     val_fraction: float = 0.0,
+    pooling: str | None = None,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss."""
     if args.reuse_models and (out / "best.ckpt").is_file():
@@ -145,7 +146,7 @@ def train(
     )
     module = LabelGenModule(
         encoder=EncoderConfig(
-            pretrained=MINILM, pooling=args.pooling, frozen=True, layers=args.layers
+            pretrained=MINILM, pooling=pooling or args.pooling, frozen=True, layers=args.layers
         ),
         dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
         tasks=TaskConfig(weights=weights, goal_success_balance=0.5, slot_dim=128),
@@ -325,6 +326,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
                 args,
                 context=context,
                 init_from=_sgd_model(args, name),
+                pooling=args.uss_pooling,
             )
             calibration = calibrate(checkpoint, val_log, fold_dir / f"calibrate-{name}", args)
             cutoffs.setdefault(name, []).append(read_cutoff(str(calibration)))
@@ -364,6 +366,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
             USS_TASKS,
             args,
             init_from=_sgd_model(args, "model"),
+            pooling=args.uss_pooling,
         )
         calibration = calibrate(checkpoint, val_log, out / "calibrate-all", args)
     for extra in args.uss_eval:
@@ -400,6 +403,12 @@ def main() -> None:
         choices=["mean", "attention"],
         default="mean",
         help="turn vector from the frozen token states: their mean, or a learned weighting",
+    )
+    parser.add_argument(
+        "--uss-pooling",
+        choices=["mean", "attention"],
+        help="the satisfaction models' pooling, if not --pooling (they start from the SGD "
+        "model; a learned weighting on top of a mean-pooled one starts as the mean)",
     )
     parser.add_argument(
         "--reuse-models",

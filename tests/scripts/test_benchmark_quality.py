@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tests.conftest import ROOT, run_python
 
@@ -30,7 +31,8 @@ def _smoke(tmp_path, shared_data, *extra: str):
 
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data):
-    result = _smoke(tmp_path, shared_data)
+    # the satisfaction models learn a pooling on top of the mean-pooled SGD model
+    result = _smoke(tmp_path, shared_data, "--uss-pooling", "attention")
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
@@ -61,6 +63,14 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
 
     ids = {r["dialogue_id"] for p in labels for r in pq.read_table(p).to_pylist()}
     assert len(ids) == uss["dialogues"] == 30
+
+    pooling = [
+        torch.load(tmp_path / name / "best.ckpt", weights_only=False)["hyper_parameters"][
+            "encoder"
+        ]["pooling"]
+        for name in ("sgd/model", "uss/fold0/model")
+    ]
+    assert pooling == ["mean", "attention"]
 
     # --reuse-models: the same models, labeled and scored anew
     checkpoints = {p: p.read_bytes() for p in (tmp_path / "uss").glob("fold*/*/best.ckpt")}

@@ -16,7 +16,8 @@ scores best on those held-out training dialogues; both arms are reported. Label 
 dialogues with each and score them, seen and unseen services apart (a dialogue is "seen" when
 every service it touches is in training).
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
-the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`). A fifth of
+the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and
+learning an attention pooling on top of its mean (`--uss-pooling`). A fifth of
 the training folds picks the epoch and the dissatisfaction cutoff (best F1 there); the scored
 fold is only labeled. The out-of-fold labels are scored against the leave-one-annotator-out
 consensus beside the single annotator, with the threshold sweep, the half-human-error point
@@ -407,8 +408,10 @@ def main() -> None:
     parser.add_argument(
         "--uss-pooling",
         choices=["mean", "attention"],
-        help="the satisfaction models' pooling, if not --pooling (they start from the SGD "
-        "model; a learned weighting on top of a mean-pooled one starts as the mean)",
+        default="attention",
+        help="the satisfaction models' pooling (they start from the SGD model; a learned "
+        "weighting on top of a mean-pooled one starts as the mean). Attention: best on the "
+        "folds' validation slices in session 6 (docs/benchmarks.md)",
     )
     parser.add_argument(
         "--reuse-models",

@@ -31,8 +31,8 @@ def _smoke(tmp_path, shared_data, *extra: str):
 
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data):
-    # the satisfaction models learn a pooling on top of the mean-pooled SGD model
-    result = _smoke(tmp_path, shared_data, "--uss-pooling", "attention")
+    # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model
+    result = _smoke(tmp_path, shared_data)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from labelgen.data.canonical import CanonicalWriter
 from labelgen.data.corruptions import CorruptionConfig
@@ -128,8 +128,11 @@ def train(
     epochs: int | None = None,
     val_fraction: float = 0.0,
     pooling: str | None = None,
+    patience: int | None = None,
 ) -> Path:
-    """Fits one model; returns its best checkpoint by validation loss."""
+    """Fits one model; returns its best checkpoint by validation loss. With `patience`,
+    training stops after that many epochs without a better one (the learning-rate schedule
+    still spans every epoch, so the epochs that run are the same as without it)."""
     if args.reuse_models and (out / "best.ckpt").is_file():
         return out / "best.ckpt"  # an earlier run's, with the same settings (--reuse-models)
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
@@ -157,11 +160,14 @@ def train(
         init_from=init_from,
     )
     best = ModelCheckpoint(dirpath=out, filename="best", monitor="val/loss", mode="min")
+    callbacks: list[L.Callback] = [best]
+    if patience:
+        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=patience))
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=epochs or args.epochs,
         logger=False,
-        callbacks=[best],
+        callbacks=callbacks,
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,
@@ -328,6 +334,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
                 context=context,
                 init_from=_sgd_model(args, name),
                 pooling=args.uss_pooling,
+                patience=args.uss_patience,
             )
             calibration = calibrate(checkpoint, val_log, fold_dir / f"calibrate-{name}", args)
             cutoffs.setdefault(name, []).append(read_cutoff(str(calibration)))
@@ -368,6 +375,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
             args,
             init_from=_sgd_model(args, "model"),
             pooling=args.uss_pooling,
+            patience=args.uss_patience,
         )
         calibration = calibrate(checkpoint, val_log, out / "calibrate-all", args)
     for extra in args.uss_eval:
@@ -412,6 +420,13 @@ def main() -> None:
         help="the satisfaction models' pooling (they start from the SGD model; a learned "
         "weighting on top of a mean-pooled one starts as the mean). Attention: best on the "
         "folds' validation slices in session 6 (docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--uss-patience",
+        type=int,
+        default=4,
+        help="a satisfaction model stops after this many epochs without a better validation "
+        "loss, 0 = never (in session 6 their best epochs were 3-6 of 16)",
     )
     parser.add_argument(
         "--reuse-models",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -32,7 +33,7 @@ def _smoke(tmp_path, shared_data, *extra: str):
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data):
     # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model
-    result = _smoke(tmp_path, shared_data)
+    result = _smoke(tmp_path, shared_data, "--pretrain-epochs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
@@ -47,6 +48,14 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     mean = {a: sum(v) / len(v) for a, v in known.items()}
     assert sgd["model_arm"] == max(mean, key=mean.get)
     assert sgd["model/unseen"] == sgd[f"{sgd['model_arm']}/unseen"]
+    # stage 1's held-out loss beside the loss of guessing its defect base rate
+    stage1 = sgd["stage1"]
+    assert stage1["epoch"] == 1 and 0 < stage1["base_rate"] < 1  # --pretrain-epochs 2
+    p = stage1["base_rate"]
+    assert stage1["base_rate_loss"] == pytest.approx(
+        -(p * math.log(p) + (1 - p) * math.log(1 - p)), abs=1e-3
+    )
+    assert stage1["val_loss"] > 0
     for name in ("model", "baseline"):
         assert uss[name]["human"]["accuracy"] is not None
         assert uss[name]["model"]["accuracy"] is not None

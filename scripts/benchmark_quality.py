@@ -117,6 +117,21 @@ def read(
     return [dialogues[i] for i in keep], [dialogues[i] for i in more]
 
 
+def data_module(
+    train_log: Path, val_log: Path | None, args: argparse.Namespace, corrupt: bool = False
+) -> LogDataModule:
+    """The data every model here trains on: stage 1 corrupts it, fine-tuning does not."""
+    return LogDataModule(
+        train=str(train_log),
+        val=None if val_log is None else str(val_log),
+        tokenizer=MINILM,
+        batch_size=16,
+        seed=args.seed,
+        corruption=CorruptionConfig() if corrupt else None,
+        cache_dir=str(args.out / "cache"),
+    )
+
+
 @timed("train")
 def train(
     out: Path,
@@ -128,7 +143,6 @@ def train(
     init_from: str | None = None,
     corrupt: bool = False,
     epochs: int | None = None,
-    val_fraction: float = 0.0,
     pooling: str | None = None,
     patience: int | None = None,
 ) -> Path:
@@ -140,16 +154,7 @@ def train(
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
     start = time.perf_counter()
     L.seed_everything(args.seed)
-    dm = LogDataModule(
-        train=str(train_log),
-        val=None if val_log is None else str(val_log),
-        tokenizer=MINILM,
-        batch_size=16,
-        val_fraction=val_fraction,
-        seed=args.seed,
-        corruption=CorruptionConfig() if corrupt else None,
-        cache_dir=str(args.out / "cache"),
-    )
+    dm = data_module(train_log, val_log, args, corrupt)
     module = LabelGenModule(
         encoder=EncoderConfig(
             pretrained=MINILM, pooling=pooling or args.pooling, frozen=True, layers=args.layers
@@ -290,20 +295,14 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def stage1_learned(checkpoint: Path, train_log: Path, val_log: Path, args) -> dict[str, Any]:
+def stage1_learned(
+    checkpoint: Path, train_log: Path, val_log: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """Stage 1's best epoch and validation loss beside the loss of predicting the held-out
     turns' defect base rate alone (its entropy): whether it learned the swaps at all."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     scores = [c["best_model_score"] for c in state["callbacks"].values() if "best_model_score" in c]
-    dm = LogDataModule(
-        train=str(train_log),
-        val=str(val_log),
-        tokenizer=MINILM,
-        batch_size=16,
-        seed=args.seed,
-        corruption=CorruptionConfig(),
-        cache_dir=str(args.out / "cache"),
-    )
+    dm = data_module(train_log, val_log, args, corrupt=True)
     dm.setup("fit")
     # the held-out turns corrupted as stage 1's validation saw them (seeded per batch)
     targets = torch.cat([batch["defect"].flatten() for batch in dm.val_dataloader()])

@@ -8,13 +8,13 @@ Every input is a path option (SGD-format directories, USS-format files), so the 
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
 plots) under --out and prints one JSON line with the headline figures.
 
-SGD: pretrain with response swaps on the training dialogues, fine-tune multi-task (intent,
-slots, segmentation, goal success, rejection feedback) from it, the same without stage 1, and
-the no-context baseline on the same data and budget; each picks its epoch on held-out
-training dialogues. "The model" is whichever of the two context arms (with or without stage 1)
-scores best on those held-out training dialogues; both arms are reported. Label the dev
-dialogues with each and score them, seen and unseen services apart (a dialogue is "seen" when
-every service it touches is in training).
+SGD: pretrain with response swaps on the training dialogues (the encoder frozen, or trained
+with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
+rejection feedback) from it, the same without stage 1, and the no-context baseline on the same
+data and budget; each picks its epoch on held-out training dialogues. "The model" is whichever
+of the two context arms (with or without stage 1) scores best on those held-out training
+dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
+unseen services apart (a dialogue is "seen" when every service it touches is in training).
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and
 learning an attention pooling on top of its mean (`--uss-pooling`). A fifth of
@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import math
 import platform
 import random
 import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -145,23 +147,50 @@ def train(
     epochs: int | None = None,
     pooling: str | None = None,
     patience: int | None = None,
+    encoder_lr: float | None = None,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
-    still spans every epoch, so the epochs that run are the same as without it)."""
+    still spans every epoch, so the epochs that run are the same as without it). With
+    `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
+    without, it is frozen (as loaded: a model starting from an adapted encoder keeps it)."""
+    settings = {
+        "tasks": weights,
+        "context": context,
+        "corrupt": corrupt,
+        "epochs": epochs or args.epochs,
+        "pooling": pooling or args.pooling,
+        "patience": patience,
+        "encoder_lr": encoder_lr,
+        "seed": args.seed,
+        "layers": args.layers,
+        # the logs are rewritten by every run: the same bytes are the same dialogues
+        "data": [_digest(log) for log in (train_log, val_log) if log is not None],
+    }
     if args.reuse_models and (out / "best.ckpt").is_file():
-        return out / "best.ckpt"  # an earlier run's, with the same settings (--reuse-models)
+        if _stored_settings(out) == settings:
+            return out / "best.ckpt"  # an earlier run's, with the same settings
+        print(
+            f"--reuse-models: {out} was trained with other settings (or unrecorded ones); "
+            "training it again",
+            file=sys.stderr,
+        )
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
     start = time.perf_counter()
     L.seed_everything(args.seed)
     dm = data_module(train_log, val_log, args, corrupt)
     module = LabelGenModule(
         encoder=EncoderConfig(
-            pretrained=MINILM, pooling=pooling or args.pooling, frozen=True, layers=args.layers
+            pretrained=MINILM,
+            pooling=pooling or args.pooling,
+            frozen=encoder_lr is None,
+            layers=args.layers,
         ),
         dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
         tasks=TaskConfig(weights=weights, goal_success_balance=0.5, slot_dim=128),
-        optim=OptimConfig(lr=2e-3, warmup_fraction=0.05),
+        optim=OptimConfig(
+            lr=2e-3, warmup_fraction=0.05, **({"encoder_lr": encoder_lr} if encoder_lr else {})
+        ),
         tokenizer=MINILM,
         feature_space=dm.feature_space,
         init_from=init_from,
@@ -181,7 +210,23 @@ def train(
     )
     trainer.fit(module, datamodule=dm)
     MODEL_SECONDS[out.relative_to(args.out).as_posix()] = round(time.perf_counter() - start, 1)
+    (out / SETTINGS).write_text(json.dumps(settings, indent=2))
     return Path(best.best_model_path)
+
+
+SETTINGS = "settings.json"
+"""Beside each model: what it was trained with, so --reuse-models takes only a model the
+flags of this run would have trained (the starting checkpoint is not compared: a USS half
+rerun with `--only uss` reuses fold models that started from the SGD model)."""
+
+
+def _stored_settings(out: Path) -> dict[str, Any] | None:
+    path = out / SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
 
 
 @timed("label")
@@ -253,6 +298,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         args,
         corrupt=True,
         epochs=args.pretrain_epochs,
+        encoder_lr=args.pretrain_encoder_lr,
     )
     models = {
         # folder "model" (not "with-pretraining"): --reuse-models finds earlier runs' models
@@ -456,6 +502,13 @@ def main() -> None:
         "the swaps better and hurt the fine-tuned model more (docs/benchmarks.md)",
     )
     parser.add_argument(
+        "--pretrain-encoder-lr",
+        type=float,
+        help="stage 1 also trains the encoder, at this learning rate (fine-tuning keeps the "
+        "adapted encoder frozen); default: frozen. In session 8, 1 epoch at 5e-5 moved no "
+        "figure outside the seed spread (docs/benchmarks.md)",
+    )
+    parser.add_argument(
         "--uss-patience",
         type=int,
         default=4,
@@ -465,8 +518,10 @@ def main() -> None:
     parser.add_argument(
         "--reuse-models",
         action="store_true",
-        help="take the models an earlier run left in --out instead of training them again; "
-        "calibration, labeling and scoring run anew (to measure a change in decoding)",
+        help="take the models an earlier run left in --out instead of training them again, "
+        "where its settings.json matches what this run's flags and data would train (others "
+        "are trained again); calibration, labeling and scoring run anew (to measure a change "
+        "in decoding)",
     )
     for name, (smoke, quick, full) in LIMITS.items():
         parser.add_argument(

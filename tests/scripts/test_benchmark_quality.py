@@ -91,3 +91,37 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert {p: p.read_bytes() for p in checkpoints} == checkpoints
     assert again["uss"]["model"]["human"] == uss["model"]["human"]
     assert "--reuse-models" in again["command"]
+    assert again["training_seconds_by_model"] == {}  # nothing trained again
+
+    # ... but a model the flags would train differently is trained again, never reused
+    result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models", "--uss-patience", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained with other settings" in result.stderr
+    retrained = json.loads((tmp_path / "results.json").read_text())["training_seconds_by_model"]
+    assert {f"uss/fold{k}/{name}" for k in (0, 1) for name in ("model", "baseline")} <= set(
+        retrained
+    )
+    settings = json.loads((tmp_path / "uss" / "fold0" / "model" / "settings.json").read_text())
+    assert settings["patience"] == 2 and settings["pooling"] == "attention"
+
+
+@pytest.mark.slow
+def test_stage1_can_train_the_encoder(tmp_path, shared_data):
+    result = _smoke(tmp_path, shared_data, "--only", "sgd", "--pretrain-encoder-lr", "1e-3")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def load(name):
+        return torch.load(tmp_path / "sgd" / name / "best.ckpt", weights_only=False)
+
+    def encoder(checkpoint):
+        state = checkpoint["state_dict"]
+        return {k: v for k, v in state.items() if k.startswith("encoder.model.")}
+
+    stage1, model, untouched = load("pretrain"), load("model"), load("no-pretraining")
+    assert stage1["hyper_parameters"]["encoder"]["frozen"] is False
+    assert stage1["hyper_parameters"]["optim"]["encoder_lr"] == 1e-3
+    changed = [k for k, v in encoder(stage1).items() if not torch.equal(v, encoder(untouched)[k])]
+    assert len(changed) > 10  # stage 1 moved the pretrained weights ...
+    # ... and the fine-tuned model starts from them and keeps them (frozen, as adapted)
+    assert model["hyper_parameters"]["encoder"]["frozen"] is True
+    assert all(torch.equal(v, encoder(stage1)[k]) for k, v in encoder(model).items())

@@ -18,8 +18,8 @@ unseen services apart (a dialogue is "seen" when every service it touches is in 
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and
 learning an attention pooling on top of its mean (`--uss-pooling`). A fifth of
-the training folds picks the epoch and the dissatisfaction cutoff (best F1 there); the scored
-fold is only labeled. The out-of-fold labels are scored against the leave-one-annotator-out
+each training fold (a different fifth for each fold's model) picks the epoch and the
+dissatisfaction cutoff (best F1 there); the scored fold is only labeled. The out-of-fold labels are scored against the leave-one-annotator-out
 consensus beside the single annotator, with the threshold sweep, the half-human-error point
 and the USS paper's protocol. `--uss-eval` files are labeled by a model trained (and
 calibrated) on the USS training file, never trained on.
@@ -380,6 +380,20 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     return None if model is None else str(model)
 
 
+def split_training_folds(folds: list[list[Dialogue]], k: int) -> tuple[list, list]:
+    """Fold k's training dialogues, and the fifth of them that picks its epoch and its
+    dissatisfaction cutoff (the scored fold k is only labeled). The fifth is every fifth
+    dialogue of each training fold, starting at position k % 5: with 5 folds the five models
+    choose on five disjoint sets of dialogues, so one unlucky slice cannot steer them all."""
+    train: list[Dialogue] = []
+    val: list[Dialogue] = []
+    for j, fold in enumerate(folds):
+        if j != k:
+            for i, dialogue in enumerate(fold):
+                (val if i % 5 == k % 5 else train).append(dialogue)
+    return train, val
+
+
 def uss(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / "uss"
     dialogues, _ = read(args.uss_train, "uss", args.uss_limit, args.seed)
@@ -390,13 +404,10 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         folder.mkdir(parents=True)
     cutoffs: dict[str, list[float | None]] = {}
     for k, held_out in enumerate(folds):
-        rest = [d for j, fold in enumerate(folds) if j != k for d in fold]
-        # a slice of the training folds picks the epoch and the dissatisfaction cutoff; the
-        # scored fold is only labeled
-        cut = len(rest) // 5
+        train_part, val_part = split_training_folds(folds, k)
         fold_dir = out / f"fold{k}"
-        train_log = write_log(rest[cut:], fold_dir / "train.parquet")
-        val_log = write_log(rest[:cut], fold_dir / "val.parquet")
+        train_log = write_log(train_part, fold_dir / "train.parquet")
+        val_log = write_log(val_part, fold_dir / "val.parquet")
         test_log = write_log(held_out, fold_dir / "test.parquet")
         for name, context in (("model", True), ("baseline", False)):
             checkpoint = train(

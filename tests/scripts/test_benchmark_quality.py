@@ -125,3 +125,21 @@ def test_stage1_can_train_the_encoder(tmp_path, shared_data):
     # ... and the fine-tuned model starts from them and keeps them (frozen, as adapted)
     assert model["hyper_parameters"]["encoder"]["frozen"] is True
     assert all(torch.equal(v, encoder(stage1)[k]) for k, v in encoder(model).items())
+
+
+@pytest.mark.parametrize("n_folds", [2, 5])
+def test_each_fold_picks_its_epoch_on_its_own_slice(monkeypatch, n_folds):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from benchmark_quality import split_training_folds
+
+    dialogues = list(range(103))  # the split only moves items; any will do
+    folds = [dialogues[k::n_folds] for k in range(n_folds)]
+    slices = []
+    for k, scored in enumerate(folds):
+        train, val = split_training_folds(folds, k)
+        # every other fold's dialogue exactly once, the scored fold never
+        assert sorted(train + val) == sorted(set(dialogues) - set(scored))
+        assert len(val) == pytest.approx(len(train + val) / 5, abs=n_folds)
+        slices.append(set(val))
+    if n_folds == 5:  # five models, five disjoint validation slices
+        assert sum(map(len, slices)) == len(set().union(*slices))

@@ -2,7 +2,7 @@
 single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen, cached).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
-    python scripts/benchmark_quality.py                    # the full run, ~30 minutes
+    python scripts/benchmark_quality.py                    # the full run, ~25-30 minutes
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -16,13 +16,13 @@ of the two context arms (with or without stage 1) scores best on those held-out 
 dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
 unseen services apart (a dialogue is "seen" when every service it touches is in training).
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
-the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and
-learning an attention pooling on top of its mean (`--uss-pooling`). A fifth of
-each training fold (a different fifth for each fold's model) picks the epoch and the
-dissatisfaction cutoff (best F1 there); the scored fold is only labeled. The out-of-fold labels are scored against the leave-one-annotator-out
-consensus beside the single annotator, with the threshold sweep, the half-human-error point
-and the USS paper's protocol. `--uss-eval` files are labeled by a model trained (and
-calibrated) on the USS training file, never trained on.
+the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and learning
+an attention pooling on top of its mean (`--uss-pooling`). A fifth of each training fold (a
+different fifth for each fold's model) picks the epoch and the dissatisfaction cutoff (best F1
+there); the scored fold is only labeled. The out-of-fold labels are scored against the leave-
+one-annotator-out consensus beside the single annotator, with the threshold sweep, the half-
+human-error point and the USS paper's protocol. `--uss-eval` files are labeled by a model
+trained (and calibrated) on the USS training file, never trained on.
 """
 
 from __future__ import annotations

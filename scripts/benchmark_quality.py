@@ -19,9 +19,9 @@ USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model s
 the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and learning
 an attention pooling on top of its mean (`--uss-pooling`). A fifth of each training fold (a
 different fifth for each fold's model) picks the epoch and the dissatisfaction cutoff (best F1
-there); the scored fold is only labeled. The out-of-fold labels are scored against the leave-
-one-annotator-out consensus beside the single annotator, with the threshold sweep, the half-
-human-error point and the USS paper's protocol. `--uss-eval` files are labeled by a model
+there); the scored fold is only labeled. The out-of-fold labels are scored against the
+leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
+half-human-error point and the USS paper's protocol. `--uss-eval` files are labeled by a model
 trained (and calibrated) on the USS training file, never trained on.
 """
 

@@ -19,10 +19,10 @@ USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model s
 the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and learning
 an attention pooling on top of its mean (`--uss-pooling`). A fifth of each training fold (a
 different fifth for each fold's model) picks the epoch and the dissatisfaction cutoff (best F1
-there); the scored fold is only labeled. The out-of-fold labels are scored against the
-leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
-half-human-error point and the USS paper's protocol. `--uss-eval` files are labeled by a model
-trained (and calibrated) on the USS training file, never trained on.
+there) and the rating weights; the scored fold is only labeled. The out-of-fold labels are
+scored against the leave-one-annotator-out consensus beside the single annotator, with the
+threshold sweep, the half-human-error point and the USS paper's protocol. `--uss-eval` files
+are labeled by a model trained (and calibrated) on the USS training file, never trained on.
 """
 
 from __future__ import annotations
@@ -531,8 +531,9 @@ def main() -> None:
         action="store_true",
         help="take the models an earlier run left in --out instead of training them again, "
         "where its settings.json matches what this run's flags and data would train (others "
-        "are trained again); calibration, labeling and scoring run anew (to measure a change "
-        "in decoding)",
+        "are trained again; the starting checkpoint is not compared, so after changing stage "
+        "1's flags remove sgd/model too); calibration, labeling and scoring run anew (to "
+        "measure a change in decoding)",
     )
     for name, (smoke, quick, full) in LIMITS.items():
         parser.add_argument(

@@ -380,11 +380,14 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     return None if model is None else str(model)
 
 
-def split_training_folds(folds: list[list[Dialogue]], k: int) -> tuple[list, list]:
-    """Fold k's training dialogues, and the fifth of them that picks its epoch and its
-    dissatisfaction cutoff (the scored fold k is only labeled). The fifth is every fifth
-    dialogue of each training fold, starting at position k % 5: with 5 folds the five models
-    choose on five disjoint sets of dialogues, so one unlucky slice cannot steer them all."""
+def split_training_folds(
+    folds: list[list[Dialogue]], k: int
+) -> tuple[list[Dialogue], list[Dialogue]]:
+    """Fold k's training dialogues, and the fifth of them that picks its epoch, its
+    dissatisfaction cutoff and its rating weights (the scored fold k is only labeled). The
+    fifth is every fifth dialogue of each training fold, starting at position k % 5: with 5
+    folds the five models choose on five disjoint sets of dialogues, so one unlucky slice
+    cannot steer them all."""
     train: list[Dialogue] = []
     val: list[Dialogue] = []
     for j, fold in enumerate(folds):

@@ -18,11 +18,13 @@ unseen services apart (a dialogue is "seen" when every service it touches is in 
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and learning
 an attention pooling on top of its mean (`--uss-pooling`). A fifth of each training fold (a
-different fifth for each fold's model) picks the epoch and the dissatisfaction cutoff (best F1
-there) and the rating weights; the scored fold is only labeled. The out-of-fold labels are
-scored against the leave-one-annotator-out consensus beside the single annotator, with the
-threshold sweep, the half-human-error point and the USS paper's protocol. `--uss-eval` files
-are labeled by a model trained (and calibrated) on the USS training file, never trained on.
+different fifth for each fold's model) picks its epoch, and the model labels it. The scored
+fold's dissatisfaction cutoff (best F1) and rating weights are then chosen on every fold
+model's slice pooled, minus the scored fold's dialogues; the scored fold is only labeled. The
+out-of-fold labels are scored against the leave-one-annotator-out consensus beside the single
+annotator, with the threshold sweep, the half-human-error point and the USS paper's protocol.
+`--uss-eval` files are labeled by a model trained (and calibrated) on the USS training file,
+never trained on.
 """
 
 from __future__ import annotations
@@ -250,18 +252,18 @@ def label(model: Path, log: Path, out: Path, calibration: Path | None = None) ->
 
 
 @timed("calibrate")
-def calibrate(checkpoint: Path, val_log: Path, out: Path, args: argparse.Namespace) -> Path:
-    """Labels held-out training dialogues and evaluates them: calibration.json, with the
-    dissatisfaction cutoff of best F1 there, for labeling the scored data."""
-    evaluate(
-        label(checkpoint, val_log, out / "labels"),
-        val_log,
-        out_dir=out,
-        seed=args.seed,
-        make_plots=False,
-        n_resamples=100,
-    )
+def calibrate(labels: Path, val_log: Path, out: Path, args: argparse.Namespace) -> Path:
+    """Evaluates labels of held-out training dialogues: calibration.json, with the
+    dissatisfaction cutoff of best F1 there and the rating weights, for labeling the scored
+    data. Labels of dialogues outside `val_log` are ignored."""
+    evaluate(labels, val_log, out_dir=out, seed=args.seed, make_plots=False, n_resamples=100)
     return out / "calibration.json"
+
+
+def _gather(labels: Path, into: Path, prefix: str) -> None:
+    """Copies a labeling run's shards into a folder that collects several runs' labels."""
+    for part in labels.glob("part-*.parquet"):
+        shutil.copy(part, into / f"part-{prefix}-{part.name.removeprefix('part-')}")
 
 
 def headline(report: dict[str, Any], task: str, metric: str, who: str = "model") -> float | None:
@@ -397,21 +399,43 @@ def split_training_folds(
     return train, val
 
 
+def calibration_pool(val_parts: list[list[Dialogue]], scored: list[Dialogue]) -> list[Dialogue]:
+    """The held-out dialogues that calibrate the model scoring `scored`: every fold model's
+    validation slice, each labeled by the model that did not train on it, minus the scored
+    fold's dialogues (a dialogue in two slices, possible with more than 5 folds, counts once).
+    Five slices instead of one: the ~1,500 rated turns of one slice hold 2-3 rated 1, too few
+    to choose the rating weights on (session 8: the choice swung kappa by half).
+
+    The scored fold's own dialogues never calibrate it, and the model that scores it never
+    trained on them. The other fold models did train on them, so they reach the two numbers
+    chosen here (the cutoff and the weights' power) through those models' predictions on
+    other dialogues; no label of the scored fold is ever compared with a prediction."""
+    skip = {d.dialogue_id for d in scored}
+    pool: dict[str, Dialogue] = {}
+    for part in val_parts:
+        for dialogue in part:
+            if dialogue.dialogue_id not in skip:
+                pool.setdefault(dialogue.dialogue_id, dialogue)
+    return list(pool.values())
+
+
 def uss(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / "uss"
     dialogues, _ = read(args.uss_train, "uss", args.uss_limit, args.seed)
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
     combined = {"model": out / "oof-model", "baseline": out / "oof-baseline"}
-    for folder in combined.values():
+    val_labels = {"model": out / "val-labels-model", "baseline": out / "val-labels-baseline"}
+    for folder in (*combined.values(), *val_labels.values()):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    cutoffs: dict[str, list[float | None]] = {}
-    for k, held_out in enumerate(folds):
+    val_parts: list[list[Dialogue]] = []
+    checkpoints: dict[str, list[Path]] = {"model": [], "baseline": []}
+    for k in range(args.folds):
         train_part, val_part = split_training_folds(folds, k)
+        val_parts.append(val_part)
         fold_dir = out / f"fold{k}"
         train_log = write_log(train_part, fold_dir / "train.parquet")
         val_log = write_log(val_part, fold_dir / "val.parquet")
-        test_log = write_log(held_out, fold_dir / "test.parquet")
         for name, context in (("model", True), ("baseline", False)):
             checkpoint = train(
                 fold_dir / name,
@@ -424,12 +448,29 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
                 pooling=args.uss_pooling,
                 patience=args.uss_patience,
             )
-            calibration = calibrate(checkpoint, val_log, fold_dir / f"calibrate-{name}", args)
+            checkpoints[name].append(checkpoint)
+            labels = label(checkpoint, val_log, fold_dir / f"val-labels-{name}")
+            _gather(labels, val_labels[name], f"f{k}")
+    # Every fold model has labeled its own slice; now each scored fold's cutoff and rating
+    # weights come from all slices but its own dialogues' (nested: never the scored fold).
+    cutoffs: dict[str, list[float | None]] = {}
+    pools: list[int] = []
+    for k, held_out in enumerate(folds):
+        fold_dir = out / f"fold{k}"
+        pool = calibration_pool(val_parts, held_out)
+        pools.append(len(pool))
+        pool_log = write_log(pool, fold_dir / "calibration-pool.parquet")
+        test_log = write_log(held_out, fold_dir / "test.parquet")
+        for name, labels_dir in val_labels.items():
+            calibration = calibrate(labels_dir, pool_log, fold_dir / f"calibrate-{name}", args)
             cutoffs.setdefault(name, []).append(read_cutoff(str(calibration)))
-            labels = label(checkpoint, test_log, fold_dir / f"labels-{name}", calibration)
-            for part in labels.glob("part-*.parquet"):
-                shutil.copy(part, combined[name] / f"part-f{k}-{part.name.removeprefix('part-')}")
-    results: dict[str, Any] = {"dialogues": len(dialogues), "folds": args.folds}
+            labels = label(checkpoints[name][k], test_log, fold_dir / f"labels-{name}", calibration)
+            _gather(labels, combined[name], f"f{k}")
+    results: dict[str, Any] = {
+        "dialogues": len(dialogues),
+        "folds": args.folds,
+        "calibration_dialogues": pools,
+    }
     for name, folder in combined.items():
         report = evaluate(
             folder, args.uss_train, "uss", out_dir=out / f"eval-{name}", seed=args.seed
@@ -465,7 +506,9 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
             pooling=args.uss_pooling,
             patience=args.uss_patience,
         )
-        calibration = calibrate(checkpoint, val_log, out / "calibrate-all", args)
+        calibration = calibrate(
+            label(checkpoint, val_log, out / "labels-all-val"), val_log, out / "calibrate-all", args
+        )
     for extra in args.uss_eval:
         report = evaluate(
             label(checkpoint, extra, out / f"labels-{extra.stem}", calibration),

@@ -14,8 +14,8 @@ Binary dissatisfaction (rating <= 2) is the headline task on USS: gold is the ma
 remaining annotators' binarized votes, a tie counting as not dissatisfied (`consensus`).
 
 Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds
-the best-F1 dissatisfaction cutoff and the rating weights of best UAR, for `labelgen label
---calibration` on other data) and PNG plots.
+the best-F1 dissatisfaction cutoff and the rating weights of best mean UAR and kappa, for
+`labelgen label --calibration` on other data) and PNG plots.
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ The side (dissatisfied: rating <= 2, or not) is decided first, by the dissatisfa
 weighting each rating by its share among held-out gold ratings to the power -a. Ratings are
 skewed (on USS-SGD 83% of the turns are rated 3), so the plain likeliest rating is nearly
 always 3 and the rarer ratings are rarely recalled; the weights trade some accuracy for recall
-of every rating. The power a is chosen on the same held-out turns for unweighted average
-recall (UAR, the USS protocol's first score), never on the turns being scored. Keeping the
-side fixed keeps the 5-point label and the binary label in agreement.
+of every rating. The power a is chosen on the same held-out turns, never on the turns being
+scored, for the mean of the USS protocol's two agreement scores: unweighted average recall
+(UAR) and Cohen's kappa. UAR alone rewards steep weights: on a few hundred held-out turns
+with two or three rated 1, catching one of them is worth more UAR than mislabeling hundreds
+of 3s as 4 or 5 costs, and kappa, which counts those, fell by half (USS-SGD, session 8).
+Keeping the side fixed keeps the 5-point label and the binary label in agreement.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelgen.evaluation.uss_protocol import RATINGS, confusion_rows, uar
+from labelgen.evaluation.uss_protocol import RATINGS, confusion_rows, kappa, uar
 
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Candidate powers: 0 is the plain likeliest rating, 1 divides by the share outright."""
@@ -35,7 +38,8 @@ def decide_rating(
 def rating_weights(
     gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float
 ) -> list[float] | None:
-    """Per-rating weights share^-a, with a of best UAR on these turns; None without turns.
+    """Per-rating weights share^-a, with a of best (UAR + kappa) / 2 on these turns; None
+    without turns.
 
     Shares are smoothed by one count per rating, so a rating absent from `gold` gets a large
     but finite weight, which the choice of a then weighs against its cost."""
@@ -48,7 +52,8 @@ def rating_weights(
     for power in POWERS:
         weights = (share**-power / (share**-power).max()).tolist()
         pred = [decide_rating(p, s, weights) for p, s in zip(probs, sides, strict=True)]
-        score = float(uar(confusion_rows(gold, pred).sum(axis=0)[None])[0])
+        sums = confusion_rows(gold, pred).sum(axis=0)[None]
+        score = float(uar(sums)[0] + kappa(sums)[0]) / 2
         if best is None or score > best[0] + 1e-12:  # ties keep the smaller power
             best = (score, weights)
     assert best is not None

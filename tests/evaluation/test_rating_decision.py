@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labelgen.evaluation.rating_decision import check_weights, decide_rating, rating_weights
-from labelgen.evaluation.uss_protocol import confusion_rows, uar
+from labelgen.evaluation.uss_protocol import confusion_rows, kappa, uar
 
 
 def test_the_side_is_kept_and_weights_choose_within_it():
@@ -31,9 +31,17 @@ def _skewed():
     return gold, probs
 
 
-def _uar(gold, probs, weights, cutoff=0.5):
+def _sums(gold, probs, weights, cutoff=0.5):
     pred = [decide_rating(p, p[0] + p[1] > cutoff, weights) for p in probs]
-    return float(uar(confusion_rows(gold, pred).sum(axis=0)[None])[0])
+    return confusion_rows(gold, pred).sum(axis=0)[None]
+
+
+def _uar(gold, probs, weights, cutoff=0.5):
+    return float(uar(_sums(gold, probs, weights, cutoff))[0])
+
+
+def _kappa(gold, probs, weights, cutoff=0.5):
+    return float(kappa(_sums(gold, probs, weights, cutoff))[0])
 
 
 def test_weights_chosen_for_balanced_recall_recover_the_rare_rating():
@@ -43,6 +51,31 @@ def test_weights_chosen_for_balanced_recall_recover_the_rare_rating():
     assert _uar(gold, probs, None) == pytest.approx(0.5)  # every 4 labeled 3
     assert _uar(gold, probs, weights) == pytest.approx(1.0)
     assert weights[3] > weights[2]  # the rarer rating weighs more
+
+
+def test_one_rare_turn_is_not_bought_with_a_quarter_of_the_common_rating():
+    """Two 5s hide among 3s, and so do 98 of the 3s: weights steep enough to catch the two
+    5s relabel those 98 3s as 5. UAR alone would take that trade; its mean with kappa does
+    not, and keeps the mild weights that recover the 4s."""
+    gold, probs = [], []
+    for i in range(400):
+        if i < 2:
+            gold.append(5)
+            probs.append([0.01, 0.04, 0.7, 0.05, 0.2])
+        elif i < 100:
+            gold.append(3)
+            probs.append([0.01, 0.04, 0.75, 0.05, 0.15])
+        elif i < 340:
+            gold.append(3)
+            probs.append([0.01, 0.04, 0.85, 0.05, 0.05])
+        else:
+            gold.append(4)
+            probs.append([0.01, 0.04, 0.5, 0.4, 0.05])
+    weights = rating_weights(gold, probs, cutoff=0.5)
+    steep = [1.0, 1.0, 0.05, 0.13, 0.58]  # power 0.5 here: catches both 5s
+    assert _uar(gold, probs, steep) > _uar(gold, probs, weights)
+    assert _kappa(gold, probs, weights) > 0.9 > 0.5 > _kappa(gold, probs, steep)
+    assert _uar(gold, probs, weights) == pytest.approx(2 / 3)  # 3s and 4s, no 5
 
 
 def test_without_skew_the_plain_decision_stays():

@@ -59,9 +59,11 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     for name in ("model", "baseline"):
         assert uss[name]["human"]["accuracy"] is not None
         assert uss[name]["model"]["accuracy"] is not None
-        # one cutoff per fold, chosen on that fold's training slice (None: no dissatisfied turn)
+        # one cutoff per fold, chosen on held-out training slices (None: no dissatisfied turn)
         assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
         assert "at_half_coverage" in uss[name]["half_human_error"]
+    assert len(uss["calibration_dialogues"]) == uss["folds"]
+    assert all(n > 0 for n in uss["calibration_dialogues"])
     assert set(results["seconds_by_step"]) == {"train", "label", "calibrate"}
     trained = results["training_seconds_by_model"]
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
@@ -143,3 +145,22 @@ def test_each_fold_picks_its_epoch_on_its_own_slice(monkeypatch, n_folds):
         slices.append(set(val))
     if n_folds == 5:  # five models, five disjoint validation slices
         assert sum(map(len, slices)) == len(set().union(*slices))
+
+
+@pytest.mark.parametrize("n_folds", [5, 7])
+def test_each_fold_calibrates_on_every_slice_but_never_its_scored_dialogues(monkeypatch, n_folds):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from types import SimpleNamespace
+
+    from benchmark_quality import calibration_pool, split_training_folds
+
+    dialogues = [SimpleNamespace(dialogue_id=f"d{i}") for i in range(211)]
+    folds = [dialogues[k::n_folds] for k in range(n_folds)]
+    slices = [split_training_folds(folds, k)[1] for k in range(n_folds)]
+    every = {d.dialogue_id for part in slices for d in part}
+    for k, scored in enumerate(folds):
+        ids = [d.dialogue_id for d in calibration_pool(slices, scored)]
+        assert len(ids) == len(set(ids))  # with 7 folds slices overlap: each dialogue once
+        assert set(ids) == every - {d.dialogue_id for d in scored}
+        assert {d.dialogue_id for d in slices[k]} <= set(ids)  # its own slice, and more
+        assert len(ids) > 3 * len(slices[k])

@@ -64,6 +64,14 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
         assert "at_half_coverage" in uss[name]["half_human_error"]
     assert len(uss["calibration_dialogues"]) == uss["folds"]
     assert all(n > 0 for n in uss["calibration_dialogues"])
+    for k in range(uss["folds"]):
+        # each fold calibrated on the pooled slices' labels: every pooled turn labeled, and the
+        # labels of the scored fold's dialogues (another model's slice) left out
+        join = json.loads(
+            (tmp_path / "uss" / f"fold{k}" / "calibrate-model" / "metrics.json").read_text()
+        )["predictions"]
+        assert join["unpredicted_turns"] == 0 and join["matched_turns"] > 0
+        assert join["rows_without_reference"] > 0
     assert set(results["seconds_by_step"]) == {"train", "label", "calibrate"}
     trained = results["training_seconds_by_model"]
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)

@@ -407,9 +407,9 @@ def calibration_pool(val_parts: list[list[Dialogue]], scored: list[Dialogue]) ->
     to choose the rating weights on (session 8: the choice swung kappa by half).
 
     The scored fold's own dialogues never calibrate it, and the model that scores it never
-    trained on them. The other fold models did train on them, so they reach the two numbers
-    chosen here (the cutoff and the weights' power) through those models' predictions on
-    other dialogues; no label of the scored fold is ever compared with a prediction."""
+    trained on them. The other fold models did train on them, so their ratings reach the two
+    numbers chosen here (the cutoff and the weights' power) indirectly, through those models'
+    predictions on other dialogues; no label of the scored fold is compared with a prediction."""
     skip = {d.dialogue_id for d in scored}
     pool: dict[str, Dialogue] = {}
     for part in val_parts:

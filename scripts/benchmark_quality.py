@@ -385,11 +385,10 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
 def split_training_folds(
     folds: list[list[Dialogue]], k: int
 ) -> tuple[list[Dialogue], list[Dialogue]]:
-    """Fold k's training dialogues, and the fifth of them that picks its epoch, its
-    dissatisfaction cutoff and its rating weights (the scored fold k is only labeled). The
-    fifth is every fifth dialogue of each training fold, starting at position k % 5: with 5
-    folds the five models choose on five disjoint sets of dialogues, so one unlucky slice
-    cannot steer them all."""
+    """Fold k's training dialogues, and the fifth of them that picks its epoch and that it
+    labels for the pooled calibration (`calibration_pool`; the scored fold k is only labeled).
+    The fifth is every fifth dialogue of each training fold, starting at position k % 5: with
+    5 folds the five models' slices are disjoint, so one unlucky slice cannot steer them all."""
     train: list[Dialogue] = []
     val: list[Dialogue] = []
     for j, fold in enumerate(folds):

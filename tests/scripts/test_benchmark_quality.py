@@ -91,17 +91,26 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     ]
     assert pooling == ["mean", "attention"]
 
-    # --reuse-models: the same models, labeled and scored anew
+    # the satisfaction models started from the SGD models (the model's arm, and the baseline)
+    arm = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}[sgd["model_arm"]]
+    assert uss["starts_from"] == {
+        "model": str(tmp_path / "sgd" / arm / "best.ckpt"),
+        "baseline": str(tmp_path / "sgd" / "baseline" / "best.ckpt"),
+    }
+
+    # --reuse-models: the same models, labeled and scored anew; the USS half alone starts from
+    # the SGD models this run left, so its fold models are what it would train
     checkpoints = {p: p.read_bytes() for p in (tmp_path / "uss").glob("fold*/*/best.ckpt")}
     assert len(checkpoints) == 2 * uss["folds"]
-    (tmp_path / "results.json").unlink()
     result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models")
     assert result.returncode == 0, result.stderr[-3000:]
     again = json.loads((tmp_path / "results.json").read_text())
     assert {p: p.read_bytes() for p in checkpoints} == checkpoints
     assert again["uss"]["model"]["human"] == uss["model"]["human"]
+    assert again["uss"]["starts_from"] == uss["starts_from"]
     assert "--reuse-models" in again["command"]
     assert again["training_seconds_by_model"] == {}  # nothing trained again
+    assert again["sgd"] == sgd  # the other half's figures are kept
 
     # ... but a model the flags would train differently is trained again, never reused
     result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models", "--uss-patience", "2")
@@ -172,3 +181,26 @@ def test_each_fold_calibrates_on_every_slice_but_never_its_scored_dialogues(monk
         assert set(ids) == every - {d.dialogue_id for d in scored}
         assert {d.dialogue_id for d in slices[k]} <= set(ids)  # its own slice, and more
         assert len(ids) > 3 * len(slices[k])
+
+
+def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from benchmark_quality import _earlier_sgd_models
+
+    # nothing there yet: a warning, and the satisfaction models start untrained
+    assert _earlier_sgd_models(tmp_path) == {}
+    assert "no SGD models" in capsys.readouterr().err
+    for folder in ("model", "no-pretraining", "baseline"):
+        (tmp_path / "sgd" / folder).mkdir(parents=True)
+        (tmp_path / "sgd" / folder / "best.ckpt").write_bytes(b"weights")
+    results = tmp_path / "results.json"
+    for arm, folder in (("no_pretraining", "no-pretraining"), ("with_pretraining", "model")):
+        results.write_text(json.dumps({"sgd": {"model_arm": arm}}))
+        assert _earlier_sgd_models(tmp_path) == {
+            "model": tmp_path / "sgd" / folder / "best.ckpt",
+            "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
+        }
+    # the arm's model is gone: no half-found pair either
+    (tmp_path / "sgd" / "model" / "best.ckpt").unlink()
+    assert _earlier_sgd_models(tmp_path) == {}
+    assert "sgd/model/best.ckpt" in capsys.readouterr().err

@@ -66,6 +66,16 @@ _SHARED_CACHES: dict[tuple[str, int], OrderedDict[bytes, torch.Tensor]] = {}
 """Frozen encoders' turn states by (fingerprint of the weights and attention kernel, layers)."""
 
 
+def clear_shared_caches() -> None:
+    """Empties every frozen encoder's cache of turn states in this process, for work that must
+    not depend on what ran before it. A turn's cached states are those of the chunk it was first
+    encoded in (its padding, its batch's arithmetic), which differ from another chunk's in the
+    last bits; training on them then goes another way, like a different seed."""
+    for cache in _SHARED_CACHES.values():
+        cache.clear()  # modules already holding a cache see it empty, and refill it
+    _SHARED_CACHES.clear()
+
+
 class TurnEncoder(nn.Module):
     """Encodes each turn once: `[N, L]` token ids -> token states `[N, L, H]`, vector `[N, H]`."""
 

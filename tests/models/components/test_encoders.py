@@ -8,7 +8,12 @@ import torch
 from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import GoalSuccessHead, SlotHead
-from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder, chunk_plan
+from labelgen.models.components.turn_encoder import (
+    EncoderConfig,
+    TurnEncoder,
+    chunk_plan,
+    clear_shared_caches,
+)
 from tests.models.conftest import MINILM, TINY_ROBERTA
 
 
@@ -190,6 +195,24 @@ def test_frozen_pretrained_encoders_share_their_cache():
     assert calls == [] and first._cache is second._cache
     unfrozen = TurnEncoder(EncoderConfig(pretrained=MINILM), MINILM)
     assert unfrozen._cache is not first._cache
+
+
+def test_cleared_caches_encode_every_turn_anew():
+    # what ran before in the process (other turns in other chunks) must not reach later work
+    config = EncoderConfig(pretrained=MINILM, frozen=True, attn_implementation="eager")
+    first = TurnEncoder(config, MINILM)
+    ids = torch.tensor([[101, 4343, 102]])
+    first(ids, torch.ones_like(ids))
+    held = first._cache
+    assert len(held) >= 1
+    clear_shared_caches()
+    assert len(held) == 0  # a module holding the cache sees it empty ...
+    second = TurnEncoder(config, MINILM)
+    assert second._cache is not held  # ... and a new one starts from a new cache
+    calls = []
+    second.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    second(ids, torch.ones_like(ids))
+    assert len(calls) == 1 and len(second._cache) == 1
 
 
 def test_length_chunks_give_the_whole_batch_states_and_gradients():

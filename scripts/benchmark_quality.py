@@ -2,7 +2,7 @@
 single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen, cached).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
-    python scripts/benchmark_quality.py                    # the full run, ~25-30 minutes
+    python scripts/benchmark_quality.py                    # the full run, ~20-30 minutes
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

@@ -16,16 +16,16 @@ of the two context arms (with or without stage 1) scores best on those held-out 
 dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
 unseen services apart (a dialogue is "seen" when every service it touches is in training).
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
-the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run
-left in --out, else untrained) and learning an attention pooling on top of its mean
-(`--uss-pooling`). A fifth of each training fold (a
-different fifth for each fold's model) picks its epoch, and the model labels it. The scored
-fold's dissatisfaction cutoff (best F1) and rating weights are then chosen on every fold
-model's slice pooled, minus the scored fold's dialogues; the scored fold is only labeled. The
-out-of-fold labels are scored against the leave-one-annotator-out consensus beside the single
-annotator, with the threshold sweep, the half-human-error point and the USS paper's protocol.
-`--uss-eval` files are labeled by a model trained (and calibrated) on the USS training file,
-never trained on.
+the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run left
+in --out, else untrained) and learning an attention pooling on top of its mean
+(`--uss-pooling`). A fifth of each training fold (a different fifth for each fold's model)
+picks its epoch, and the model labels it. The scored fold's dissatisfaction cutoff (best F1)
+and rating weights are then chosen on every fold model's slice pooled, minus the scored fold's
+dialogues; the scored fold is only labeled. The out-of-fold labels are scored against the
+leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
+half-human-error point and the USS paper's protocol. `--uss-eval` files are labeled by a model
+trained on the USS training file (its epoch picked on a fifth of it, its cutoff and rating
+weights on every fold model's slice), never trained on.
 """
 
 from __future__ import annotations
@@ -406,9 +406,9 @@ def _earlier_sgd_models(out: Path) -> dict[str, Path]:
     }
     missing = [str(path) for path in models.values() if not path.is_file()]
     if arm is None or missing:
+        why = f"missing {', '.join(missing)}" if missing else f"{results} names no SGD model"
         print(
-            f"no SGD models in {out} (run the SGD half first: no results.json naming the "
-            f"model's arm, or missing {', '.join(missing) or 'nothing'}); the satisfaction "
+            f"no SGD models in {out} ({why}; run the SGD half there first): the satisfaction "
             "models start untrained, not from SGD's tasks",
             file=sys.stderr,
         )
@@ -533,20 +533,23 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     if args.uss_eval:
         # evaluation-only files: a model trained on the training dialogues labels them
         cut = len(dialogues) // 5
-        val_log = write_log(dialogues[:cut], out / "all-val.parquet")
         checkpoint = train(
             out / "all",
             write_log(dialogues[cut:], out / "all.parquet"),
-            val_log,
+            write_log(dialogues[:cut], out / "all-val.parquet"),
             USS_TASKS,
             args,
             init_from=_sgd_model(args, "model"),
             pooling=args.uss_pooling,
             patience=args.uss_patience,
         )
-        calibration = calibrate(
-            label(checkpoint, val_log, out / "labels-all-val"), val_log, out / "calibrate-all", args
-        )
+        # Its cutoff and rating weights by the scored folds' rule, on every fold model's slice
+        # (each labeled by a model that did not train on it): five times the dialogues of its
+        # own held-out fifth, on which the cutoff swung from 0.29 to 0.19 between two runs
+        pool = calibration_pool(val_parts, [])
+        results["eval_calibration_dialogues"] = len(pool)
+        pool_log = write_log(pool, out / "calibration-pool.parquet")
+        calibration = calibrate(val_labels["model"], pool_log, out / "calibrate-all", args)
     for extra in args.uss_eval:
         report = evaluate(
             label(checkpoint, extra, out / f"labels-{extra.stem}", calibration),

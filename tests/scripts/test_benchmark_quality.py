@@ -32,8 +32,12 @@ def _smoke(tmp_path, shared_data, *extra: str):
 
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data):
+    # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
+    blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
+    extra = tmp_path / "ccpe-12.txt"
+    extra.write_text("\n\n".join(blocks) + "\n")
     # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model
-    result = _smoke(tmp_path, shared_data, "--pretrain-epochs", "2")
+    result = _smoke(tmp_path, shared_data, "--pretrain-epochs", "2", "--uss-eval", str(extra))
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
@@ -72,6 +76,15 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
         )["predictions"]
         assert join["unpredicted_turns"] == 0 and join["matched_turns"] > 0
         assert join["rows_without_reference"] > 0
+    # the evaluation-only file, labeled by a model trained on every USS training dialogue and
+    # calibrated on every fold model's slice, is scored against its own annotators
+    evaluated = uss["eval:ccpe-12.txt"]
+    assert evaluated["items"] > 0 and evaluated["model"]["accuracy"]["value"] is not None
+    join = json.loads((tmp_path / "uss" / "calibrate-all" / "metrics.json").read_text())
+    assert join["predictions"]["unpredicted_turns"] == 0
+    # every slice's dialogues once: more than any scored fold's pool, which leaves its own out
+    assert join["reference"]["dialogues"] == uss["eval_calibration_dialogues"]
+    assert uss["eval_calibration_dialogues"] > max(uss["calibration_dialogues"])
     assert set(results["seconds_by_step"]) == {"train", "label", "calibrate"}
     trained = results["training_seconds_by_model"]
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
@@ -189,11 +202,14 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
 
     # nothing there yet: a warning, and the satisfaction models start untrained
     assert _earlier_sgd_models(tmp_path) == {}
-    assert "no SGD models" in capsys.readouterr().err
+    assert "missing" in capsys.readouterr().err
     for folder in ("model", "no-pretraining", "baseline"):
         (tmp_path / "sgd" / folder).mkdir(parents=True)
         (tmp_path / "sgd" / folder / "best.ckpt").write_bytes(b"weights")
     results = tmp_path / "results.json"
+    results.write_text(json.dumps({"uss": {}}))  # a USS half alone wrote it: no arm named
+    assert _earlier_sgd_models(tmp_path) == {}
+    assert "names no SGD model" in capsys.readouterr().err
     for arm, folder in (("no_pretraining", "no-pretraining"), ("with_pretraining", "model")):
         results.write_text(json.dumps({"sgd": {"model_arm": arm}}))
         assert _earlier_sgd_models(tmp_path) == {

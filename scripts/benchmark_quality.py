@@ -1,5 +1,6 @@
 """Label quality on real dialogues: SGD and USS, model beside the no-context baseline and a
-single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen, cached).
+single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen; its states
+cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
     python scripts/benchmark_quality.py                    # the full run, ~20-30 minutes
@@ -247,8 +248,11 @@ def label(model: Path, log: Path, out: Path, calibration: Path | None = None) ->
             threads=2,
             dissatisfaction_cutoff=cutoff or 0.5,
             rating_weights=read_rating_weights(str(calibration) if calibration else None),
-            # every model here labels the same turns with the same frozen encoder
-            encoder_cache=True,
+            # Uncached, as `labelgen label` runs: a turn's states then come from the labeling
+            # batch, not from whichever training or labeling batch of this process saw it
+            # first, so a model labels the same whatever ran before (session 10: with the
+            # cache, --reuse-models moved the USS F1 by 0.005 with the very same models)
+            encoder_cache=False,
         )
     )
     return out

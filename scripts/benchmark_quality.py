@@ -548,7 +548,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
             patience=args.uss_patience,
         )
         # Its cutoff and rating weights by the scored folds' rule, on every fold model's slice
-        # (each labeled by a model that did not train on it): five times the dialogues of its
+        # (each labeled by a model that did not train on it): four times the dialogues of its
         # own held-out fifth, on which the cutoff swung from 0.29 to 0.19 between two runs
         pool = calibration_pool(val_parts, [])
         results["eval_calibration_dialogues"] = len(pool)

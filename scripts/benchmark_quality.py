@@ -71,6 +71,9 @@ LIMITS = {
     "sgd_dev_limit": (20, 200, 0),
     "uss_limit": (30, 200, 0),
 }
+SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
+"""The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
+"model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 USS_TASKS = {"satisfaction": 1.0}
 
@@ -310,11 +313,17 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         encoder_lr=args.pretrain_encoder_lr,
     )
     models = {
-        # folder "model" (not "with-pretraining"): --reuse-models finds earlier runs' models
         "with_pretraining": train(
-            out / "model", train_log, val_log, SGD_TASKS, args, init_from=str(pre)
+            out / SGD_ARMS["with_pretraining"],
+            train_log,
+            val_log,
+            SGD_TASKS,
+            args,
+            init_from=str(pre),
         ),
-        "no_pretraining": train(out / "no-pretraining", train_log, val_log, SGD_TASKS, args),
+        "no_pretraining": train(
+            out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS, args
+        ),
         "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
     }
     # Stage 1 is a choice like any other hyperparameter: "the model" is the context arm that
@@ -380,10 +389,6 @@ def sgd_scores(checkpoint: Path, log: Path, out: Path, args: argparse.Namespace)
 def _mean(scores: dict[str, float | None]) -> float:
     values = [v for v in scores.values() if v is not None]
     return sum(values) / len(values) if values else float("-inf")
-
-
-SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
-"""The SGD half's context arms, by the folder under sgd/ that holds each."""
 
 
 def _sgd_model(args: argparse.Namespace, name: str) -> str | None:

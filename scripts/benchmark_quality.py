@@ -74,6 +74,8 @@ LIMITS = {
 SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
 """The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
 "model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
+BINARY = ("accuracy", "precision", "recall", "f1")
+RANKING = ("average_precision", "roc_auc")
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 USS_TASKS = {"satisfaction": 1.0}
 
@@ -338,6 +340,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues)
     args.sgd_models = {"model": models["model"], "baseline": models["baseline"]}
     results: dict[str, Any] = {
+        "regime": args.regime,
         "train_dialogues": len(train_dialogues) - cut,
         "pretrain_dialogues": len(train_dialogues) - cut + len(unlabeled),
         "dev_seen": len(seen),
@@ -396,19 +399,22 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     then satisfaction): this run's, or with `--only uss` the ones an earlier run left in
     --out; None when there are none."""
     if not hasattr(args, "sgd_models"):
-        args.sgd_models = _earlier_sgd_models(args.out)
+        args.sgd_models = _earlier_sgd_models(args.out, args.regime)
     model = args.sgd_models.get(name)
     return None if model is None else str(model)
 
 
-def _earlier_sgd_models(out: Path) -> dict[str, Path]:
+def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]:
     """The SGD models of an earlier run in `out`, its results.json naming the model's arm, so
     that a USS half run alone starts where the full run's did. Empty, with a warning, when
-    they are missing: the satisfaction models then start untrained."""
+    they are missing: the satisfaction models then start untrained. A warning too when that
+    SGD half ran in another regime than this run's (`regime`: smoke, quick or full), as a
+    full USS half on a quick SGD half's models would not repeat the full run's figures."""
     results = out / "results.json"
-    arm = None
+    earlier: dict[str, Any] = {}
     if results.is_file():
-        arm = json.loads(results.read_text()).get("sgd", {}).get("model_arm")
+        earlier = json.loads(results.read_text()).get("sgd", {})
+    arm = earlier.get("model_arm")
     models = {
         "model": out / "sgd" / SGD_ARMS.get(arm, "model") / "best.ckpt",
         "baseline": out / "sgd" / "baseline" / "best.ckpt",
@@ -422,6 +428,12 @@ def _earlier_sgd_models(out: Path) -> dict[str, Path]:
             file=sys.stderr,
         )
         return {}
+    if regime is not None and earlier.get("regime") != regime:
+        print(
+            f"the SGD models in {out} come from a {earlier.get('regime', 'unrecorded')} run, "
+            f"this USS half is {regime}: its figures are not those of one {regime} run",
+            file=sys.stderr,
+        )
     return models
 
 
@@ -515,6 +527,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "dialogues": len(dialogues),
         "folds": args.folds,
+        "regime": args.regime,
         "starts_from": {name: _sgd_model(args, name) for name in ("model", "baseline")},
         "calibration_dialogues": pools,
     }
@@ -524,17 +537,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         )
         task = report["tasks"].get("dissatisfaction", {})
         sweep = task.get("thresholds", {})
-        results[name] = {
-            who: {
-                m: task.get(who, {}).get(m, {}).get("value")
-                for m in ("accuracy", "precision", "recall", "f1")
-            }
-            for who in ("model", "human")
-        }
-        results[name]["uss_protocol"] = {
-            m: headline(report, "satisfaction", m)
-            for m in ("uar", "kappa", "spearman_rho", "dissatisfaction_f1")
-        }
+        results[name] = dissatisfaction_figures(report)
         results[name]["threshold_at_human"] = sweep.get("threshold_at_human")
         results[name]["coverage_at_human"] = sweep.get("coverage_at_human")
         results[name]["half_human_error"] = sweep.get("half_human_error")
@@ -560,15 +563,65 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         pool_log = write_log(pool, out / "calibration-pool.parquet")
         calibration = calibrate(val_labels["model"], pool_log, out / "calibrate-all", args)
     for extra in args.uss_eval:
-        report = evaluate(
-            label(checkpoint, extra, out / f"labels-{extra.stem}", calibration),
-            extra,
-            "uss",
-            out_dir=out / f"eval-{extra.stem}",
-            seed=args.seed,
-        )
-        results[f"eval:{extra.name}"] = report["tasks"].get("dissatisfaction", {})
+        results[f"eval:{extra.name}"] = score_eval_file(checkpoint, extra, calibration, out, args)
     return results
+
+
+def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a USS evaluation: dissatisfaction for the model (with its
+    average precision and ROC AUC, which no cutoff moves) and the single annotator, the gold
+    positive rate, and the USS paper's protocol on the 1-5 ratings."""
+    task = report["tasks"].get("dissatisfaction", {})
+    figures: dict[str, Any] = {
+        who: {
+            m: task.get(who, {}).get(m, {}).get("value")
+            for m in (*BINARY, *(RANKING if who == "model" else ()))
+        }
+        for who in ("model", "human")
+    }
+    figures["positive_rate"] = task.get("positive_rate", {}).get("value")
+    figures["uss_protocol"] = {
+        m: headline(report, "satisfaction", m)
+        for m in ("uar", "kappa", "spearman_rho", "dissatisfaction_f1")
+    }
+    return figures
+
+
+def score_eval_file(
+    checkpoint: Path, path: Path, calibration: Path, out: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """An evaluation-only USS file, labeled by a model that never trained on it, two ways.
+
+    Transferred (the record's top level, as before): the cutoff and rating weights chosen on
+    the training file's slices. Another domain's annotators draw the line elsewhere (session
+    10: CCPE's F1 0.182 with USS-SGD's cutoff, against 0.275 with another), so also
+    `in_domain_calibration`: the file's dialogues in two alternating halves, each labeled with
+    the cutoff and weights chosen on the other half's ratings (cross-fitted, as a user who
+    rates a sample of their own log would calibrate), never on its own. The model's weights
+    are the same in both; its average precision says whether the ranking itself transfers."""
+    stem = path.stem
+    labels = label(checkpoint, path, out / f"labels-{stem}", calibration)
+    report = evaluate(labels, path, "uss", out_dir=out / f"eval-{stem}", seed=args.seed)
+    record = {**report["tasks"].get("dissatisfaction", {})}
+    record["uss_protocol"] = dissatisfaction_figures(report)["uss_protocol"]
+    dialogues, _ = read(path, "uss")
+    halves = [dialogues[0::2], dialogues[1::2]]
+    crossed = out / f"labels-{stem}-in-domain"
+    shutil.rmtree(crossed, ignore_errors=True)
+    crossed.mkdir(parents=True)
+    logs = [write_log(half, out / f"{stem}-half{k}.parquet") for k, half in enumerate(halves)]
+    cutoffs = []
+    for k, log in enumerate(logs):
+        chosen = calibrate(labels, logs[1 - k], out / f"calibrate-{stem}-half{1 - k}", args)
+        cutoffs.append(read_cutoff(str(chosen)))
+        _gather(label(checkpoint, log, out / f"labels-{stem}-half{k}", chosen), crossed, f"h{k}")
+    report = evaluate(crossed, path, "uss", out_dir=out / f"eval-{stem}-in-domain", seed=args.seed)
+    record["in_domain_calibration"] = {
+        "halves": [len(h) for h in halves],
+        "cutoffs": cutoffs,
+        **dissatisfaction_figures(report),
+    }
+    return record
 
 
 def main() -> None:
@@ -649,6 +702,7 @@ def main() -> None:
         )
     args = parser.parse_args()
     quick = args.quick or args.smoke
+    args.regime = "smoke" if args.smoke else "quick" if quick else "full"
     # Cached frozen states make an epoch cheap next to encoding; the slot tagger keeps
     # improving for many epochs (1,080 dialogues, seen-service slot F1: 0.19 after 4 epochs,
     # 0.82 after 16)
@@ -667,6 +721,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} "
         f"CPUs, {platform.python_version()}",
         "quick": quick,
+        "regime": args.regime,
     }
     if args.only in (None, "sgd"):
         results["sgd"] = sgd(args)

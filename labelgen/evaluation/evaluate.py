@@ -48,6 +48,7 @@ from labelgen.evaluation.metrics import (
     Estimate,
     binary_scores,
     macro_scores,
+    ranking_scores,
     segmentation_scores,
     span_scores,
     value_accuracy,
@@ -329,16 +330,37 @@ def _rating_weights(gold: Gold, preds: Predictions, cutoff: float) -> list[float
     return rating_weights([g for g, _ in pairs], [p for _, p in pairs], cutoff)
 
 
-def _cutoffs(gold: Gold, preds: Predictions) -> dict[str, float]:
-    """The best-F1 dissatisfaction cutoff on these items, for labeling other data with."""
+def _dissatisfaction_pairs(gold: Gold, preds: Predictions) -> tuple[list[float], list[bool]]:
+    """P(dissatisfied) and the gold decision of each scored item the model gave it for."""
     pairs = [
         (p, bool(g))
         for key, g in zip(gold.keys, gold.gold, strict=True)
         if g is not None and key is not None
         if (p := dissatisfaction_probability(preds, key)) is not None
     ]
-    cutoff = best_f1_cutoff([p for p, _ in pairs], [g for _, g in pairs]) if pairs else None
+    return [p for p, _ in pairs], [g for _, g in pairs]
+
+
+def _cutoffs(gold: Gold, preds: Predictions) -> dict[str, float]:
+    """The best-F1 dissatisfaction cutoff on these items, for labeling other data with."""
+    scores, positive = _dissatisfaction_pairs(gold, preds)
+    cutoff = best_f1_cutoff(scores, positive) if scores else None
     return {} if cutoff is None else {"dissatisfaction": cutoff}
+
+
+def _add_ranking(section: dict[str, Any], gold: Gold, preds: Predictions, n: int, seed: int):
+    """The model's average precision and ROC AUC of P(dissatisfied), beside its decisions'
+    scores: they do not depend on the cutoff, so on a new domain they tell a ranking that
+    holds under a cutoff that does not transfer from one that fails. `positive_rate` is the
+    gold prevalence on those items (what a random ranking's average precision comes to)."""
+    scores, positive = _dissatisfaction_pairs(gold, preds)
+    if not scores:
+        return  # decisions without probabilities (another tool's labels): nothing to rank
+    ranking = {k: e.to_dict() for k, e in ranking_scores(scores, positive, n, seed).items()}
+    section["model"].update(
+        average_precision=ranking["average_precision"], roc_auc=ranking["roc_auc"]
+    )
+    section["positive_rate"] = ranking["prevalence"]
 
 
 def _read(
@@ -462,6 +484,8 @@ def evaluate(
             skipped[task] = "the model labeled none of the reference items"
             continue
         section, extra = _task_report(task, aligned, n_resamples, seed, target_precision)
+        if task == "dissatisfaction":
+            _add_ranking(section, gold, preds, n_resamples, seed)
         tasks[task] = {"gold": gold.source, **section}
         if not extra:
             continue

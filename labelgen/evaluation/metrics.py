@@ -39,18 +39,24 @@ class Estimate:
         return {"value": self.value, "ci95": [self.low, self.high], "n": self.n}
 
 
-def resample_sums(rows: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
-    """Column sums of `rows` (items x columns) over bootstrap resamples of the items."""
-    rows = np.asarray(rows, dtype=np.float64)
-    n = rows.shape[0]
+def resample_counts(n: int, n_resamples: int = N_RESAMPLES, seed: int = 0):
+    """How often each of `n` items is drawn in each bootstrap resample: (start, counts) with
+    counts of shape (resamples in this chunk, n), chunked to bound memory. A given seed and
+    item count always draw the same resamples, whichever statistic they feed."""
     rng = np.random.default_rng(seed)
-    out = np.empty((n_resamples, rows.shape[1]))
     chunk = max(1, _CELLS // max(n, 1))
     for start in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - start)
         draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
-        out[start : start + b] = counts @ rows
+        yield start, np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
+
+
+def resample_sums(rows: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """Column sums of `rows` (items x columns) over bootstrap resamples of the items."""
+    rows = np.asarray(rows, dtype=np.float64)
+    out = np.empty((n_resamples, rows.shape[1]))
+    for start, counts in resample_counts(rows.shape[0], n_resamples, seed):
+        out[start : start + len(counts)] = counts @ rows
     return out
 
 
@@ -74,11 +80,7 @@ def estimates(
     boot = resample_sums(rows, n_resamples, seed)
     out = {}
     for name, statistic in statistics.items():
-        value = float(statistic(total)[0])
-        sample = statistic(boot)
-        finite = np.isfinite(sample)
-        low, high = np.percentile(sample[finite], [2.5, 97.5]) if finite.any() else (value, value)
-        out[name] = Estimate(value, float(low), float(high), n)
+        out[name] = _interval(float(statistic(total)[0]), statistic(boot), n)
     return out
 
 
@@ -87,6 +89,71 @@ def estimate(
 ) -> Estimate:
     """One statistic of the summed rows, with its percentile bootstrap interval."""
     return estimates(rows, {"value": statistic}, n_resamples, seed)["value"]
+
+
+def _interval(value: float, sample: np.ndarray, n: int) -> Estimate:
+    finite = np.isfinite(sample)
+    low, high = np.percentile(sample[finite], [2.5, 97.5]) if finite.any() else (value, value)
+    return Estimate(value, float(low), float(high), n)
+
+
+RANKING = ("average_precision", "roc_auc", "prevalence")
+
+
+def ranking_scores(
+    scores: Sequence[float],
+    positive: Sequence[bool],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """How well a score ranks the positive items, whatever cutoff is later put on it: average
+    precision (as scikit-learn computes it: precision at each distinct score, weighted by the
+    recall it adds; a random ranking scores the prevalence), ROC AUC (ties count half) and the
+    prevalence. A cutoff chosen on other data can miss on a new domain while the ranking
+    holds; these say which of the two moved.
+
+    The bootstrap weights each item by how often a resample draws it, on the resamples
+    `estimates` draws for the same seed and item count (paired with the other metrics).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    if len(s) != len(y):
+        raise ValueError(f"{len(s)} scores but {len(y)} gold labels")
+    n = len(s)
+    if n == 0:
+        nan = float("nan")
+        return {name: Estimate(nan, nan, nan, 0) for name in RANKING}
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order].astype(np.float64)
+    # tied scores share one threshold: sum each tie group, highest score first
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+
+    def statistics(weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Each statistic for rows of per-item weights (resamples x items)."""
+        pos = np.add.reduceat(weights * y, starts, axis=1)
+        neg = np.add.reduceat(weights * (1.0 - y), starts, axis=1)
+        tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+        n_pos, n_neg = tp[:, -1], fp[:, -1]
+        precision = ratio(tp, tp + fp)
+        # undefined (NaN, left out of the interval) without positives, or for AUC negatives
+        return {
+            "average_precision": np.where(
+                n_pos > 0, ratio((pos * precision).sum(axis=1), n_pos), np.nan
+            ),
+            "roc_auc": np.where(
+                (n_pos > 0) & (n_neg > 0),
+                ratio((pos * (n_neg[:, None] - fp + 0.5 * neg)).sum(axis=1), n_pos * n_neg),
+                np.nan,
+            ),
+            "prevalence": n_pos / weights.sum(axis=1),
+        }
+
+    values = statistics(np.ones((1, n)))
+    boot = {name: np.empty(n_resamples) for name in RANKING}
+    for start, counts in resample_counts(n, n_resamples, seed):
+        for name, sample in statistics(counts[:, order].astype(np.float64)).items():
+            boot[name][start : start + len(counts)] = sample
+    return {name: _interval(float(values[name][0]), boot[name], n) for name in RANKING}
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

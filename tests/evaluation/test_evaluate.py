@@ -225,7 +225,12 @@ def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log,
     report = evaluate(
         write_predictions(tmp_path / "a", rows), synth_log, out_dir=tmp_path / "a", **FAST
     )
-    assert _value(report["tasks"]["dissatisfaction"], "model", "f1") == 0.0
+    section = report["tasks"]["dissatisfaction"]
+    assert _value(section, "model", "f1") == 0.0
+    # the cutoff fails but the ranking is perfect, and the report tells the two apart
+    assert _value(section, "model", "average_precision") == 1.0
+    assert _value(section, "model", "roc_auc") == 1.0
+    assert 0.0 < section["positive_rate"]["value"] < 1.0
     cutoff = report["calibration"]["cutoffs"]["dissatisfaction"]
     assert cutoff == pytest.approx(0.2)
     payload = json.loads((tmp_path / "a" / "calibration.json").read_text())
@@ -242,6 +247,21 @@ def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log,
         write_predictions(tmp_path / "b", rows), synth_log, out_dir=tmp_path / "b", **FAST
     )
     assert _value(report["tasks"]["dissatisfaction"], "model", "f1") == 1.0
+
+
+def test_a_reversed_ranking_scores_an_auc_of_zero(tmp_path, synth_log, synth_dialogues):
+    rows = gold_rows(synth_dialogues)
+    low, high = [0.05, 0.05, 0.3, 0.3, 0.3], [0.15, 0.15, 0.3, 0.2, 0.2]
+    for row in rows.values():
+        if row.get("satisfaction_probs"):  # the dissatisfied turns get the lower P
+            row["satisfaction_probs"] = low if row["satisfaction_probs"][0] > 0.3 else high
+    section = evaluate(
+        write_predictions(tmp_path / "p", rows), synth_log, out_dir=tmp_path, **FAST
+    )["tasks"]["dissatisfaction"]
+    assert _value(section, "model", "roc_auc") == 0.0
+    assert _value(section, "model", "average_precision") == pytest.approx(
+        section["positive_rate"]["value"]  # positives ranked last: AP is the base rate
+    )
 
 
 def test_human_baseline_with_too_few_annotators_skips_the_task(tmp_path):

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from labelgen.evaluation.metrics import (
     accuracy,
@@ -10,6 +17,8 @@ from labelgen.evaluation.metrics import (
     goal_starts,
     macro_scores,
     pk,
+    ranking_scores,
+    resample_counts,
     segment_ids,
     segmentation_scores,
     span_scores,
@@ -59,6 +68,52 @@ def test_point_estimates_match_scikit_learn():
     assert binary["f1"].value == pytest.approx(f1_score(bt, bp))
     assert binary["precision"].value == pytest.approx(precision_score(bt, bp))
     assert binary["recall"].value == pytest.approx(recall_score(bt, bp))
+
+
+def _ranked(n: int, seed: int = 0):
+    """Scores that rank positives higher than chance, with many ties (rounded)."""
+    rng = np.random.default_rng(seed)
+    positive = rng.random(n) < 0.15
+    scores = np.round(np.clip(rng.normal(0.3 + 0.25 * positive, 0.2), 0, 1), 2)
+    return scores, positive
+
+
+def test_ranking_scores_match_scikit_learn_with_ties():
+    scores, positive = _ranked(800, seed=4)
+    assert len(set(scores)) < 200  # ties are the hard part
+    ranking = ranking_scores(scores, positive, n_resamples=10)
+    assert ranking["average_precision"].value == pytest.approx(
+        average_precision_score(positive, scores)
+    )
+    assert ranking["roc_auc"].value == pytest.approx(roc_auc_score(positive, scores))
+    assert ranking["prevalence"].value == pytest.approx(positive.mean())
+
+
+def test_ranking_resamples_are_scikit_learn_with_the_draw_counts_as_weights():
+    scores, positive = _ranked(300, seed=5)
+    ranking = ranking_scores(scores, positive, n_resamples=40, seed=7)
+    counts = np.concatenate([c for _, c in resample_counts(300, 40, seed=7)])
+    aps = [average_precision_score(positive, scores, sample_weight=w) for w in counts]
+    aucs = [roc_auc_score(positive, scores, sample_weight=w) for w in counts]
+    assert ranking["average_precision"].low == pytest.approx(np.percentile(aps, 2.5))
+    assert ranking["average_precision"].high == pytest.approx(np.percentile(aps, 97.5))
+    assert ranking["roc_auc"].low == pytest.approx(np.percentile(aucs, 2.5))
+    assert ranking["roc_auc"].high == pytest.approx(np.percentile(aucs, 97.5))
+    assert ranking["roc_auc"].low < ranking["roc_auc"].value < ranking["roc_auc"].high
+
+
+def test_ranking_scores_of_a_perfect_a_reversed_and_an_undefined_ranking():
+    positive = [True, True, False, False, False]
+    perfect = ranking_scores([0.9, 0.8, 0.3, 0.2, 0.1], positive, n_resamples=10)
+    assert perfect["average_precision"].value == 1.0 and perfect["roc_auc"].value == 1.0
+    reversed_ = ranking_scores([0.1, 0.2, 0.3, 0.8, 0.9], positive, n_resamples=10)
+    assert reversed_["roc_auc"].value == 0.0
+    assert reversed_["average_precision"].value == pytest.approx((1 / 4 + 2 / 5) / 2)
+    none = ranking_scores([0.5, 0.4], [False, False], n_resamples=10)
+    assert np.isnan(none["average_precision"].value) and np.isnan(none["roc_auc"].value)
+    assert none["prevalence"].value == 0.0
+    with pytest.raises(ValueError, match="3 scores but 2 gold"):
+        ranking_scores([0.1, 0.2, 0.3], [True, False])
 
 
 def test_labels_outside_the_averaged_classes_are_wrong_answers():

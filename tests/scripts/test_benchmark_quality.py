@@ -63,6 +63,8 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     for name in ("model", "baseline"):
         assert uss[name]["human"]["accuracy"] is not None
         assert uss[name]["model"]["accuracy"] is not None
+        assert 0 <= uss[name]["model"]["average_precision"] <= 1
+        assert "average_precision" not in uss[name]["human"]  # a decision has no ranking
         # one cutoff per fold, chosen on held-out training slices (None: no dissatisfied turn)
         assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
         assert "at_half_coverage" in uss[name]["half_human_error"]
@@ -80,6 +82,22 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     # calibrated on every fold model's slice, is scored against its own annotators
     evaluated = uss["eval:ccpe-12.txt"]
     assert evaluated["items"] > 0 and evaluated["model"]["accuracy"]["value"] is not None
+    assert evaluated["uss_protocol"]["uar"] is not None
+    # ... and again with the cutoff chosen on the other half of its own dialogues
+    in_domain = evaluated["in_domain_calibration"]
+    assert in_domain["halves"] == [6, 6] and len(in_domain["cutoffs"]) == 2
+    # the same model, so the same ranking, and the same annotator on the same items
+    for metric in ("average_precision", "roc_auc"):
+        assert in_domain["model"][metric] == pytest.approx(evaluated["model"][metric]["value"])
+    assert in_domain["human"]["f1"] == pytest.approx(evaluated["human"]["f1"]["value"])
+    for k in (0, 1):
+        # each half labeled with the cutoff chosen on the other half's ratings alone
+        join = json.loads(
+            (tmp_path / "uss" / f"calibrate-ccpe-12-half{1 - k}" / "metrics.json").read_text()
+        )
+        assert join["reference"]["dialogues"] == 6
+        assert join["predictions"]["rows_without_reference"] > 0  # the scored half's, unread
+        assert join["calibration"]["cutoffs"].get("dissatisfaction") == in_domain["cutoffs"][k]
     join = json.loads((tmp_path / "uss" / "calibrate-all" / "metrics.json").read_text())
     assert join["predictions"]["unpredicted_turns"] == 0
     # every slice's dialogues once: more than any scored fold's pool, which leaves its own out
@@ -117,6 +135,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert len(checkpoints) == 2 * uss["folds"]
     result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "come from a" not in result.stderr  # the SGD half ran in the same regime
     again = json.loads((tmp_path / "results.json").read_text())
     assert {p: p.read_bytes() for p in checkpoints} == checkpoints
     # the same models label the same way whatever the process did before (labels uncached)
@@ -217,6 +236,15 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
             "model": tmp_path / "sgd" / folder / "best.ckpt",
             "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
         }
+    # models of another regime are taken, with a warning; of the same, silently
+    capsys.readouterr()
+    assert _earlier_sgd_models(tmp_path, "full")
+    assert "come from a unrecorded run, this USS half is full" in capsys.readouterr().err
+    results.write_text(json.dumps({"sgd": {"model_arm": "with_pretraining", "regime": "quick"}}))
+    assert _earlier_sgd_models(tmp_path, "full")
+    assert "come from a quick run" in capsys.readouterr().err
+    assert _earlier_sgd_models(tmp_path, "quick")
+    assert capsys.readouterr().err == ""
     # the arm's model is gone: no half-found pair either
     (tmp_path / "sgd" / "model" / "best.ckpt").unlink()
     assert _earlier_sgd_models(tmp_path) == {}

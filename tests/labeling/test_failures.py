@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -180,11 +181,46 @@ def _permissions_bind(folder: Path) -> bool:
     return False
 
 
+@contextmanager
+def _read_only(monkeypatch, *folders: Path):
+    """The folders read-only for the block: by their permissions where those bind, else (as
+    root, CI's user) by refusing, as the OS would, to create a file directly inside them. Files
+    already there, and their subfolders' files, stay writable either way."""
+    if _permissions_bind(folders[0]):
+        for folder in folders:
+            folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            for folder in folders:
+                folder.chmod(0o755)
+        return
+
+    def refuse(path) -> None:
+        if Path(path).parent in folders and not Path(path).exists():
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    real_open, real_os_open = open, os.open
+
+    def opening(path, mode="r", **kwargs):
+        if set(mode) & set("wax+"):
+            refuse(path)
+        return real_open(path, mode, **kwargs)
+
+    def os_opening(path, flags, *args, **kwargs):
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(labelgen.data.atomic, "open", opening, raising=False)
+        patched.setattr(os, "open", os_opening)
+        yield
+
+
 def test_a_read_only_output_is_one_line_and_keeps_the_shards_done(
-    tmp_path, tiny_model_dir, log, reference, capsys
+    tmp_path, tiny_model_dir, log, reference, capsys, monkeypatch
 ):
-    if not _permissions_bind(tmp_path):
-        pytest.skip("this user writes to read-only directories (root)")
     out = tmp_path / "out"
     label(out, tiny_model_dir, log)
     for name in ("part-000002.parquet", "part-000003.parquet", "_manifest.json"):
@@ -196,17 +232,12 @@ def test_a_read_only_output_is_one_line_and_keeps_the_shards_done(
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     capsys.readouterr()
-    try:
-        out.chmod(0o555)
-        fresh.chmod(0o555)
+    with _read_only(monkeypatch, out, fresh):
         assert main(label_args(out, tiny_model_dir, log)) == EXIT_USAGE
         assert "Permission denied: shard 2 not written" in _error_line(capsys)
         assert outcome(out) == before and hidden_files(out) == []
         assert main(label_args(fresh, tiny_model_dir, log)) == EXIT_USAGE
         assert _error_line(capsys).endswith(f"Permission denied ({fresh / '_lock'})")
-    finally:
-        out.chmod(0o755)
-        fresh.chmod(0o755)
     label(out, tiny_model_dir, log)
     assert outcome(out) == outcome(reference)
     assert json.loads((out / "_manifest.json").read_text())["input_records"] == 62

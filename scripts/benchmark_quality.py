@@ -76,6 +76,9 @@ SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
 "model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
 BINARY = ("accuracy", "precision", "recall", "f1")
 RANKING = ("average_precision", "roc_auc")
+OTHER_ARM = "other-arm"
+"""The USS models that start from the SGD context arm that is not the model (with stage 1 when
+the model is without, or the reverse): dissatisfaction with and without stage 1."""
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 USS_TASKS = {"satisfaction": 1.0}
 
@@ -337,8 +340,14 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     }
     arm = max(on_val, key=lambda name: _mean(on_val[name]))
     models["model"] = models[arm]
-    # USS training starts from these (SGD's dialogues are USS-SGD's dialogues)
-    args.sgd_models = {"model": models["model"], "baseline": models["baseline"]}
+    # USS training starts from these (SGD's dialogues are USS-SGD's dialogues); from the arm
+    # not chosen too, to show what stage 1 does to dissatisfaction
+    args.sgd_models = {
+        "model": models["model"],
+        "baseline": models["baseline"],
+        OTHER_ARM: models[_other(arm)],
+    }
+    args.sgd_model_arm = arm
     results: dict[str, Any] = {
         "regime": args.regime,
         "train_dialogues": len(train_dialogues) - cut,
@@ -404,6 +413,10 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     return None if model is None else str(model)
 
 
+def _other(arm: str) -> str:
+    return next(other for other in SGD_ARMS if other != arm)
+
+
 def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]:
     """The SGD models of an earlier run in `out`, its results.json naming the model's arm, so
     that a USS half run alone starts where the full run's did. Empty, with a warning, when
@@ -434,7 +447,19 @@ def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]
             f"this USS half is {regime}: its figures are not those of one {regime} run",
             file=sys.stderr,
         )
+    other = out / "sgd" / SGD_ARMS[_other(arm)] / "best.ckpt" if arm in SGD_ARMS else None
+    if other is not None and other.is_file():
+        models[OTHER_ARM] = other
     return models
+
+
+def _model_arm(args: argparse.Namespace) -> str | None:
+    """The SGD context arm that is the model: this run's choice, or the earlier run's."""
+    if not hasattr(args, "sgd_model_arm"):
+        results = args.out / "results.json"
+        earlier = json.loads(results.read_text()) if results.is_file() else {}
+        args.sgd_model_arm = earlier.get("sgd", {}).get("model_arm")
+    return args.sgd_model_arm
 
 
 def split_training_folds(
@@ -481,27 +506,32 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / "uss"
     dialogues, _ = read(args.uss_train, "uss", args.uss_limit, args.seed)
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
-    combined = {"model": out / "oof-model", "baseline": out / "oof-baseline"}
-    val_labels = {"model": out / "val-labels-model", "baseline": out / "val-labels-baseline"}
+    # the model, the baseline, and (after them, so that their figures are the same with it or
+    # without) the model's twin from the other SGD arm: dissatisfaction with and without stage 1
+    names = ["model", "baseline"]
+    if args.uss_other_arm and _sgd_model(args, OTHER_ARM) is not None:
+        names.append(OTHER_ARM)
+    combined = {name: out / f"oof-{name}" for name in names}
+    val_labels = {name: out / f"val-labels-{name}" for name in names}
     for folder in (*combined.values(), *val_labels.values()):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     val_parts: list[list[Dialogue]] = []
-    checkpoints: dict[str, list[Path]] = {"model": [], "baseline": []}
+    checkpoints: dict[str, list[Path]] = {name: [] for name in names}
     for k in range(args.folds):
         train_part, val_part = split_training_folds(folds, k)
         val_parts.append(val_part)
         fold_dir = out / f"fold{k}"
         train_log = write_log(train_part, fold_dir / "train.parquet")
         val_log = write_log(val_part, fold_dir / "val.parquet")
-        for name, context in (("model", True), ("baseline", False)):
+        for name in names:
             checkpoint = train(
                 fold_dir / name,
                 train_log,
                 val_log,
                 USS_TASKS,
                 args,
-                context=context,
+                context=name != "baseline",
                 init_from=_sgd_model(args, name),
                 pooling=args.uss_pooling,
                 patience=args.uss_patience,
@@ -528,7 +558,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         "dialogues": len(dialogues),
         "folds": args.folds,
         "regime": args.regime,
-        "starts_from": {name: _sgd_model(args, name) for name in ("model", "baseline")},
+        "starts_from": {name: _sgd_model(args, name) for name in names},
         "calibration_dialogues": pools,
     }
     for name, folder in combined.items():
@@ -542,6 +572,13 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         results[name]["coverage_at_human"] = sweep.get("coverage_at_human")
         results[name]["half_human_error"] = sweep.get("half_human_error")
         results[name]["fold_cutoffs"] = cutoffs[name]
+    arm = _model_arm(args)
+    if OTHER_ARM in results and arm in SGD_ARMS:
+        # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
+        results["by_sgd_arm"] = {
+            arm: _arm_figures(results["model"]),
+            _other(arm): _arm_figures(results.pop(OTHER_ARM)),
+        }
     if args.uss_eval:
         # evaluation-only files: a model trained on the training dialogues labels them
         cut = len(dialogues) // 5
@@ -565,6 +602,14 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     for extra in args.uss_eval:
         results[f"eval:{extra.name}"] = score_eval_file(checkpoint, extra, calibration, out, args)
     return results
+
+
+def _arm_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **figures["model"],
+        "uss_protocol": figures["uss_protocol"],
+        "fold_cutoffs": figures["fold_cutoffs"],
+    }
 
 
 def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -672,6 +717,13 @@ def main() -> None:
         help="stage 1 also trains the encoder, at this learning rate (fine-tuning keeps the "
         "adapted encoder frozen); default: frozen. In session 8, 1 epoch at 5e-5 moved no "
         "figure outside the seed spread (docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--uss-other-arm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train the satisfaction models from the SGD arm that is not the model, and "
+        "report dissatisfaction from both arms (with and without stage 1; ~5 minutes more)",
     )
     parser.add_argument(
         "--uss-patience",

@@ -122,17 +122,27 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     ]
     assert pooling == ["mean", "attention"]
 
-    # the satisfaction models started from the SGD models (the model's arm, and the baseline)
-    arm = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}[sgd["model_arm"]]
+    # the satisfaction models started from the SGD models (the model's arm, and the baseline),
+    # and their twins from the other arm: dissatisfaction with and without stage 1
+    folder = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
+    other = next(arm for arm in folder if arm != sgd["model_arm"])
     assert uss["starts_from"] == {
-        "model": str(tmp_path / "sgd" / arm / "best.ckpt"),
+        "model": str(tmp_path / "sgd" / folder[sgd["model_arm"]] / "best.ckpt"),
         "baseline": str(tmp_path / "sgd" / "baseline" / "best.ckpt"),
+        "other-arm": str(tmp_path / "sgd" / folder[other] / "best.ckpt"),
     }
+    by_arm = uss["by_sgd_arm"]
+    assert set(by_arm) == set(folder)
+    assert by_arm[sgd["model_arm"]]["f1"] == uss["model"]["model"]["f1"]
+    assert by_arm[sgd["model_arm"]]["uss_protocol"] == uss["model"]["uss_protocol"]
+    assert 0 <= by_arm[other]["average_precision"] <= 1
+    assert len(by_arm[other]["fold_cutoffs"]) == uss["folds"]
+    assert "other-arm" not in uss  # reported under its arm's name only
 
     # --reuse-models: the same models, labeled and scored anew; the USS half alone starts from
     # the SGD models this run left, so its fold models are what it would train
     checkpoints = {p: p.read_bytes() for p in (tmp_path / "uss").glob("fold*/*/best.ckpt")}
-    assert len(checkpoints) == 2 * uss["folds"]
+    assert len(checkpoints) == 3 * uss["folds"]
     result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "come from a" not in result.stderr  # the SGD half ran in the same regime
@@ -140,6 +150,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert {p: p.read_bytes() for p in checkpoints} == checkpoints
     # the same models label the same way whatever the process did before (labels uncached)
     assert again["uss"]["model"] == uss["model"] and again["uss"]["baseline"] == uss["baseline"]
+    assert again["uss"]["by_sgd_arm"] == uss["by_sgd_arm"]
     assert again["uss"]["starts_from"] == uss["starts_from"]
     assert "--reuse-models" in again["command"]
     assert again["training_seconds_by_model"] == {}  # nothing trained again
@@ -230,12 +241,17 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     results.write_text(json.dumps({"uss": {}}))  # a USS half alone wrote it: no arm named
     assert _earlier_sgd_models(tmp_path) == {}
     assert "names no SGD model" in capsys.readouterr().err
-    for arm, folder in (("no_pretraining", "no-pretraining"), ("with_pretraining", "model")):
+    arms = (("no_pretraining", "no-pretraining"), ("with_pretraining", "model"))
+    for (arm, folder), (_, other) in zip(arms, arms[::-1], strict=True):
         results.write_text(json.dumps({"sgd": {"model_arm": arm}}))
         assert _earlier_sgd_models(tmp_path) == {
             "model": tmp_path / "sgd" / folder / "best.ckpt",
             "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
+            "other-arm": tmp_path / "sgd" / other / "best.ckpt",
         }
+    # without the other arm's model, the model and the baseline still start where they did
+    (tmp_path / "sgd" / "no-pretraining" / "best.ckpt").unlink()
+    assert set(_earlier_sgd_models(tmp_path)) == {"model", "baseline"}
     # models of another regime are taken, with a warning; of the same, silently
     capsys.readouterr()
     assert _earlier_sgd_models(tmp_path, "full")

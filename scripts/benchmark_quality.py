@@ -3,7 +3,7 @@ single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen;
 cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
-    python scripts/benchmark_quality.py                    # the full run, ~20-30 minutes
+    python scripts/benchmark_quality.py                    # the full run, ~35 minutes
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -24,9 +24,12 @@ picks its epoch, and the model labels it. The scored fold's dissatisfaction cuto
 and rating weights are then chosen on every fold model's slice pooled, minus the scored fold's
 dialogues; the scored fold is only labeled. The out-of-fold labels are scored against the
 leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
-half-human-error point and the USS paper's protocol. `--uss-eval` files are labeled by a model
-trained on the USS training file (its epoch picked on a fifth of it, its cutoff and rating
-weights on every fold model's slice), never trained on.
+half-human-error point, the ranking (average precision, ROC AUC) and the USS paper's protocol.
+The same folds are also trained from the SGD arm that is not the model: dissatisfaction with
+and without stage 1 (`uss.by_sgd_arm`). `--uss-eval` files are labeled by a model trained on
+the USS training file (its epoch picked on a fifth of it, its cutoff and rating weights on
+every fold model's slice), never trained on; and again with the cutoff and weights chosen on
+the other half of the file's own dialogues (`in_domain_calibration`).
 """
 
 from __future__ import annotations

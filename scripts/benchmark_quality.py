@@ -653,6 +653,9 @@ def score_eval_file(
     record = {**report["tasks"].get("dissatisfaction", {})}
     record["uss_protocol"] = dissatisfaction_figures(report)["uss_protocol"]
     dialogues, _ = read(path, "uss")
+    if len(dialogues) < 2:
+        record["in_domain_calibration"] = {"skipped": f"{len(dialogues)} dialogue(s): no halves"}
+        return record
     halves = [dialogues[0::2], dialogues[1::2]]
     crossed = out / f"labels-{stem}-in-domain"
     shutil.rmtree(crossed, ignore_errors=True)

@@ -36,8 +36,12 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
     extra = tmp_path / "ccpe-12.txt"
     extra.write_text("\n\n".join(blocks) + "\n")
+    single = tmp_path / "ccpe-1.txt"  # too small to halve
+    single.write_text(blocks[0] + "\n")
     # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model
-    result = _smoke(tmp_path, shared_data, "--pretrain-epochs", "2", "--uss-eval", str(extra))
+    result = _smoke(
+        tmp_path, shared_data, "--pretrain-epochs", "2", "--uss-eval", str(extra), str(single)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
@@ -90,6 +94,10 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     for metric in ("average_precision", "roc_auc"):
         assert in_domain["model"][metric] == pytest.approx(evaluated["model"][metric]["value"])
     assert in_domain["human"]["f1"] == pytest.approx(evaluated["human"]["f1"]["value"])
+    alone = uss["eval:ccpe-1.txt"]
+    assert (
+        alone["items"] > 0 and "dialogue(s): no halves" in alone["in_domain_calibration"]["skipped"]
+    )
     for k in (0, 1):
         # each half labeled with the cutoff chosen on the other half's ratings alone
         join = json.loads(

@@ -350,7 +350,6 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "baseline": models["baseline"],
         OTHER_ARM: models[_other(arm)],
     }
-    args.sgd_model_arm = arm
     results: dict[str, Any] = {
         "regime": args.regime,
         "train_dialogues": len(train_dialogues) - cut,
@@ -456,13 +455,9 @@ def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]
     return models
 
 
-def _model_arm(args: argparse.Namespace) -> str | None:
-    """The SGD context arm that is the model: this run's choice, or the earlier run's."""
-    if not hasattr(args, "sgd_model_arm"):
-        results = args.out / "results.json"
-        earlier = json.loads(results.read_text()) if results.is_file() else {}
-        args.sgd_model_arm = earlier.get("sgd", {}).get("model_arm")
-    return args.sgd_model_arm
+def _arm_of(checkpoint: str) -> str:
+    """The SGD context arm a checkpoint under sgd/ belongs to, by its folder (`SGD_ARMS`)."""
+    return next(arm for arm, folder in SGD_ARMS.items() if Path(checkpoint).parent.name == folder)
 
 
 def split_training_folds(
@@ -575,9 +570,9 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         results[name]["coverage_at_human"] = sweep.get("coverage_at_human")
         results[name]["half_human_error"] = sweep.get("half_human_error")
         results[name]["fold_cutoffs"] = cutoffs[name]
-    arm = _model_arm(args)
-    if OTHER_ARM in results and arm in SGD_ARMS:
+    if OTHER_ARM in results:
         # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
+        arm = _arm_of(results["starts_from"]["model"])
         results["by_sgd_arm"] = {
             arm: _arm_figures(results["model"]),
             _other(arm): _arm_figures(results.pop(OTHER_ARM)),

@@ -196,6 +196,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict:
             seed=args.seed,
             target_precision=args.target_precision,
             consensus=args.consensus,
+            cutoff_rule=args.cutoff_rule,
         )
     print(render(report))
     if args.predictions is not None:
@@ -365,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["majority", "dawid-skene"],
         default="majority",
         help="how the other annotators' labels become gold",
+    )
+    p.add_argument(
+        "--cutoff-rule",
+        choices=["f1", "f1-at-annotator-accuracy"],
+        default="f1",
+        help="calibration.json's dissatisfaction cutoff: best F1 on these items, or best F1 "
+        "among cutoffs at least as accurate as the single annotator here",
     )
     p.add_argument(
         "--wandb",

@@ -114,12 +114,16 @@ def test_evaluate_predictions_with_dawid_skene_and_wandb(tmp_path, monkeypatch, 
             str(tmp_path / "eval"),
             "--consensus",
             "dawid-skene",
+            "--cutoff-rule",
+            "f1-at-annotator-accuracy",
             "--wandb",
         ]
     )
     assert code == 0 and logged == [tmp_path / "eval"]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["consensus"] == "dawid-skene"
+    calibration = json.loads((tmp_path / "eval" / "calibration.json").read_text())
+    assert calibration["cutoff_rule"] == {"rule": "f1-at-annotator-accuracy"}  # no ratings here
     intent = metrics["tasks"]["intent"]
     # the reference intents are the annotators' truth: the model beats a noisy annotator
     assert intent["model"]["accuracy"]["value"] > intent["human"]["accuracy"]["value"]

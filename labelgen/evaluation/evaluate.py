@@ -330,22 +330,39 @@ def _rating_weights(gold: Gold, preds: Predictions, cutoff: float) -> list[float
     return rating_weights([g for g, _ in pairs], [p for _, p in pairs], cutoff)
 
 
-def _dissatisfaction_pairs(gold: Gold, preds: Predictions) -> tuple[list[float], list[bool]]:
-    """P(dissatisfied) and the gold decision of each scored item the model gave it for."""
-    pairs = [
-        (p, bool(g))
-        for key, g in zip(gold.keys, gold.gold, strict=True)
+def _dissatisfaction_items(
+    gold: Gold, preds: Predictions
+) -> tuple[list[float], list[bool], list[Any]]:
+    """P(dissatisfied), the gold decision and the single annotator's (None without) of each
+    scored item the model gave a probability for."""
+    human = gold.human or [None] * len(gold.gold)
+    items = [
+        (p, bool(g), h)
+        for key, g, h in zip(gold.keys, gold.gold, human, strict=True)
         if g is not None and key is not None
         if (p := dissatisfaction_probability(preds, key)) is not None
     ]
-    return [p for p, _ in pairs], [g for _, g in pairs]
+    return [p for p, _, _ in items], [g for _, g, _ in items], [h for _, _, h in items]
 
 
-def _cutoffs(gold: Gold, preds: Predictions) -> dict[str, float]:
-    """The best-F1 dissatisfaction cutoff on these items, for labeling other data with."""
-    scores, positive = _dissatisfaction_pairs(gold, preds)
-    cutoff = best_f1_cutoff(scores, positive) if scores else None
-    return {} if cutoff is None else {"dissatisfaction": cutoff}
+CUTOFF_RULES = ("f1", "f1-at-annotator-accuracy")
+"""How the dissatisfaction cutoff is chosen on the evaluated items: best F1; or best F1 among
+the cutoffs at least as accurate as the single annotator on the same items (where the log has
+annotators; else best F1)."""
+
+
+def _cutoffs(gold: Gold, preds: Predictions, rule: str = "f1") -> tuple[dict[str, float], dict]:
+    """The dissatisfaction cutoff on these items by `rule`, for labeling other data with, and
+    what chose it (the rule, and the annotator accuracy it had to match)."""
+    scores, positive, human = _dissatisfaction_items(gold, preds)
+    chosen: dict[str, Any] = {"rule": rule}
+    bar = None
+    judged = [(h, g) for h, g in zip(human, positive, strict=True) if h is not None]
+    if rule == "f1-at-annotator-accuracy" and judged:
+        bar = sum(bool(h) == g for h, g in judged) / len(judged)
+        chosen["annotator_accuracy"] = bar
+    cutoff = best_f1_cutoff(scores, positive, min_accuracy=bar) if scores else None
+    return ({} if cutoff is None else {"dissatisfaction": cutoff}), chosen
 
 
 def _add_ranking(section: dict[str, Any], gold: Gold, preds: Predictions, n: int, seed: int):
@@ -353,7 +370,7 @@ def _add_ranking(section: dict[str, Any], gold: Gold, preds: Predictions, n: int
     scores: they do not depend on the cutoff, so on a new domain they tell a ranking that
     holds under a cutoff that does not transfer from one that fails. `positive_rate` is the
     gold prevalence on those items (what a random ranking's average precision comes to)."""
-    scores, positive = _dissatisfaction_pairs(gold, preds)
+    scores, positive, _ = _dissatisfaction_items(gold, preds)
     if not scores:
         return  # decisions without probabilities (another tool's labels): nothing to rank
     ranking = {k: e.to_dict() for k, e in ranking_scores(scores, positive, n, seed).items()}
@@ -442,6 +459,7 @@ def evaluate(
     target_precision: float = 0.95,
     make_plots: bool = True,
     consensus: str = "majority",
+    cutoff_rule: str = "f1",
 ) -> dict[str, Any]:
     """Scores predictions against a reference log; writes metrics.json, calibration.json, PNGs.
 
@@ -451,7 +469,10 @@ def evaluate(
         seed: picks the single-pass human per item and seeds the bootstrap.
         target_precision: where no annotators give a human baseline, the calibrated threshold
             is the lowest reaching this precision.
+        cutoff_rule: how calibration.json's dissatisfaction cutoff is chosen (`CUTOFF_RULES`).
     """
+    if cutoff_rule not in CUTOFF_RULES:
+        raise ValueError(f"cutoff rule {cutoff_rule!r} is not one of {', '.join(CUTOFF_RULES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dialogues, rejects = load_reference(reference_path, fmt)
@@ -498,7 +519,11 @@ def evaluate(
         report["headline"] = _headline(tasks[HEADLINE])
     report["plots"] = figures
     report["samples"] = sample_rows(dialogues, preds, seed)
-    cutoffs = _cutoffs(golds["dissatisfaction"], preds) if "dissatisfaction" in tasks else {}
+    cutoffs, chosen = (
+        _cutoffs(golds["dissatisfaction"], preds, cutoff_rule)
+        if "dissatisfaction" in tasks
+        else ({}, {"rule": cutoff_rule})
+    )
     weights = (
         _rating_weights(golds["satisfaction"], preds, cutoffs.get("dissatisfaction", 0.5))
         if "satisfaction" in tasks
@@ -511,6 +536,7 @@ def evaluate(
         source=f"predictions {predictions_dir} against {reference_path}",
         other=other,
         cutoffs=cutoffs,
+        cutoff_rule=chosen,
         rating_weights=weights,
     )
     report["calibration"] = {
@@ -518,6 +544,7 @@ def evaluate(
         "thresholds": thresholds,
         "other": other,
         "cutoffs": cutoffs,
+        "cutoff_rule": chosen,
         "rating_weights": weights,
     }
     report = _finite(report)

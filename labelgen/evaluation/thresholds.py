@@ -144,13 +144,20 @@ def calibrated(summary: Mapping[str, Any]) -> float:
     return UNREACHABLE if value is None else float(value)
 
 
-def best_f1_cutoff(probabilities: Sequence[float], gold: Sequence[bool]) -> float | None:
+def best_f1_cutoff(
+    probabilities: Sequence[float], gold: Sequence[bool], min_accuracy: float | None = None
+) -> float | None:
     """The decision cutoff on P(positive) with the best F1 on these items (`p > cutoff` is
     positive), halfway between neighbouring probabilities; None without a positive item.
 
     For a rare class (3% of USS turns are dissatisfied) 0.5 on a probability trained towards
     the annotators' vote shares almost never fires; F1 wants a lower cutoff, chosen on data
     that is not scored.
+
+    With `min_accuracy` (a single annotator's accuracy on the same items), the best F1 among
+    the cutoffs at least that accurate: decisions no less accurate than a person's, finding
+    as many positives as that allows. Where no cutoff that labels anything positive is that
+    accurate, the best F1 overall.
     """
     y = np.asarray(gold, dtype=bool)
     if not y.any():
@@ -158,7 +165,15 @@ def best_f1_cutoff(probabilities: Sequence[float], gold: Sequence[bool]) -> floa
     # each distinct probability is a cut: everything at one value goes the same way
     curve = sweep(probabilities, y)
     true_positives = curve.precision * curve.kept
-    best = int(np.argmax(2 * true_positives / (curve.kept + y.sum())))
+    f1 = 2 * true_positives / (curve.kept + y.sum())
+    if min_accuracy is not None:
+        # correct = true positives + the negatives left below the cut
+        accuracy = (2 * true_positives + y.size - curve.kept - y.sum()) / y.size
+        # a float's last bit must not turn "as accurate" into "less accurate"
+        accurate = accuracy >= min_accuracy - 1e-12
+        if accurate.any():
+            f1 = np.where(accurate, f1, -1.0)
+    best = int(np.argmax(f1))
     below = curve.thresholds[best + 1] if best + 1 < curve.thresholds.size else 0.0
     return float((curve.thresholds[best] + below) / 2)
 
@@ -171,6 +186,7 @@ def write_calibration(
     other: Mapping[str, float] | None = None,
     cutoffs: Mapping[str, float] | None = None,
     rating_weights: Sequence[float] | None = None,
+    cutoff_rule: Mapping[str, Any] | None = None,
 ) -> Path:
     """Writes `{"thresholds": {...}, "target": ..., "source": ...}` for `labelgen label`.
 
@@ -184,6 +200,7 @@ def write_calibration(
             is labeled dissatisfied when P(rating <= 2) is above it.
         rating_weights: per rating 1-5, the weights the labeler's 5-point decision applies
             (`rating_decision.rating_weights`).
+        cutoff_rule: how the cutoffs were chosen, for the record (the labeler ignores it).
     """
     for task, value in {**thresholds, **(other or {})}.items():
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -199,6 +216,8 @@ def write_calibration(
         payload["cutoffs"] = {task: float(v) for task, v in cutoffs.items()}
     if rating_weights is not None:
         payload["rating_weights"] = [float(v) for v in rating_weights]
+    if cutoff_rule:
+        payload["cutoff_rule"] = dict(cutoff_rule)
     path = Path(path)
     file = AtomicFile(path, "w")
     file.handle.write(json.dumps(payload, indent=2) + "\n")

@@ -281,3 +281,60 @@ def test_human_baseline_with_too_few_annotators_skips_the_task(tmp_path):
     report = human_baseline(tmp_path / "two.jsonl", n_resamples=10)
     assert report["tasks"] == {}
     assert "enough annotators" in report["skipped"]["satisfaction"]
+
+
+def test_a_cutoff_at_least_as_accurate_as_the_single_annotator(
+    tmp_path, synth_log, synth_dialogues
+):
+    import random
+
+    rng = random.Random(0)
+    rows = gold_rows(synth_dialogues)
+    rated = [row for row in rows.values() if row.get("satisfaction_probs")]
+    positive = [row for row in rated if row["satisfaction_probs"][0] > 0.3]
+    negative = [row for row in rated if row["satisfaction_probs"][0] <= 0.3]
+    # 70% of the dissatisfied turns ranked on top; below them a band of satisfied turns, then
+    # the other dissatisfied ones: taking the whole band gains F1 (0.829 against 0.819) and
+    # errs on 41% as many turns as there are dissatisfied ones, more than the single
+    # annotator's 3.3% of the log (its dissatisfied rate is 8.8%), where the top alone does not
+    top = round(0.7 * len(positive))
+    band = negative[: round(0.41 * len(positive))]
+    ranges = {id(row): (0.8, 1.0) for row in positive[:top]}
+    ranges |= {id(row): (0.5, 0.6) for row in band} | {
+        id(row): (0.4, 0.5) for row in positive[top:]
+    }
+    for row in rated:
+        p = rng.uniform(*ranges.get(id(row), (0.0, 0.3)))
+        row["satisfaction_probs"] = [p / 2, p / 2, (1 - p) / 3, (1 - p) / 3, (1 - p) / 3]
+    preds = write_predictions(tmp_path / "p", rows)
+
+    def decided(rule):
+        report = evaluate(preds, synth_log, out_dir=tmp_path / rule, cutoff_rule=rule, **FAST)
+        cutoff = report["calibration"]["cutoffs"]["dissatisfaction"]
+        for row in rows.values():
+            if row.get("satisfaction_probs"):
+                p = row["satisfaction_probs"][0] + row["satisfaction_probs"][1]
+                row.update(dissatisfied=p > cutoff, dissatisfied_confidence=0.9)
+        again = evaluate(
+            write_predictions(tmp_path / f"{rule}-decided", rows),
+            synth_log,
+            out_dir=tmp_path / f"{rule}-decided",
+            **FAST,
+        )
+        section = again["tasks"]["dissatisfaction"]
+        return report["calibration"]["cutoff_rule"], {
+            who: (_value(section, who, "accuracy"), _value(section, who, "f1"))
+            for who in ("model", "human")
+        }
+
+    rule, best_f1 = decided("f1")
+    assert rule == {"rule": "f1"}
+    assert best_f1["model"][0] < best_f1["human"][0]  # the case the rule is for
+    rule, as_accurate = decided("f1-at-annotator-accuracy")
+    assert rule["annotator_accuracy"] == pytest.approx(as_accurate["human"][0])
+    payload = json.loads((tmp_path / "f1-at-annotator-accuracy" / "calibration.json").read_text())
+    assert payload["cutoff_rule"] == rule  # the record of what chose the cutoff
+    assert as_accurate["model"][0] >= as_accurate["human"][0]
+    assert as_accurate["model"][1] <= best_f1["model"][1]  # the F1 it gave up for it
+    with pytest.raises(ValueError, match="cutoff rule 'best' is not one of"):
+        evaluate(preds, synth_log, out_dir=tmp_path / "x", cutoff_rule="best", **FAST)

@@ -102,6 +102,38 @@ def test_best_f1_cutoff_beats_every_other_cutoff():
     assert best_f1_cutoff([0.2, 0.3, 0.9], [False, True, True]) == pytest.approx(0.25)
 
 
+def test_best_f1_cutoff_at_least_as_accurate_as_a_person():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(1)
+    constrained = 0
+    for _ in range(40):
+        p = rng.choice([0.02, 0.05, 0.1, 0.2, 0.4, 0.7], size=100)
+        gold = rng.random(100) < p
+        if not gold.any():
+            continue
+        cuts = [c for c in np.linspace(0, 1, 201) if (p > c).any()]
+        # a person more accurate than the best-F1 cutoff, at times than every cutoff
+        most = max(accuracy_score(gold, p > c) for c in cuts)
+        person = rng.uniform(accuracy_score(gold, p > best_f1_cutoff(p, gold)), most + 0.02)
+        cutoff = best_f1_cutoff(p, gold, min_accuracy=person)
+        accurate = [c for c in cuts if accuracy_score(gold, p > c) >= person]
+        if not accurate:  # no cutoff that fires is as accurate: the best F1 overall
+            assert cutoff == best_f1_cutoff(p, gold)
+            continue
+        assert accuracy_score(gold, p > cutoff) >= person
+        best = f1_score(gold, p > cutoff)
+        assert all(f1_score(gold, p > c) <= best + 1e-12 for c in accurate)
+        constrained += cutoff != best_f1_cutoff(p, gold)
+    assert constrained > 10  # the person's accuracy moved the cutoff in many draws
+    # best F1 fires on every turn (accuracy 1/2); only the top one is right more often (4/6)
+    p, gold = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [True, False, False, False, True, True]
+    assert best_f1_cutoff(p, gold) == pytest.approx(0.2)
+    assert best_f1_cutoff(p, gold, min_accuracy=0.6) == pytest.approx(0.85)
+    assert best_f1_cutoff(p, gold, min_accuracy=4 / 6) == pytest.approx(0.85)  # a tie will do
+    assert best_f1_cutoff(p, gold, min_accuracy=0.7) == pytest.approx(0.2)  # out of reach
+
+
 def test_half_human_error_on_the_kept_items():
     conf = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
     model = [True, True, True, False, False, False]

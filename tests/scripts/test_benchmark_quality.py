@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -98,6 +100,32 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert (
         alone["items"] > 0 and "dialogue(s): no halves" in alone["in_domain_calibration"]["skipped"]
     )
+    assert alone["in_domain_finetuning"]["skipped"] == "1 dialogue(s): 2 folds need 10"
+    # ... and by cross-validation on its own ratings, each fold's model fine-tuned from the
+    # model that labeled it above
+    tuned = evaluated["in_domain_finetuning"]
+    all_model = tmp_path / "uss" / "all" / "best.ckpt"
+    assert tuned["starts_from"] == str(all_model) and tuned["folds"] == 2
+    assert len(tuned["fold_cutoffs"]) == 2 and all(n > 0 for n in tuned["calibration_dialogues"])
+    assert tuned["human"]["f1"] == pytest.approx(evaluated["human"]["f1"]["value"])
+    assert 0 <= tuned["model"]["average_precision"] <= 1
+    folds = tmp_path / "uss" / "ccpe-12-folds"
+    for k in (0, 1):
+        settings = json.loads((folds / f"fold{k}" / "model" / "settings.json").read_text())
+        assert (
+            settings["init_from"]
+            == hashlib.blake2b(all_model.read_bytes(), digest_size=16).hexdigest()
+        )
+        # trained on the other fold's dialogues only: never on the ones it scores
+        trained = pq.read_table(folds / f"fold{k}" / "train.parquet").column("dialogue_id")
+        scored = pq.read_table(folds / f"fold{k}" / "test.parquet").column("dialogue_id")
+        assert not set(trained.to_pylist()) & set(scored.to_pylist())
+    oof = {
+        r["dialogue_id"]
+        for part in (folds / "oof-model").glob("part-*.parquet")
+        for r in pq.read_table(part).to_pylist()
+    }
+    assert len(oof) == 12  # every dialogue of the file labeled out of fold
     for k in (0, 1):
         # each half labeled with the cutoff chosen on the other half's ratings alone
         join = json.loads(
@@ -117,8 +145,6 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert all(seconds > 0 for seconds in trained.values())
     # every USS dialogue was scored out of fold exactly once
     labels = list((tmp_path / "uss" / "oof-model").glob("part-*.parquet"))
-    import pyarrow.parquet as pq
-
     ids = {r["dialogue_id"] for p in labels for r in pq.read_table(p).to_pylist()}
     assert len(ids) == uss["dialogues"] == 30
 
@@ -201,7 +227,7 @@ def test_stage1_can_train_the_encoder(tmp_path, shared_data):
 @pytest.mark.parametrize("n_folds", [2, 5])
 def test_each_fold_picks_its_epoch_on_its_own_slice(monkeypatch, n_folds):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from benchmark_quality import split_training_folds
+    from quality.uss import split_training_folds
 
     dialogues = list(range(103))  # the split only moves items; any will do
     folds = [dialogues[k::n_folds] for k in range(n_folds)]
@@ -221,7 +247,7 @@ def test_each_fold_calibrates_on_every_slice_but_never_its_scored_dialogues(monk
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from types import SimpleNamespace
 
-    from benchmark_quality import calibration_pool, split_training_folds
+    from quality.uss import calibration_pool, split_training_folds
 
     dialogues = [SimpleNamespace(dialogue_id=f"d{i}") for i in range(211)]
     folds = [dialogues[k::n_folds] for k in range(n_folds)]
@@ -237,7 +263,7 @@ def test_each_fold_calibrates_on_every_slice_but_never_its_scored_dialogues(monk
 
 def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, tmp_path, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from benchmark_quality import _earlier_sgd_models
+    from quality.uss import _earlier_sgd_models
 
     # nothing there yet: a warning, and the satisfaction models start untrained
     assert _earlier_sgd_models(tmp_path) == {}

@@ -1,0 +1,1 @@
+"""The quality benchmark's parts (`scripts/benchmark_quality.py` runs them)."""

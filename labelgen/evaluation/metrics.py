@@ -208,6 +208,41 @@ def binary_scores(
     return estimates(rows, {name: stat(name) for name in names}, n_resamples, seed)
 
 
+def binary_difference(
+    y_true: Sequence[Hashable],
+    a_pred: Sequence[Hashable],
+    b_pred: Sequence[Hashable],
+    positive: Hashable = True,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """`binary_scores` of `a_pred` minus those of `b_pred` on the same items, each with the
+    interval of the difference over paired resamples (both systems scored on each resample):
+    an interval above 0 says a beats b beyond resampling noise, which two overlapping
+    intervals of their own cannot say."""
+    t = np.array([y == positive for y in y_true], dtype=bool)
+    columns = []
+    for pred in (a_pred, b_pred):
+        if len(pred) != len(t):
+            raise ValueError(f"{len(t)} gold labels but {len(pred)} predictions")
+        p = np.array([y == positive for y in pred], dtype=bool)
+        correct = np.array([a == b for a, b in zip(y_true, pred, strict=True)], dtype=bool)
+        columns += [t & p, ~t & p, t & ~p, correct]
+    rows = np.stack(columns, axis=1).astype(np.float64) if len(t) else np.empty((0, 8))
+    n = len(t)
+
+    def stat(name: str) -> Statistic:
+        def one(s: np.ndarray, k: int) -> np.ndarray:
+            if name == "accuracy":
+                return s[:, k + 3] / n
+            return _prf(s[:, k], s[:, k + 1], s[:, k + 2])[name]
+
+        return lambda s: one(s, 0) - one(s, 4)
+
+    names = ("accuracy", "precision", "recall", "f1")
+    return estimates(rows, {name: stat(name) for name in names}, n_resamples, seed)
+
+
 def macro_scores(
     y_true: Sequence[Hashable],
     y_pred: Sequence[Hashable],

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from labelgen.evaluation.evaluate import SIDES
+
 
 def log_report(
     report: dict[str, Any], out_dir: Path, project: str = "labelgen", name: str | None = None
@@ -24,7 +26,7 @@ def log_report(
     )
     rows = []
     for task, section in report.get("tasks", {}).items():
-        for who in ("model", "human", "model_vs_reference"):
+        for who in SIDES:
             for metric, e in section.get(who, {}).items():
                 if e.get("value") is not None:
                     rows.append([task, who, metric, e["value"], *e["ci95"], e.get("n")])

@@ -266,7 +266,8 @@ def _arm_figures(figures: dict[str, Any]) -> dict[str, Any]:
 
 def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of a USS evaluation: dissatisfaction for the model (with its
-    average precision and ROC AUC, which no cutoff moves) and the single annotator, the gold
+    average precision and ROC AUC, which no cutoff moves) and the single annotator, the
+    model's lead over the annotator in accuracy and F1 with its paired 95% interval, the gold
     positive rate, and the USS paper's protocol on the 1-5 ratings."""
     task = report["tasks"].get("dissatisfaction", {})
     figures: dict[str, Any] = {
@@ -276,6 +277,8 @@ def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
         }
         for who in ("model", "human")
     }
+    lead = task.get("model_minus_human", {})
+    figures["model_minus_human"] = {m: lead[m] for m in ("accuracy", "f1") if m in lead}
     figures["positive_rate"] = task.get("positive_rate", {}).get("value")
     figures["uss_protocol"] = {
         m: headline(report, "satisfaction", m)

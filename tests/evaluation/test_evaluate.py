@@ -49,6 +49,11 @@ def test_perfect_predictions_score_one_and_the_noisy_human_less(
     assert _value(tasks["segment"], "model", "pk") == 0.0
     assert _value(tasks["segment"], "human", "pk") > 0.0
     assert report["headline"]["model_beats_human"] == {"accuracy": True, "f1": True}
+    # ... by more than resampling noise: the paired difference's interval lies above 0
+    assert report["headline"]["beyond_resampling_noise"] == {"accuracy": True, "f1": True}
+    lead = tasks["dissatisfaction"]["model_minus_human"]["f1"]
+    assert lead["value"] == pytest.approx(1 - _value(tasks["dissatisfaction"], "human", "f1"))
+    assert 0 < lead["ci95"][0] <= lead["value"] <= lead["ci95"][1]
     assert report["reference"]["rejects"] == 1  # the broken record, counted and skipped
     assert report["predictions"]["unpredicted_turns"] == 0
     # written files: the report, the labeler's thresholds, and the figures
@@ -213,6 +218,15 @@ def test_render_prints_one_line_per_score(synth_log):
     assert "single annotator" in text and "dissatisfaction" in text
     n_scores = sum(len(s["human"]) for s in report["tasks"].values())
     assert len(text.splitlines()) == 1 + n_scores
+
+
+def test_render_prints_the_models_lead_over_the_annotator(tmp_path, synth_log, synth_dialogues):
+    preds = write_predictions(tmp_path / "p", gold_rows(synth_dialogues))
+    report = evaluate(preds, synth_log, out_dir=tmp_path, **FAST)
+    lines = render(report).splitlines()
+    lead = [line for line in lines if "model - annotator" in line]
+    assert len(lead) == 4 and all(line.startswith("dissatisfaction") for line in lead)
+    assert "beyond resampling noise" in lines[-1]
 
 
 def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log, synth_dialogues):

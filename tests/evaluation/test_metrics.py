@@ -13,6 +13,7 @@ from sklearn.metrics import (
 
 from labelgen.evaluation.metrics import (
     accuracy,
+    binary_difference,
     binary_scores,
     goal_starts,
     macro_scores,
@@ -194,3 +195,30 @@ def test_segmentation_scores_over_dialogues():
     assert scores["boundary_recall"].value == pytest.approx(2 / 3)
     assert scores["pk"].value == pytest.approx(2 / 5)  # 2 errors in 4 + 1 windows
     assert scores["pk"].n == 2
+
+
+def test_a_paired_difference_separates_what_two_intervals_cannot():
+    rng = np.random.default_rng(0)
+    gold = rng.random(2000) < 0.1
+    person = np.where(rng.random(2000) < 0.1, ~gold, gold)
+    # the model: the person's labels with 30 of the person's errors put right, nothing else
+    model = person.copy()
+    model[np.flatnonzero(person != gold)[:30]] = gold[np.flatnonzero(person != gold)[:30]]
+    a, b = binary_scores(gold, model), binary_scores(gold, person)
+    diff = binary_difference(gold, model, person)
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert diff[name].value == pytest.approx(a[name].value - b[name].value)
+    assert diff["accuracy"].value == pytest.approx(30 / 2000)
+    # apart, the two accuracies' intervals overlap; paired, the model is better on every
+    # resample, since it is never wrong where the person is right
+    assert a["accuracy"].low < b["accuracy"].high
+    assert diff["accuracy"].low > 0 and diff["f1"].low > 0
+    # the other way round: the same resamples, mirrored
+    back = binary_difference(gold, person, model)
+    assert back["f1"].value == pytest.approx(-diff["f1"].value)
+    assert back["f1"].high == pytest.approx(-diff["f1"].low)
+    # no better than the person: an interval around 0
+    same = binary_difference(gold, person, person)
+    assert same["f1"].value == same["f1"].low == same["f1"].high == 0
+    with pytest.raises(ValueError, match="2000 gold labels but 3 predictions"):
+        binary_difference(gold, model, person[:3])

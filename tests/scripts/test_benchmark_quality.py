@@ -71,6 +71,9 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
         assert uss[name]["model"]["accuracy"] is not None
         assert 0 <= uss[name]["model"]["average_precision"] <= 1
         assert "average_precision" not in uss[name]["human"]  # a decision has no ranking
+        lead = uss[name]["model_minus_human"]["f1"]  # paired with the annotator's
+        assert lead["value"] == pytest.approx(uss[name]["model"]["f1"] - uss[name]["human"]["f1"])
+        assert lead["ci95"][0] <= lead["value"] <= lead["ci95"][1]
         # one cutoff per fold, chosen on held-out training slices (None: no dissatisfied turn)
         assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
         assert "at_half_coverage" in uss[name]["half_human_error"]

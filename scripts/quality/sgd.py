@@ -26,8 +26,6 @@ from quality.runs import (
 )
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
-
-
 SGD_HEADLINES = {
     "intent_accuracy": ("intent", "accuracy"),
     "intent_macro_f1": ("intent", "macro_f1"),

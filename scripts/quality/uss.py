@@ -30,11 +30,7 @@ from quality.runs import (
 )
 
 BINARY = ("accuracy", "precision", "recall", "f1")
-
-
 RANKING = ("average_precision", "roc_auc")
-
-
 USS_TASKS = {"satisfaction": 1.0}
 
 

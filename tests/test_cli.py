@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -128,3 +129,14 @@ def test_evaluate_predictions_with_dawid_skene_and_wandb(tmp_path, monkeypatch, 
     # the reference intents are the annotators' truth: the model beats a noisy annotator
     assert intent["model"]["accuracy"]["value"] > intent["human"]["accuracy"]["value"]
     assert "intent" in capsys.readouterr().out
+
+
+def test_the_cli_offers_the_cutoff_rules_evaluate_knows():
+    # the CLI lists them itself, so that `labelgen --help` imports nothing heavy
+    from labelgen.cli import build_parser
+    from labelgen.evaluation.evaluate import CUTOFF_RULES
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    rule = next(a for a in sub.choices["evaluate"]._actions if a.dest == "cutoff_rule")
+    assert tuple(rule.choices) == CUTOFF_RULES

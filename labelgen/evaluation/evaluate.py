@@ -48,6 +48,7 @@ from labelgen.evaluation.items import (
     turn_items,
 )
 from labelgen.evaluation.metrics import (
+    BINARY,
     N_RESAMPLES,
     Estimate,
     binary_difference,
@@ -633,9 +634,8 @@ def _join_info(path: str | Path, preds: Predictions, dialogues: list[Dialogue]) 
 
 
 def _headline(section: dict[str, Any]) -> dict[str, Any]:
-    pick = ("accuracy", "precision", "recall", "f1")
-    model = {k: section["model"][k]["value"] for k in pick}
-    human = {k: section["human"][k]["value"] for k in pick}
+    model = {k: section["model"][k]["value"] for k in BINARY}
+    human = {k: section["human"][k]["value"] for k in BINARY}
     return {
         "task": HEADLINE,
         "model": model,

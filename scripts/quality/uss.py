@@ -14,6 +14,7 @@ from typing import Any
 
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
+from labelgen.evaluation.metrics import BINARY
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
 from quality.runs import (
@@ -29,9 +30,10 @@ from quality.runs import (
     write_log,
 )
 
-BINARY = ("accuracy", "precision", "recall", "f1")
 RANKING = ("average_precision", "roc_auc")
 USS_TASKS = {"satisfaction": 1.0}
+SWEEP_POINTS = ("threshold_at_human", "coverage_at_human", "half_human_error")
+"""The threshold sweep's points each cross-validated model reports (`thresholds.summarize`)."""
 
 
 def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
@@ -190,9 +192,6 @@ def cross_validate(
             "fold_cutoffs": cutoffs[name],
         }
     return figures, val_parts, val_labels, pools
-
-
-SWEEP_POINTS = ("threshold_at_human", "coverage_at_human", "half_human_error")
 
 
 def uss(args: argparse.Namespace) -> dict[str, Any]:

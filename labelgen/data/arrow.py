@@ -38,7 +38,12 @@ _goal = pa.struct(
     ]
 )
 _dialogue_annotation = pa.struct(
-    [("annotator", _str), ("rating", pa.int64()), ("opening_satisfaction", pa.int64())]
+    [
+        ("annotator", _str),
+        ("rating", pa.int64()),
+        ("opening_satisfaction", pa.int64()),
+        ("explanation", _str),
+    ]
 )
 _turn = pa.struct(
     [

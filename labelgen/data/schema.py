@@ -76,6 +76,8 @@ class DialogueAnnotation(_Record):
     """Overall rating of the dialogue."""
     opening_satisfaction: Rating | None = None
     """Rating given at the first user utterance, which judges no turn's response (USS)."""
+    explanation: str | None = None
+    """The annotator's own words on why the dialogue got its rating (USS JDDC)."""
 
 
 class Turn(_Record):

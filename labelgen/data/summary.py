@@ -28,6 +28,7 @@ ANNOTATOR_LABEL_KINDS = (
     "goal_success",
     "dialogue_rating",
     "dialogue_opening_satisfaction",
+    "dialogue_explanation",
 )
 TURN_FEATURES = (
     "system_text",
@@ -78,7 +79,9 @@ class LogSummary:
             self._annotations(goal.annotations, ("success",), prefix="goal_")
         self.labels["rating"] += item.rating is not None
         self.labels["system_opening"] += item.system_opening is not None
-        self._annotations(item.annotations, ("rating", "opening_satisfaction"), prefix="dialogue_")
+        self._annotations(
+            item.annotations, ("rating", "opening_satisfaction", "explanation"), prefix="dialogue_"
+        )
 
     @staticmethod
     def _count(obj: Any, names: tuple[str, ...], counter: Counter[str]) -> None:

@@ -418,6 +418,11 @@ def _annotate(record: dict[str, Any], rng: random.Random, noise: list[float]) ->
         }
         for name, q in annotators
     ]
+    # Low ratings come with a reason, as JDDC's annotators give; fixed text, so that the
+    # random stream (and every log generated before explanations existed) stays the same.
+    for annotation in record["annotations"]:
+        if annotation["rating"] <= 2:
+            annotation["explanation"] = "the system did not get the user what they asked for"
 
 
 def _label(rng: random.Random, noise: float, truth: Any, depart: Callable[..., Any]) -> Any:

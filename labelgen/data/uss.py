@@ -2,9 +2,14 @@
 
 Format: one utterance per line, `ROLE<TAB>text<TAB>act<TAB>ratings`, ratings (1-5, one per
 annotator, comma-separated) on USER lines only; dialogues separated by blank lines; a final
-`USER<TAB>OVERALL<TAB><TAB>ratings` line rates the whole dialogue. One blank-line block is one
-record (a line holding only ASCII whitespace counts as blank): a broken block is rejected alone
-and the next one read, so input blocks = accepted + rejected. Nothing is capped.
+`USER<TAB>OVERALL<TAB><TAB>ratings` line rates the whole dialogue. The published files differ
+in two ways a reader must take: ReDial writes the roles in lower case (`user`, `system`; its
+OVERALL line stays `USER`), and JDDC adds a fifth field to every line, empty except on the
+OVERALL line, where it holds each annotator's explanation of the rating, `;`-separated.
+
+One blank-line block is one record (a line holding only ASCII whitespace counts as blank): a
+broken block is rejected alone and the next one read, so input blocks = accepted + rejected.
+Nothing is capped.
 
 Mapping onto the contract:
 - `dialogue_id` = `<file stem>-<block number, from 0>`: USS has no ids, and numbering every
@@ -19,8 +24,8 @@ Mapping onto the contract:
   dialogue's `opening_satisfaction`; the last turn's response is judged by no later line
   (the OVERALL line judges the dialogue). Annotators are matched by position; USS does not
   name them, so `annotator` is None.
-- the OVERALL line becomes per-annotator dialogue `rating`s; acts become `user_acts` /
-  `system_acts` where present.
+- the OVERALL line becomes per-annotator dialogue `rating`s (and `explanation`s, JDDC); acts
+  become `user_acts` / `system_acts` where present.
 """
 
 from __future__ import annotations
@@ -103,17 +108,27 @@ def convert_block(dialogue_id: str, lines: list[str]) -> dict[str, Any]:
     turns: list[dict[str, Any]] = []
     user_ratings: list[list[int]] = []
     overall: list[int] | None = None
+    explanations: list[str] = []
     for offset, line in enumerate(lines):
         where = f"line {offset + 1} of the block"
         fields = line.split("\t")
-        if len(fields) != 4:
-            raise UssFormatError(f"{where} has {len(fields)} tab-separated fields, expected 4")
-        role, text, act, ratings = fields
+        if len(fields) not in (4, 5):
+            raise UssFormatError(
+                f"{where} has {len(fields)} tab-separated fields, expected 4 (5 with JDDC's "
+                "explanations)"
+            )
+        role, text, act, ratings = fields[:4]
+        # Upper-cased so that ReDial's `user`/`system` read; anything else is still refused.
+        role = role.upper() if role.lower() in ("user", "system") else role
         if overall is not None:
             raise UssFormatError(f"{where} follows the OVERALL line, which must be last")
         if role == "USER" and text == "OVERALL":
             overall = _ratings(ratings, where)
-        elif role == "USER":
+            explanations = fields[4].split(";") if len(fields) == 5 and fields[4] else []
+            continue
+        if len(fields) == 5 and fields[4]:
+            raise UssFormatError(f"{where}: only the OVERALL line carries explanations")
+        if role == "USER":
             user_ratings.append(_ratings(ratings, where))
             turns.append({"user_text": text, "user_acts": [act] if act else None})
         elif role == "SYSTEM":
@@ -134,9 +149,16 @@ def convert_block(dialogue_id: str, lines: list[str]) -> dict[str, Any]:
         raise UssFormatError("no USER utterance")
     for turn, ratings in zip(turns, user_ratings[1:], strict=False):
         turn["annotations"] = [{"satisfaction": r} for r in ratings]
+    if len(explanations) > len(overall or []):
+        raise UssFormatError(
+            f"the OVERALL line has {len(explanations)} explanations for "
+            f"{len(overall or [])} ratings"
+        )
     dialogue_annotations = [
-        {"rating": rating, "opening_satisfaction": opening_rating}
-        for rating, opening_rating in zip_longest(overall or [], user_ratings[0])
+        {"rating": rating, "opening_satisfaction": opening_rating, "explanation": explanation}
+        for rating, opening_rating, explanation in zip_longest(
+            overall or [], user_ratings[0], [e.strip() or None for e in explanations]
+        )
     ]
     return {
         "dialogue_id": dialogue_id,

@@ -35,11 +35,23 @@ def blocks(draw: st.DrawFn) -> list[str]:
         lines.append(f"USER\t{draw(uss_texts)}\t{draw(acts)}\t{ratings()}")
         for _ in range(draw(st.integers(0, 2))):
             lines.append(f"SYSTEM\t{draw(uss_texts)}\t{draw(acts)}\t")
-    return [*lines, f"USER\tOVERALL\t\t{ratings()}"]
+    lines.append(f"USER\tOVERALL\t\t{ratings()}")
+    # The published files' layouts: ReDial's lower-case roles, JDDC's fifth field.
+    layout = draw(st.sampled_from(["sgd", "redial", "jddc"]))
+    if layout == "redial":
+        lines[:-1] = [
+            line.replace("USER", "user", 1).replace("SYSTEM", "system", 1) for line in lines[:-1]
+        ]
+    if layout == "jddc":
+        lines = [f"{line}\t" for line in lines]
+        lines[-1] += draw(st.sampled_from(["", "too slow", "too slow;fine"]))
+    return lines
 
 
 def _line_of(draw: st.DrawFn, lines: list[str], role: str | None = None) -> int:
-    options = [k for k, line in enumerate(lines[:-1]) if role in (None, line.split("\t")[0])]
+    options = [
+        k for k, line in enumerate(lines[:-1]) if role in (None, line.split("\t")[0].upper())
+    ]
     return draw(st.sampled_from(options or [len(lines) - 1]))
 
 
@@ -59,11 +71,17 @@ def _system_ratings(draw: st.DrawFn, lines: list[str]) -> None:
 
 def _fields(draw: st.DrawFn, lines: list[str]) -> None:
     k = _line_of(draw, lines)
-    lines[k] = draw(st.sampled_from([lines[k].rsplit("\t", 1)[0], lines[k] + "\tx"]))
+    fields = lines[k].split("\t")
+    lines[k] = "\t".join(draw(st.sampled_from([fields[:3], fields[:2], [*fields, "x", "y"]])))
+
+
+def _stray_explanation(draw: st.DrawFn, lines: list[str]) -> None:
+    k = _line_of(draw, lines)
+    lines[k] = "\t".join([*lines[k].split("\t")[:4], "why"])
 
 
 MUTATIONS: dict[str, tuple[Any, str]] = {
-    "role": (_replace_field(0, ["BOT", "user", "", " USER"]), "role"),
+    "role": (_replace_field(0, ["BOT", "usr", "", " USER", "user "]), "role"),
     "empty_text": (_replace_field(1, ["", " ", "\u3000"], "USER"), "user_text"),
     "ratings": (
         _replace_field(3, ["x", "", "0", "6", "nan", "3,,4", "1e3", "-1", "3;4"], "USER"),
@@ -71,6 +89,7 @@ MUTATIONS: dict[str, tuple[Any, str]] = {
     ),
     "system_ratings": (_system_ratings, "SYSTEM line carries ratings"),
     "field_count": (_fields, "tab-separated fields"),
+    "stray_explanation": (_stray_explanation, "only the OVERALL line carries explanations"),
     "after_overall": (lambda draw, lines: lines.append("USER\tlate\t\t3,3,3"), "must be last"),
     "overall_first": (lambda draw, lines: lines.insert(0, lines[-1]), "must be last"),
     "no_user": (
@@ -122,7 +141,7 @@ def _check_block(lines: list[str], name: str | None, pattern: str | None, item: 
         return
     assert isinstance(item, Dialogue), (name, item)
     rows = [line.split("\t") for line in lines]
-    users = [r for r in rows if r[0] == "USER" and r[1] != "OVERALL"]
+    users = [r for r in rows if r[0].upper() == "USER" and r[1] != "OVERALL"]
     assert [t.user_text for t in item.turns] == [r[1] for r in users]
     votes = [[a.satisfaction for a in t.annotations or []] for t in item.turns]
     assert votes == [[int(x) for x in r[3].split(",")] for r in users[1:]] + [[]]

@@ -66,6 +66,45 @@ def test_broken_blocks_are_rejected_and_ids_stay_stable(tmp_path):
     assert first.source == f"{path}:1-7"
 
 
+def test_redial_and_jddc_layouts_read_as_the_others(tmp_path):
+    # ReDial writes the roles in lower case; JDDC adds a fifth field, empty except for the
+    # annotators' explanations on the OVERALL line.
+    redial = GOOD.replace("USER\t", "user\t").replace("SYSTEM\t", "system\t")
+    redial = redial.replace("user\tOVERALL", "USER\tOVERALL")
+    jddc = "".join(f"{line}\t\n" for line in GOOD.splitlines()[:-1])
+    jddc += "USER\tOVERALL\t\t3,4,4\tslow to answer; fine ;\n"
+    plain, lower, fifth = (
+        next(read_uss(_put(tmp_path / layout / "Mini.txt", text)))
+        for layout, text in (("sgd", GOOD), ("redial", redial), ("jddc", jddc))
+    )
+    for other in (lower, fifth):
+        assert isinstance(other, Dialogue)
+        assert other.turns == plain.turns
+        assert [a.rating for a in other.annotations] == [3, 4, 4]
+    assert [a.explanation for a in fifth.annotations] == ["slow to answer", "fine", None]
+    assert all(a.explanation is None for a in plain.annotations)
+    summary = LogSummary()
+    summary.add(fifth)
+    assert summary.annotator_labels["dialogue_explanation"] == 2
+
+
+def test_explanations_only_where_the_format_puts_them(tmp_path):
+    stray = "USER\thi\t\t3,3,3\tnot here\nUSER\tOVERALL\t\t3,3,3\t\n"
+    extra = "USER\thi\t\t3,3,3\t\nUSER\tOVERALL\t\t3,3,3\ta;b;c;d\n"
+    shouted = "USER\thi\t\t3,3,3\nBOT\thello\t\t\nUSER\tOVERALL\t\t3,3,3\n"
+    path = _put(tmp_path / "Bad.txt", "\n".join((stray, extra, shouted)))
+    reasons = [item.reason for item in read_uss(path)]
+    assert "only the OVERALL line carries explanations" in reasons[0]
+    assert "4 explanations for 3 ratings" in reasons[1]
+    assert "role 'BOT'" in reasons[2]
+
+
+def _put(path, text):
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def _raw_counts(path):
     """Independent count of dialogues and of the ratings that should land on turns."""
     dialogues = turn_ratings = 0

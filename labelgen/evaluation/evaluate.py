@@ -13,6 +13,10 @@ For each task with both a model column and reference labels or annotator votes:
 Binary dissatisfaction (rating <= 2) is the headline task on USS: gold is the majority of the
 remaining annotators' binarized votes, a tie counting as not dissatisfied (`consensus`).
 
+Every interval is a bootstrap over dialogues, not items: a resample draws whole dialogues, with
+all their turns, goals and ratings (`metrics`, groups), because the turns of one dialogue do
+not err independently.
+
 For dissatisfaction, `model_minus_human` gives the model's lead over the single annotator with
 the interval of the difference over paired resamples, and the headline says whether each lead
 is beyond resampling noise.
@@ -136,6 +140,14 @@ class Gold:
     reference: list[Any] | None = None
     """The log's reference labels of the same items, where it has both kinds."""
 
+    @property
+    def dialogues(self) -> list[str]:
+        """The dialogue of each item: the bootstrap's resampling unit."""
+        return [
+            key[0] if key is not None else item_id.removesuffix("#opening")
+            for item_id, key in zip(self.ids, self.keys, strict=True)
+        ]
+
 
 DAWID_SKENE_TASKS = ("intent", "goal_success", "satisfaction", "dissatisfaction")
 """Tasks with one categorical label per item, which Dawid-Skene can aggregate; slot sets and
@@ -200,35 +212,42 @@ def _spans(label: SlotLabel) -> frozenset[tuple[str, int, int]]:
     return frozenset(s[:3] for s in label)
 
 
-def _score(task: str, gold: list[Any], pred: list[Any], n_resamples: int, seed: int) -> dict:
+def _score(
+    task: str, gold: list[Any], pred: list[Any], n_resamples: int, seed: int, groups: list[str]
+) -> dict:
+    """The task's scores; `groups` holds each item's dialogue, the bootstrap's unit."""
     if task == "intent":
-        return macro_scores(gold, pred, n_resamples=n_resamples, seed=seed)
+        return macro_scores(gold, pred, None, n_resamples, seed, groups)
     if task == "slots":
         scores = span_scores(
-            [_spans(g) for g in gold], [_spans(p) for p in pred], n_resamples, seed
+            [_spans(g) for g in gold], [_spans(p) for p in pred], n_resamples, seed, groups
         )
         scores["value_accuracy"] = value_accuracy(
             [[(s[0], s[3]) for s in g] for g in gold],
             [[(s[0], s[3]) for s in p] for p in pred],
             n_resamples,
             seed,
+            groups,
         )
         return scores
     if task == "segment":
+        # one item per dialogue already; its turns' tags are grouped by that dialogue
         scores = segmentation_scores(gold, pred, n_resamples=n_resamples, seed=seed)
         tags = macro_scores(
             [t for tags in gold for t in tags],
             [t for tags in pred for t in tags],
-            n_resamples=n_resamples,
-            seed=seed,
+            None,
+            n_resamples,
+            seed,
+            [d for d, tags in zip(groups, gold, strict=True) for _ in tags],
         )
         scores["tag_accuracy"], scores["tag_macro_f1"] = tags["accuracy"], tags["macro_f1"]
         return scores
     if task == "goal_success":
-        return macro_scores(gold, pred, labels=[True, False], n_resamples=n_resamples, seed=seed)
+        return macro_scores(gold, pred, [True, False], n_resamples, seed, groups)
     if task == "satisfaction":
-        return uss_scores(gold, pred, n_resamples, seed)
-    return binary_scores(gold, pred, True, n_resamples, seed)
+        return uss_scores(gold, pred, n_resamples, seed, groups)
+    return binary_scores(gold, pred, True, n_resamples, seed, groups)
 
 
 def _correct(task: str, gold: Any, pred: Any) -> list[bool]:
@@ -255,6 +274,8 @@ class _Aligned:
     confidence: list[float]
     """Per thresholded unit (per turn for segments); a missing confidence counts as 0."""
     missing: int
+    dialogues: list[str]
+    """Each item's dialogue."""
 
 
 def _align(
@@ -292,6 +313,7 @@ def _align(
         None if preds is None else select(model, kept=False),
         conf,
         len(gold.ids) - len(keep),
+        [gold.dialogues[i] for i in keep],
     )
 
 
@@ -302,20 +324,28 @@ def _task_report(
     section: dict[str, Any] = {"items": len(a.gold)}
     if a.model is not None:
         section["missing_predictions"] = a.missing
-        section["model"] = _as_dict(_score(task, a.gold, a.model, n_resamples, seed))
+        section["model"] = _as_dict(_score(task, a.gold, a.model, n_resamples, seed, a.dialogues))
     if a.human is not None:
-        section["human"] = _as_dict(_score(task, a.gold, a.human, n_resamples, seed))
+        section["human"] = _as_dict(_score(task, a.gold, a.human, n_resamples, seed, a.dialogues))
     if not a.model:
         return section, {}
     if task == "dissatisfaction" and a.human is not None:
         # on the same resamples: whether the model beats the person beyond resampling noise
         section["model_minus_human"] = _as_dict(
-            binary_difference(a.gold, a.model, a.human, True, n_resamples, seed)
+            binary_difference(a.gold, a.model, a.human, True, n_resamples, seed, a.dialogues)
         )
     if a.reference is not None:
-        pairs = [(r, m) for r, m in zip(a.reference, a.model, strict=True) if r is not None]
-        ref, ref_model = ([r for r, _ in pairs], [m for _, m in pairs])
-        section["model_vs_reference"] = _as_dict(_score(task, ref, ref_model, n_resamples, seed))
+        kept = [i for i, r in enumerate(a.reference) if r is not None]
+        section["model_vs_reference"] = _as_dict(
+            _score(
+                task,
+                [a.reference[i] for i in kept],
+                [a.model[i] for i in kept],
+                n_resamples,
+                seed,
+                [a.dialogues[i] for i in kept],
+            )
+        )
     correct = [c for g, m in zip(a.gold, a.model, strict=True) for c in _correct(task, g, m)]
     human_correct = (
         None
@@ -343,17 +373,23 @@ def _rating_weights(gold: Gold, preds: Predictions, cutoff: float) -> list[float
 
 def _dissatisfaction_items(
     gold: Gold, preds: Predictions
-) -> tuple[list[float], list[bool], list[Any]]:
-    """P(dissatisfied), the gold decision and the single annotator's (None without) of each
-    scored item the model gave a probability for."""
+) -> tuple[list[float], list[bool], list[Any], list[str]]:
+    """P(dissatisfied), the gold decision, the single annotator's (None without) and the
+    dialogue of each scored item the model gave a probability for."""
+    scores: list[float] = []
+    positive: list[bool] = []
+    humans: list[Any] = []
+    dialogues: list[str] = []
     human = gold.human or [None] * len(gold.gold)
-    items = [
-        (p, bool(g), h)
-        for key, g, h in zip(gold.keys, gold.gold, human, strict=True)
-        if g is not None and key is not None
-        if (p := dissatisfaction_probability(preds, key)) is not None
-    ]
-    return [p for p, _, _ in items], [g for _, g, _ in items], [h for _, _, h in items]
+    for key, g, h in zip(gold.keys, gold.gold, human, strict=True):
+        if g is None or key is None:
+            continue
+        if (p := dissatisfaction_probability(preds, key)) is not None:
+            scores.append(p)
+            positive.append(bool(g))
+            humans.append(h)
+            dialogues.append(key[0])
+    return scores, positive, humans, dialogues
 
 
 CUTOFF_RULES = ("f1", "f1-at-annotator-accuracy")
@@ -365,7 +401,7 @@ annotators; else best F1)."""
 def _cutoffs(gold: Gold, preds: Predictions, rule: str = "f1") -> tuple[dict[str, float], dict]:
     """The dissatisfaction cutoff on these items by `rule`, for labeling other data with, and
     what chose it (the rule, and the annotator accuracy it had to match)."""
-    scores, positive, human = _dissatisfaction_items(gold, preds)
+    scores, positive, human, _ = _dissatisfaction_items(gold, preds)
     chosen: dict[str, Any] = {"rule": rule}
     bar = None
     judged = [(h, g) for h, g in zip(human, positive, strict=True) if h is not None]
@@ -381,10 +417,11 @@ def _add_ranking(section: dict[str, Any], gold: Gold, preds: Predictions, n: int
     scores: they do not depend on the cutoff, so on a new domain they tell a ranking that
     holds under a cutoff that does not transfer from one that fails. `positive_rate` is the
     gold prevalence on those items (what a random ranking's average precision comes to)."""
-    scores, positive, _ = _dissatisfaction_items(gold, preds)
+    scores, positive, _, dialogues = _dissatisfaction_items(gold, preds)
     if not scores:
         return  # decisions without probabilities (another tool's labels): nothing to rank
-    ranking = {k: e.to_dict() for k, e in ranking_scores(scores, positive, n, seed).items()}
+    ranking = ranking_scores(scores, positive, n, seed, dialogues)
+    ranking = {k: e.to_dict() for k, e in ranking.items()}
     section["model"].update(
         average_precision=ranking["average_precision"], roc_auc=ranking["roc_auc"]
     )
@@ -455,6 +492,7 @@ def human_baseline(
     report["tasks"] = tasks
     report["skipped"] = skipped
     report["seed"] = seed
+    report["resampling_unit"] = "dialogue"
     report["consensus"] = consensus
     report["include_opening"] = include_opening
     return _finite(report)
@@ -495,6 +533,7 @@ def evaluate(
         "predictions": _join_info(predictions_dir, preds, dialogues),
         "seed": seed,
         "n_resamples": n_resamples,
+        "resampling_unit": "dialogue",
         "consensus": consensus,
     }
     tasks: dict[str, Any] = {}

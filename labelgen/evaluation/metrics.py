@@ -6,6 +6,13 @@ items by drawing a count matrix of shape (resamples, items) and multiplying it w
 a thousand resamples of twelve thousand items cost one matrix product, not a Python loop.
 The interval is the percentile interval of the resampled statistic.
 
+Given `groups` (one key per item, e.g. its dialogue), the bootstrap resamples whole groups
+instead: the turns of one dialogue share a user, a system and a topic, so their errors are
+not independent, and drawing turns one by one would make the intervals too narrow. The rows
+of a group are summed first, and resampling runs on the group sums; so a statistic divides
+by a summed count column, never by a fixed number of items (a resample of groups holds more
+or fewer items than the sample).
+
 Undefined ratios (precision with no positive predictions, a class absent from a resample)
 follow scikit-learn: 0 for precision/recall/F1, and macro averages run over the classes that
 occur, in gold or prediction, in that sample.
@@ -33,7 +40,7 @@ class Estimate:
     low: float
     high: float
     n: int
-    """Items (the resampling unit) the estimate is over."""
+    """Items the estimate is over (the resampled units are these, or their groups)."""
 
     def to_dict(self) -> dict[str, float | int | list[float]]:
         return {"value": self.value, "ci95": [self.low, self.high], "n": self.n}
@@ -60,16 +67,41 @@ def resample_sums(rows: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 
     return out
 
 
+Groups = Sequence[Hashable] | None
+"""One key per item: the bootstrap resamples the groups of items sharing a key; None: items."""
+
+
+def group_index(groups: Sequence[Hashable], n: int) -> tuple[np.ndarray, int]:
+    """(group number of each item, in order of first appearance; number of groups)."""
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} group keys for {n} items")
+    numbers: dict[Hashable, int] = {}
+    index = np.fromiter((numbers.setdefault(g, len(numbers)) for g in groups), np.int64, n)
+    return index, len(numbers)
+
+
+def group_sums(rows: np.ndarray, groups: Groups) -> np.ndarray:
+    """The rows summed per group (groups x columns); the rows themselves without groups."""
+    if groups is None:
+        return rows
+    index, _ = group_index(groups, rows.shape[0])
+    order = np.argsort(index, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(index[order]) != 0])
+    return np.add.reduceat(rows[order], starts, axis=0)
+
+
 def estimates(
     rows: np.ndarray,
     statistics: dict[str, Statistic],
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """Each statistic of the summed rows, with its percentile bootstrap interval.
 
-    All statistics share one set of resamples, and a given seed and item count always draw the
-    same resamples: two systems scored on the same items are compared on paired resamples.
+    All statistics share one set of resamples, and a given seed and item (or group) count
+    always draw the same resamples: two systems scored on the same items are compared on
+    paired resamples.
     """
     rows = np.asarray(rows, dtype=np.float64)
     n = rows.shape[0]
@@ -77,7 +109,7 @@ def estimates(
         nan = float("nan")
         return {name: Estimate(nan, nan, nan, 0) for name in statistics}
     total = rows.sum(axis=0, keepdims=True)
-    boot = resample_sums(rows, n_resamples, seed)
+    boot = resample_sums(group_sums(rows, groups), n_resamples, seed)
     out = {}
     for name, statistic in statistics.items():
         out[name] = _interval(float(statistic(total)[0]), statistic(boot), n)
@@ -85,10 +117,14 @@ def estimates(
 
 
 def estimate(
-    rows: np.ndarray, statistic: Statistic, n_resamples: int = N_RESAMPLES, seed: int = 0
+    rows: np.ndarray,
+    statistic: Statistic,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    groups: Groups = None,
 ) -> Estimate:
     """One statistic of the summed rows, with its percentile bootstrap interval."""
-    return estimates(rows, {"value": statistic}, n_resamples, seed)["value"]
+    return estimates(rows, {"value": statistic}, n_resamples, seed, groups)["value"]
 
 
 def _interval(value: float, sample: np.ndarray, n: int) -> Estimate:
@@ -105,6 +141,7 @@ def ranking_scores(
     positive: Sequence[bool],
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """How well a score ranks the positive items, whatever cutoff is later put on it: average
     precision (as scikit-learn computes it: precision at each distinct score, weighted by the
@@ -112,8 +149,9 @@ def ranking_scores(
     prevalence. A cutoff chosen on other data can miss on a new domain while the ranking
     holds; these say which of the two moved.
 
-    The bootstrap weights each item by how often a resample draws it, on the resamples
-    `estimates` draws for the same seed and item count (paired with the other metrics).
+    The bootstrap weights each item by how often a resample draws it (or its group), on the
+    resamples `estimates` draws for the same seed and item or group count (paired with the
+    other metrics).
     """
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(positive, dtype=bool)
@@ -123,6 +161,7 @@ def ranking_scores(
     if n == 0:
         nan = float("nan")
         return {name: Estimate(nan, nan, nan, 0) for name in RANKING}
+    index, units = group_index(groups, n) if groups is not None else (np.arange(n), n)
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order].astype(np.float64)
     # tied scores share one threshold: sum each tie group, highest score first
@@ -150,8 +189,8 @@ def ranking_scores(
 
     values = statistics(np.ones((1, n)))
     boot = {name: np.empty(n_resamples) for name in RANKING}
-    for start, counts in resample_counts(n, n_resamples, seed):
-        for name, sample in statistics(counts[:, order].astype(np.float64)).items():
+    for start, counts in resample_counts(units, n_resamples, seed):
+        for name, sample in statistics(counts[:, index[order]].astype(np.float64)).items():
             boot[name][start : start + len(counts)] = sample
     return {name: _interval(float(values[name][0]), boot[name], n) for name in RANKING}
 
@@ -172,14 +211,21 @@ def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray
     }
 
 
+def _share(flags: Sequence[bool], n_resamples: int, seed: int, groups: Groups) -> Estimate:
+    """The share of items flagged, with its interval."""
+    rows = np.stack([np.asarray(flags, dtype=np.float64), np.ones(len(flags))], axis=1)
+    return estimate(rows, lambda s: ratio(s[:, 0], s[:, 1]), n_resamples, seed, groups)
+
+
 def accuracy(
     y_true: Sequence[Hashable],
     y_pred: Sequence[Hashable],
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> Estimate:
-    correct = np.array([t == p for t, p in zip(y_true, y_pred, strict=True)], dtype=np.float64)
-    return estimate(correct[:, None], lambda s: s[:, 0] / len(correct), n_resamples, seed)
+    correct = [t == p for t, p in zip(y_true, y_pred, strict=True)]
+    return _share(correct, n_resamples, seed, groups)
 
 
 BINARY = ("accuracy", "precision", "recall", "f1")
@@ -188,20 +234,24 @@ BINARY = ("accuracy", "precision", "recall", "f1")
 def _binary_rows(
     y_true: Sequence[Hashable], y_pred: Sequence[Hashable], positive: Hashable
 ) -> np.ndarray:
-    """Per item: true positive, false positive, false negative, correct (items x 4)."""
+    """Per item: true positive, false positive, false negative, correct, 1 (items x 5)."""
     # dtype=bool: an empty list would otherwise be float, and & undefined on it
     t = np.array([y == positive for y in y_true], dtype=bool)
     p = np.array([y == positive for y in y_pred], dtype=bool)
     if len(t) != len(p):
         raise ValueError(f"{len(t)} gold labels but {len(p)} predictions")
     correct = np.array([a == b for a, b in zip(y_true, y_pred, strict=True)], dtype=bool)
-    return np.stack([t & p, ~t & p, t & ~p, correct], axis=1).astype(np.float64)
+    ones = np.ones_like(correct)
+    return np.stack([t & p, ~t & p, t & ~p, correct, ones], axis=1).astype(np.float64)
 
 
-def _binary_statistic(name: str, n: int, first: int = 0) -> Statistic:
-    """One of `BINARY` from the 4 count columns of `_binary_rows` starting at `first`."""
+_BINARY_COLUMNS = 5
+
+
+def _binary_statistic(name: str, first: int = 0) -> Statistic:
+    """One of `BINARY` from the count columns of `_binary_rows` starting at `first`."""
     if name == "accuracy":
-        return lambda s: s[:, first + 3] / n
+        return lambda s: ratio(s[:, first + 3], s[:, first + 4])
     return lambda s: _prf(s[:, first], s[:, first + 1], s[:, first + 2])[name]
 
 
@@ -211,12 +261,12 @@ def binary_scores(
     positive: Hashable = True,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """Accuracy, and precision, recall and F1 of the `positive` class."""
     rows = _binary_rows(y_true, y_pred, positive)
-    n = len(rows)
-    statistics = {name: _binary_statistic(name, n) for name in BINARY}
-    return estimates(rows, statistics, n_resamples, seed)
+    statistics = {name: _binary_statistic(name) for name in BINARY}
+    return estimates(rows, statistics, n_resamples, seed, groups)
 
 
 def binary_difference(
@@ -226,6 +276,7 @@ def binary_difference(
     positive: Hashable = True,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """`binary_scores` of `a_pred` minus those of `b_pred` on the same items, each with the
     interval of the difference over paired resamples (both systems scored on each resample):
@@ -234,13 +285,12 @@ def binary_difference(
     rows = np.hstack(
         [_binary_rows(y_true, a_pred, positive), _binary_rows(y_true, b_pred, positive)]
     )
-    n = len(rows)
 
     def lead(name: str) -> Statistic:
-        a, b = _binary_statistic(name, n), _binary_statistic(name, n, first=4)
+        a, b = _binary_statistic(name), _binary_statistic(name, first=_BINARY_COLUMNS)
         return lambda s: a(s) - b(s)
 
-    return estimates(rows, {name: lead(name) for name in BINARY}, n_resamples, seed)
+    return estimates(rows, {name: lead(name) for name in BINARY}, n_resamples, seed, groups)
 
 
 def macro_scores(
@@ -249,6 +299,7 @@ def macro_scores(
     labels: Sequence[Hashable] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """Accuracy and macro-averaged precision, recall and F1.
 
@@ -272,12 +323,12 @@ def macro_scores(
         if p in index:
             fp[i, index[p]] = 1
     correct = np.array([t == p for t, p in zip(y_true, y_pred, strict=True)], dtype=np.float64)
-    rows = np.concatenate([tp, fp, fn, correct[:, None]], axis=1)
+    rows = np.concatenate([tp, fp, fn, correct[:, None], np.ones((n, 1))], axis=1)
 
     def stat(name: str) -> Statistic:
         def macro(s: np.ndarray) -> np.ndarray:
             if name == "accuracy":
-                return s[:, -1] / n
+                return ratio(s[:, -2], s[:, -1])
             tps, fps, fns = s[:, :m], s[:, m : 2 * m], s[:, 2 * m : 3 * m]
             present = (tps + fps + fns) > 0
             per_class = np.where(present, _prf(tps, fps, fns)[name], 0.0)
@@ -287,7 +338,7 @@ def macro_scores(
 
     names = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
     stats = {name: stat(name.removeprefix("macro_")) for name in names}
-    return estimates(rows, stats, n_resamples, seed)
+    return estimates(rows, stats, n_resamples, seed, groups)
 
 
 # ---- slots ------------------------------------------------------------------------------------
@@ -298,9 +349,10 @@ def span_scores(
     pred: Sequence[Collection[tuple[str, int, int]]],
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """Exact-span precision, recall and F1, micro over turns: a span counts when its slot, start
-    and end all match. Turns are the resampling unit."""
+    and end all match."""
     rows = np.array(
         [
             (len(set(g) & set(p)), len(set(p) - set(g)), len(set(g) - set(p)))
@@ -312,7 +364,7 @@ def span_scores(
         name: lambda s, name=name: _prf(s[:, 0], s[:, 1], s[:, 2])[name]
         for name in ("precision", "recall", "f1")
     }
-    return estimates(rows, stats, n_resamples, seed)
+    return estimates(rows, stats, n_resamples, seed, groups)
 
 
 def normalize_value(value: str) -> str:
@@ -325,6 +377,7 @@ def value_accuracy(
     pred: Sequence[Collection[tuple[str, str]]],
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    groups: Groups = None,
 ) -> Estimate:
     """Share of turns whose (slot, value) pairs match exactly, offsets ignored: right values
     found in a different place still fill the request correctly."""
@@ -332,10 +385,8 @@ def value_accuracy(
     def bag(pairs: Collection[tuple[str, str]]) -> Counter[tuple[str, str]]:
         return Counter((slot, normalize_value(value)) for slot, value in pairs)
 
-    correct = np.array(
-        [bag(g) == bag(p) for g, p in zip(gold, pred, strict=True)], dtype=np.float64
-    )
-    return estimate(correct[:, None], lambda s: s[:, 0] / len(correct), n_resamples, seed)
+    correct = [bag(g) == bag(p) for g, p in zip(gold, pred, strict=True)]
+    return _share(correct, n_resamples, seed, groups)
 
 
 # ---- goal segmentation --------------------------------------------------------------------

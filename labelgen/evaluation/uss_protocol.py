@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelgen.evaluation.metrics import N_RESAMPLES, Estimate, estimates, ratio
+from labelgen.evaluation.metrics import N_RESAMPLES, Estimate, Groups, estimates, ratio
 
 RATINGS = (1, 2, 3, 4, 5)
 DISSATISFIED = 2
@@ -118,11 +118,15 @@ SCORES = {
 
 
 def uss_scores(
-    gold: Sequence[int], pred: Sequence[int], n_resamples: int = N_RESAMPLES, seed: int = 0
+    gold: Sequence[int],
+    pred: Sequence[int],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    groups: Groups = None,
 ) -> dict[str, Estimate]:
     """The paper's scores of 1-5 `pred` against 1-5 `gold`, with bootstrap intervals."""
     rows = confusion_rows(gold, pred)
-    return estimates(rows, SCORES, n_resamples, seed)
+    return estimates(rows, SCORES, n_resamples, seed, groups)
 
 
 def confusion_matrix(gold: Sequence[int], pred: Sequence[int]) -> list[list[int]]:

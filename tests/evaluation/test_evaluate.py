@@ -352,3 +352,26 @@ def test_a_cutoff_at_least_as_accurate_as_the_single_annotator(
     assert as_accurate["model"][1] <= best_f1["model"][1]  # the F1 it gave up for it
     with pytest.raises(ValueError, match="cutoff rule 'best' is not one of"):
         evaluate(preds, synth_log, out_dir=tmp_path / "x", cutoff_rule="best", **FAST)
+
+
+def test_intervals_resample_dialogues_not_turns(tmp_path, synth_log, synth_dialogues):
+    # The same number of wrong intents, once spread over all dialogues and once filling whole
+    # dialogues: only a bootstrap over dialogues tells the second, less certain case apart.
+    widths = {}
+    for layout in ("spread", "whole dialogues"):
+        rows = gold_rows(synth_dialogues)
+        keys = sorted(k for k in rows if rows[k].get("intent") is not None)
+        if layout == "spread":
+            hit = keys[::2]
+        else:
+            dialogues = sorted({d for d, _ in keys})[::2]
+            hit = [k for k in keys if k[0] in dialogues]
+        for key in hit:
+            rows[key]["intent"] = "NotAnIntent"
+        preds = write_predictions(tmp_path / layout, rows)
+        report = evaluate(preds, synth_log, out_dir=tmp_path / f"eval {layout}", **FAST)
+        assert report["resampling_unit"] == "dialogue"
+        accuracy = report["tasks"]["intent"]["model"]["accuracy"]
+        assert accuracy["value"] == pytest.approx(1 - len(hit) / len(keys), abs=0.05)
+        widths[layout] = accuracy["ci95"][1] - accuracy["ci95"][0]
+    assert widths["whole dialogues"] > 2 * widths["spread"]

@@ -222,3 +222,65 @@ def test_a_paired_difference_separates_what_two_intervals_cannot():
     assert same["f1"].value == same["f1"].low == same["f1"].high == 0
     with pytest.raises(ValueError, match="2000 gold labels but 3 predictions"):
         binary_difference(gold, model, person[:3])
+
+
+def _dialogues(sizes: list[int]) -> list[str]:
+    return [f"d{k}" for k, size in enumerate(sizes) for _ in range(size)]
+
+
+def test_one_item_per_group_resamples_exactly_as_items_do():
+    rng = np.random.default_rng(8)
+    gold, pred = rng.random(300) < 0.3, rng.random(300) < 0.3
+    plain = binary_scores(gold, pred, n_resamples=200, seed=3)
+    grouped = binary_scores(gold, pred, n_resamples=200, seed=3, groups=list(range(300)))
+    assert grouped == plain
+
+
+def test_grouped_intervals_resample_whole_dialogues():
+    # Each dialogue is right or wrong as a whole, as turns sharing a user and a topic tend to
+    # be: ten turns of one dialogue say no more than one, and the interval must show it.
+    rng = np.random.default_rng(9)
+    sizes = [10] * 60
+    right = np.repeat(rng.random(60) < 0.7, 10)
+    groups = _dialogues(sizes)
+    turns = accuracy(right, np.ones(600, dtype=bool), n_resamples=500, seed=1)
+    dialogues = accuracy(right, np.ones(600, dtype=bool), n_resamples=500, seed=1, groups=groups)
+    assert dialogues.value == turns.value == right.mean()
+    width = dialogues.high - dialogues.low
+    assert width > 2.5 * (turns.high - turns.low)  # sqrt(10) in theory
+    # the interval of the dialogue-level accuracy, whose 60 values it resamples
+    per_dialogue = right[::10].astype(float)
+    draws = np.concatenate([c for _, c in resample_counts(60, 500, seed=1)])
+    expected = np.percentile(draws @ per_dialogue / 60, [2.5, 97.5])
+    assert [dialogues.low, dialogues.high] == pytest.approx(expected)
+
+
+def test_grouped_accuracy_divides_by_the_items_a_resample_holds():
+    # One long dialogue all right and nine one-turn dialogues all wrong: a resample that
+    # draws the long one twice holds 100 right turns, not 100 of the sample's 59.
+    sizes = [50] + [1] * 9
+    gold = np.ones(59, dtype=bool)
+    pred = np.r_[np.ones(50, dtype=bool), np.zeros(9, dtype=bool)]
+    groups = _dialogues(sizes)
+    for scores in (
+        binary_scores(gold, pred, n_resamples=300, groups=groups),
+        macro_scores(gold, pred, n_resamples=300, groups=groups),
+        {"accuracy": accuracy(gold, pred, n_resamples=300, groups=groups)},
+    ):
+        acc = scores["accuracy"]
+        assert acc.value == pytest.approx(50 / 59)
+        assert 0.0 <= acc.low < acc.value < acc.high <= 1.0
+
+
+def test_grouped_ranking_weights_every_turn_by_its_dialogues_draws():
+    scores, positive = _ranked(240, seed=6)
+    groups = _dialogues([4] * 60)
+    ranking = ranking_scores(scores, positive, n_resamples=40, seed=2, groups=groups)
+    draws = np.concatenate([c for _, c in resample_counts(60, 40, seed=2)])
+    weights = np.repeat(draws, 4, axis=1)
+    aucs = [roc_auc_score(positive, scores, sample_weight=w) for w in weights]
+    assert ranking["roc_auc"].value == pytest.approx(roc_auc_score(positive, scores))
+    assert ranking["roc_auc"].low == pytest.approx(np.percentile(aucs, 2.5))
+    assert ranking["roc_auc"].high == pytest.approx(np.percentile(aucs, 97.5))
+    with pytest.raises(ValueError, match="239 group keys for 240 items"):
+        ranking_scores(scores, positive, groups=groups[:-1])

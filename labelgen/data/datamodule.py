@@ -65,9 +65,33 @@ FEATURIZER_HASH = hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest
 disk after it started keys its cache by the code it runs, not by the newer file."""
 
 
-def _featurized(source: str, fmt: str, settings: str, rejects: str) -> Iterator[dict[str, Any]]:
+def log_state(source: str) -> str:
+    """What a log's files are now: name, size and modification time of each (a synthetic
+    source is its name). Part of the tokenized log's cache key: `datasets` fingerprints the
+    generator's arguments, not the files they name, so without it a log rewritten in place
+    would be served from the cache as it was before."""
+    if source.startswith(SYNTH_PREFIX):
+        return source
+    path = Path(source)
+    files = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file())
+    state = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue  # unreadable or gone: the reader reports it
+        state.append(
+            [str(file.relative_to(path)) if file != path else "", stat.st_size, stat.st_mtime_ns]
+        )
+    return json.dumps(state)
+
+
+def _featurized(
+    source: str, fmt: str, settings: str, rejects: str, state: str
+) -> Iterator[dict[str, Any]]:
     # A module-level generator whose arguments are all strings: `datasets` fingerprints them,
-    # so the tokenized log is cached and reused until the log or a setting changes.
+    # so the tokenized log is cached and reused until the log (`state`, only fingerprinted)
+    # or a setting changes.
     config = json.loads(settings)
     featurizer = Featurizer(
         load_tokenizer(config["tokenizer"]),
@@ -166,7 +190,8 @@ class LogDataModule(L.LightningDataModule):
         import datasets
 
         settings = self._settings()
-        key = hashlib.sha256(f"{source}|{settings}".encode()).hexdigest()[:16]
+        state = log_state(source)
+        key = hashlib.sha256(f"{source}|{settings}|{state}".encode()).hexdigest()[:16]
         cache = Path(self.hparams.cache_dir)
         rejects = cache / "rejects" / f"{split}-{key}.jsonl"
         return datasets.Dataset.from_generator(
@@ -176,6 +201,7 @@ class LogDataModule(L.LightningDataModule):
                 "fmt": self.hparams.format,
                 "settings": settings,
                 "rejects": str(rejects),
+                "state": state,
             },
             cache_dir=str(cache / "datasets"),
         )

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from labelgen.data.audio import AudioConfig
-from labelgen.data.datamodule import LogDataModule, iter_dialogues
+from labelgen.data.datamodule import LogDataModule, iter_dialogues, log_state
 from labelgen.data.rejects import LogReadError
+from labelgen.data.synth import generate
 from tests.conftest import full_dialogue
 from tests.models.conftest import MINILM
 
@@ -100,3 +101,31 @@ def test_cache_is_keyed_by_the_featurizer_code_the_process_runs(tmp_path, monkey
     (tmp_path / "features.py").write_text("# edited after start-up\n")
     monkeypatch.setattr(datamodule.features, "__file__", str(tmp_path / "features.py"))
     assert dm._settings() == before
+
+
+def test_a_log_rewritten_in_place_is_tokenized_again(tmp_path):
+    # Same path, same settings and feature space, other dialogues: the cache must not serve
+    # the old ones.
+    log = tmp_path / "train.jsonl"
+    space = LogDataModule(train="synth:20:1", tokenizer=MINILM).feature_space
+    read = []
+    for seed in (1, 2):
+        log.write_text("".join(json.dumps(d.to_json_dict()) + "\n" for d in generate(6, seed)))
+        dm = LogDataModule(train=str(log), tokenizer=MINILM, cache_dir=str(tmp_path / "c"))
+        dm.feature_space = space
+        dm.setup("fit")
+        read.append(dm.datasets["train"]["dialogue_id"])
+    assert read[0] == [d.dialogue_id for d in generate(6, 1)]
+    assert read[1] == [d.dialogue_id for d in generate(6, 2)]
+
+
+def test_log_state_follows_every_file_of_a_directory(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.json").write_text("[]")
+    (tmp_path / "sub" / "b.json.gz").write_bytes(b"x")
+    before = log_state(str(tmp_path))
+    assert log_state(str(tmp_path)) == before
+    assert "sub/b.json.gz" in before
+    (tmp_path / "sub" / "b.json.gz").write_bytes(b"xy")
+    assert log_state(str(tmp_path)) != before
+    assert log_state("synth:4:0") == "synth:4:0"

@@ -123,6 +123,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
         raise UsageError(str(err), EXIT_LOCKED) from err
     from labelgen.labeling.label import (
         LabelJob,
+        OutputMismatch,
         parse_thresholds,
         read_cutoff,
         read_rating_weights,
@@ -163,7 +164,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
 
     try:
         result = run_label(job)
-    except (ExportError, FileNotFoundError) as err:
+    except (ExportError, FileNotFoundError, OutputMismatch) as err:
         raise UsageError(str(err)) from err
     except RejectLimitExceeded as err:
         raise UsageError(str(err), EXIT_REJECTS) from err

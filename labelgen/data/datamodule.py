@@ -20,7 +20,7 @@ from labelgen.data.audio import AudioConfig, AudioFeaturizer
 from labelgen.data.collate import Collator
 from labelgen.data.corruptions import CorruptionConfig
 from labelgen.data.features import FeatureSpace, Featurizer
-from labelgen.data.readers import read_log
+from labelgen.data.readers import files_state, read_log
 from labelgen.data.rejects import LogReadError, Reject, RejectWriter
 from labelgen.data.sampler import BucketBatchSampler, ResumableDataLoader
 from labelgen.data.schema import Dialogue
@@ -66,24 +66,11 @@ disk after it started keys its cache by the code it runs, not by the newer file.
 
 
 def log_state(source: str) -> str:
-    """What a log's files are now: name, size and modification time of each (a synthetic
-    source is its name). Part of the tokenized log's cache key: `datasets` fingerprints the
-    generator's arguments, not the files they name, so without it a log rewritten in place
-    would be served from the cache as it was before."""
-    if source.startswith(SYNTH_PREFIX):
-        return source
-    path = Path(source)
-    files = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file())
-    state = []
-    for file in files:
-        try:
-            stat = file.stat()
-        except OSError:
-            continue  # unreadable or gone: the reader reports it
-        state.append(
-            [str(file.relative_to(path)) if file != path else "", stat.st_size, stat.st_mtime_ns]
-        )
-    return json.dumps(state)
+    """What a log's files are now (`files_state`; a synthetic source is its name). Part of the
+    tokenized log's cache key: `datasets` fingerprints the generator's arguments, not the
+    files they name, so without it a log rewritten in place would be served from the cache
+    as it was before."""
+    return source if source.startswith(SYNTH_PREFIX) else json.dumps(files_state(source))
 
 
 def _featurized(

@@ -78,3 +78,20 @@ def read_log(path: str | Path, fmt: str = "auto") -> Iterator[Dialogue | Reject]
                 continue
             seen.add(item.dialogue_id)
         yield item
+
+
+def files_state(path: str | Path) -> list[tuple[str, int, int]]:
+    """What the files at `path` are now: (name under `path`, size, modification time in ns)
+    of the file, or of every file under the directory. A cache or a resumed job compares it
+    to tell a log (or model) rewritten in place from the one it saw, without reading it."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    state = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue  # unreadable or gone: whoever reads it reports that
+        name = "" if file == path else file.relative_to(path).as_posix()
+        state.append((name, stat.st_size, stat.st_mtime_ns))
+    return state

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from labelgen.data.audio import AudioConfig, AudioFeaturizer
 from labelgen.data.collate import Collator
 from labelgen.data.features import Featurizer
+from labelgen.data.readers import files_state
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
 from labelgen.evaluation.rating_decision import check_weights
 from labelgen.labeling.lock import launches_job, output_lock
@@ -96,6 +97,56 @@ class LabelJob:
             )
 
 
+JOB = "_job.json"
+"""What the shards in an output were labeled by (`job_identity`), beside them."""
+
+
+class OutputMismatch(ValueError):
+    """The output holds shards another job labeled: resuming would mix two jobs' labels."""
+
+
+def job_identity(job: LabelJob) -> dict[str, Any]:
+    """Everything that decides a shard's labels: the model and the input (their files as they
+    are now), how the input is cut and read, and how probabilities become labels. Not how the
+    work is spread (devices, workers, threads, batch size): that leaves the labels alone."""
+    identity = {
+        "model": job.model,
+        "model_files": files_state(job.model) if Path(job.model).exists() else None,
+        "input": job.input,
+        "input_files": files_state(job.input),
+        "format": job.format,
+        "shard_size": job.shard_size,
+        "max_user_tokens": job.max_user_tokens,
+        "max_system_tokens": job.max_system_tokens,
+        "audio_root": job.audio_root,
+        "precision": job.precision,
+        "thresholds": job.thresholds,
+        "dissatisfaction_cutoff": job.dissatisfaction_cutoff,
+        "rating_weights": job.rating_weights,
+    }
+    return json.loads(json.dumps(identity))  # as it reads back from the file
+
+
+def claim_output(output: Path, job: LabelJob) -> None:
+    """Records this job as the output's; refuses (OutputMismatch) when shards another job
+    labeled are there, before anything in the output is touched. A rerun of the same job
+    resumes; any other must start in an empty directory."""
+    identity = job_identity(job)
+    done = read_done(output)
+    if done and (output / JOB).is_file():
+        before = json.loads((output / JOB).read_text())
+        changed = sorted(
+            k for k in identity.keys() | before.keys() if identity.get(k) != before.get(k)
+        )
+        if changed:
+            raise OutputMismatch(
+                f"{output} holds {len(done)} shard(s) labeled by another job (its "
+                f"{', '.join(changed)} differ from this one's); resuming would mix the two "
+                "jobs' labels. Label into a new directory, or remove this one to start over"
+            )
+    write_json_atomic(output / JOB, identity)
+
+
 def load_model(path: str) -> LabelGenModule:
     """An exported directory, a Lightning checkpoint, or a hub repository id (`org/name`)."""
     from labelgen.models.export import load_checkpoint
@@ -163,15 +214,17 @@ def _reject_limit(job: LabelJob) -> RejectLimit | None:
 def run_label(job: LabelJob) -> dict[str, Any] | None:
     """Labels every shard not yet done; rank 0 returns the manifest (others None).
 
-    Raises OutputLocked when another job writes to the output, RejectLimitExceeded when
-    `max_reject_fraction` stops the job (no manifest then), OSError when the output cannot be
-    written (the shards done are kept either way).
+    Raises OutputLocked when another job writes to the output, OutputMismatch when it holds
+    shards another job labeled, RejectLimitExceeded when `max_reject_fraction` stops the job
+    (no manifest then), OSError when the output cannot be written (the shards done are kept
+    either way).
     """
     output = Path(job.output)
     output.mkdir(parents=True, exist_ok=True)
     launcher = launches_job()  # the job's other ranks run under its lock
     with output_lock(output) if launcher else nullcontext():
         if launcher:
+            claim_output(output, job)
             # The manifest says the output is complete; from here until it is rewritten, it
             # is not. Temporaries of killed runs go too: no live writer can own them now.
             (output / MANIFEST).unlink(missing_ok=True)

@@ -215,3 +215,34 @@ def test_token_budgets_default_to_the_models_training_settings(tmp_path, tiny_mo
     assert (featurizer.max_user_tokens, featurizer.max_system_tokens) == (24, 16)
     job.max_user_tokens = 12  # an explicit budget wins
     assert labeling_dataset(module, job).featurizer.max_user_tokens == 12
+
+
+def test_a_rerun_by_another_job_is_refused_before_anything_is_touched(
+    tmp_path, tiny_model_dir, log, capsys
+):
+    out = tmp_path / "out"
+    label(out, tiny_model_dir, log)
+    (out / "_done" / "part-000003.json").unlink()  # as if killed before the last shard
+    before = outcome(out)
+    manifest = (out / "_manifest.json").read_bytes()
+    capsys.readouterr()
+    # another cutoff would label the remaining shard differently from the three done
+    assert main(label_args(out, tiny_model_dir, log, "--dissatisfaction-cutoff", "0.3")) == 2
+    error = capsys.readouterr().err
+    assert "holds 3 shard(s) labeled by another job" in error
+    assert "dissatisfaction_cutoff differ" in error
+    assert outcome(out) == before and (out / "_manifest.json").read_bytes() == manifest
+    # the input rewritten in place is another job too, even under the same name
+    moved = tmp_path / "log.jsonl"
+    moved.write_bytes(log.read_bytes())
+    label(tmp_path / "copy", tiny_model_dir, moved)
+    (tmp_path / "copy" / "_done" / "part-000003.json").unlink()
+    moved.write_bytes(log.read_bytes().replace(b'"turns"', b'"turns" ', 1))
+    assert main(label_args(tmp_path / "copy", tiny_model_dir, moved)) == 2
+    assert "input_files differ" in capsys.readouterr().err
+    # the same job resumes, and how the work is spread is not part of it
+    manifest = label(out, tiny_model_dir, log, "--batch-size", "2")
+    assert manifest["shards"] == 4
+    done = {name: data for name, data in parts(out).items() if name != "part-000003.parquet"}
+    assert done == {name: data for name, data in before["."].items() if name in done}
+    assert len(done) == 3

@@ -146,13 +146,42 @@ class LogDataModule(L.LightningDataModule):
 
     @property
     def feature_space(self) -> FeatureSpace:
-        """Vocabularies and statistics of the training log, built on first use."""
+        """Vocabularies and statistics of the training log, built on first use (`_scan`)."""
         if self._space is None:
             if self.paths["train"] is None:
                 raise LogReadError("no training log: the feature space is built from it")
-            dialogues = iter_dialogues(self.paths["train"], self.hparams.format)
-            self._space = FeatureSpace.build(islice(dialogues, self.hparams.max_dialogues))
+            self._space = self._scan(self.paths["train"])
         return self._space
+
+    def _scan(self, source: str) -> FeatureSpace:
+        """The log's feature space, kept in the cache directory under what the log's files are
+        now: every rank of a distributed job runs the command and needs it, and a log of
+        millions of dialogues takes a while to read. One process scans under a file lock; the
+        others wait for it and read its result, as do later runs on the same log."""
+        from filelock import FileLock
+
+        hp = self.hparams
+        key = json.dumps(
+            {
+                "source": source,
+                "state": log_state(source),
+                "format": hp.format,
+                "max_dialogues": hp.max_dialogues,
+                "featurizer": FEATURIZER_HASH,
+            },
+            sort_keys=True,
+        )
+        folder = Path(hp.cache_dir) / "spaces"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+        with FileLock(f"{path}.lock"):
+            if path.is_file():
+                return FeatureSpace.load(path)
+            log.info("scanning %s for the feature space", source)
+            dialogues = iter_dialogues(source, hp.format)
+            space = FeatureSpace.build(islice(dialogues, hp.max_dialogues))
+            space.save(path)
+        return space
 
     @feature_space.setter
     def feature_space(self, space: FeatureSpace) -> None:

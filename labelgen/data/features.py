@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labelgen.data.atomic import AtomicFile
 from labelgen.data.schema import Dialogue, SlotSpan, Turn
 
 IGNORE = -100
@@ -101,7 +102,14 @@ class FeatureSpace:
         )
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+        """Whole or not at all: processes waiting to read it may open it at any moment."""
+        out = AtomicFile(path)
+        try:
+            out.handle.write(json.dumps(asdict(self), indent=1, sort_keys=True))
+        except BaseException:
+            out.close(commit=False)
+            raise
+        out.close()
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpace:

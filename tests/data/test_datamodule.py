@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import asdict
 
 import pytest
 
 from labelgen.data.audio import AudioConfig
 from labelgen.data.datamodule import LogDataModule, iter_dialogues, log_state
+from labelgen.data.features import FeatureSpace
 from labelgen.data.rejects import LogReadError
 from labelgen.data.synth import generate
 from tests.conftest import full_dialogue
@@ -129,3 +132,50 @@ def test_log_state_follows_every_file_of_a_directory(tmp_path):
     (tmp_path / "sub" / "b.json.gz").write_bytes(b"xy")
     assert log_state(str(tmp_path)) != before
     assert log_state("synth:4:0") == "synth:4:0"
+
+
+def _write_log(path, dialogues):
+    path.write_text("".join(json.dumps(d.to_json_dict()) + "\n" for d in dialogues))
+
+
+def test_the_feature_space_is_scanned_once_per_state_of_the_log(tmp_path, monkeypatch):
+    from labelgen.data import datamodule
+
+    log = tmp_path / "train.jsonl"
+    _write_log(log, generate(8, 1))
+
+    def space():
+        dm = LogDataModule(train=str(log), tokenizer=MINILM, cache_dir=str(tmp_path / "c"))
+        return asdict(dm.feature_space)
+
+    first = space()
+    scans = []
+    read = datamodule.iter_dialogues
+    monkeypatch.setattr(
+        datamodule, "iter_dialogues", lambda *a, **k: scans.append(a[0]) or read(*a, **k)
+    )
+    assert space() == first and scans == []  # read from the cache, the log untouched
+    _write_log(log, generate(8, 2))  # rewritten in place: scanned again
+    assert space() == asdict(FeatureSpace.build(generate(8, 2))) != first
+    assert scans == [str(log)]
+
+
+def test_a_process_waits_for_the_one_scanning_and_reads_its_result(tmp_path):
+    from filelock import FileLock
+
+    def dm():
+        return LogDataModule(train="synth:8:1", tokenizer=MINILM, cache_dir=str(tmp_path / "c"))
+
+    assert dm().feature_space.intents  # scanned, and kept in the cache
+    [cached] = (tmp_path / "c" / "spaces").glob("*.json")
+    cached.unlink()
+    got = []
+    with FileLock(f"{cached}.lock"):  # another process is scanning
+        waiting = threading.Thread(target=lambda: got.append(dm().feature_space))
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive() and not got
+        other = FeatureSpace(intents=["what the other process found"])
+        other.save(cached)
+    waiting.join(timeout=30)
+    assert got == [other]

@@ -130,11 +130,22 @@ def job_identity(job: LabelJob) -> dict[str, Any]:
 def claim_output(output: Path, job: LabelJob) -> None:
     """Records this job as the output's; refuses (OutputMismatch) when shards another job
     labeled are there, before anything in the output is touched. A rerun of the same job
-    resumes; any other must start in an empty directory."""
+    resumes (and writes nothing here); any other must start in an empty directory. An output
+    from before `_job.json` existed cannot tell and is resumed."""
     identity = job_identity(job)
     done = read_done(output)
-    if done and (output / JOB).is_file():
-        before = json.loads((output / JOB).read_text())
+    before = None
+    if (output / JOB).is_file():
+        try:
+            before = json.loads((output / JOB).read_text())
+        except (OSError, ValueError) as err:
+            if done:
+                raise OutputMismatch(
+                    f"{output / JOB} cannot be read ({err}), so the {len(done)} shard(s) in "
+                    f"{output} cannot be told to be this job's. Label into a new directory, or "
+                    "remove this one to start over"
+                ) from None
+    if done and before is not None:
         changed = sorted(
             k for k in identity.keys() | before.keys() if identity.get(k) != before.get(k)
         )
@@ -144,7 +155,8 @@ def claim_output(output: Path, job: LabelJob) -> None:
                 f"{', '.join(changed)} differ from this one's); resuming would mix the two "
                 "jobs' labels. Label into a new directory, or remove this one to start over"
             )
-    write_json_atomic(output / JOB, identity)
+    if before != identity:
+        write_json_atomic(output / JOB, identity)
 
 
 def load_model(path: str) -> LabelGenModule:

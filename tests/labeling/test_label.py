@@ -246,3 +246,12 @@ def test_a_rerun_by_another_job_is_refused_before_anything_is_touched(
     done = {name: data for name, data in parts(out).items() if name != "part-000003.parquet"}
     assert done == {name: data for name, data in before["."].items() if name in done}
     assert len(done) == 3
+
+
+def test_an_unreadable_job_record_refuses_a_resume(tmp_path, tiny_model_dir, log, capsys):
+    out = tmp_path / "out"
+    label(out, tiny_model_dir, log)
+    (out / "_job.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(label_args(out, tiny_model_dir, log)) == 2
+    assert "_job.json cannot be read" in capsys.readouterr().err

@@ -162,6 +162,12 @@ def main() -> None:
             ),
         )
     args = parser.parse_args()
+    stems = [path.stem for path in args.uss_eval]
+    if len(set(stems)) < len(stems):
+        # their outputs (labels-STEM, eval-STEM, results' eval:NAME) would overwrite each other
+        parser.error(
+            f"--uss-eval files need distinct names, got {', '.join(map(str, args.uss_eval))}"
+        )
     quick = args.quick or args.smoke
     args.regime = "smoke" if args.smoke else "quick" if quick else "full"
     # Cached frozen states make an epoch cheap next to encoding; the slot tagger keeps

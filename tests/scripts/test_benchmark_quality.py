@@ -302,3 +302,15 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     (tmp_path / "sgd" / "model" / "best.ckpt").unlink()
     assert _earlier_sgd_models(tmp_path) == {}
     assert "sgd/model/best.ckpt" in capsys.readouterr().err
+
+
+def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path, shared_data):
+    ccpe = shared_data / "uss" / "CCPE.txt"
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "CCPE.txt").write_bytes(ccpe.read_bytes())
+    done = _smoke(
+        tmp_path, shared_data, "--uss-eval", str(ccpe), str(tmp_path / "copy" / "CCPE.txt")
+    )
+    assert done.returncode == 2
+    assert "--uss-eval files need distinct names" in done.stderr
+    assert not (tmp_path / "sgd").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,3 +46,15 @@ class AtomicFile:
                 self.handle.close()
             self.tmp_path.unlink(missing_ok=True)
             raise
+
+
+@contextlib.contextmanager
+def committed(path: str | Path, mode: str = "w") -> Iterator[Any]:
+    """A handle whose file appears under `path`, whole, when the block ends without error."""
+    file = AtomicFile(path, mode)
+    try:
+        yield file.handle
+        file.close()
+    except BaseException:
+        file.close(commit=False)  # a failed commit has removed its temporary itself
+        raise

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelgen.data.atomic import AtomicFile
+from labelgen.data.atomic import committed
 from labelgen.data.schema import Dialogue, SlotSpan, Turn
 
 IGNORE = -100
@@ -103,13 +103,8 @@ class FeatureSpace:
 
     def save(self, path: str | Path) -> None:
         """Whole or not at all: processes waiting to read it may open it at any moment."""
-        out = AtomicFile(path)
-        try:
-            out.handle.write(json.dumps(asdict(self), indent=1, sort_keys=True))
-        except BaseException:
-            out.close(commit=False)
-            raise
-        out.close()
+        with committed(path) as handle:
+            handle.write(json.dumps(asdict(self), indent=1, sort_keys=True))
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpace:

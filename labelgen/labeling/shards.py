@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from labelgen.data.atomic import AtomicFile
+from labelgen.data.atomic import committed
 from labelgen.data.collate import Collator
 from labelgen.data.features import Featurizer
 from labelgen.data.readers import read_log
@@ -185,18 +185,6 @@ class LabelingDataset(IterableDataset):
                 shard.index, end, chunk, shard.rejects if end else [], offsets
             )
             yield batch
-
-
-@contextmanager
-def committed(path: Path, mode: str = "w") -> Iterator[Any]:
-    """A handle whose file appears under `path`, whole, when the block ends without error."""
-    file = AtomicFile(path, mode)
-    try:
-        yield file.handle
-        file.close()
-    except BaseException:
-        file.close(commit=False)  # a failed commit has removed its temporary itself
-        raise
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

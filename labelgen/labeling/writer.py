@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from labelgen.data.atomic import committed
 from labelgen.data.features import FEEDBACK, SEGMENT_TAGS, FeatureSpace
 from labelgen.data.rejects import RejectWriter
 from labelgen.evaluation.rating_decision import decide_rating
@@ -21,7 +22,6 @@ from labelgen.labeling.decode import decode_slots, viterbi_bio
 from labelgen.labeling.shards import (
     DONE_DIR,
     REJECTS_DIR,
-    committed,
     done_path,
     part_name,
     remove_temporaries,

@@ -16,7 +16,10 @@ rejection feedback) from it, the same without stage 1, and the no-context baseli
 data and budget; each picks its epoch on held-out training dialogues. "The model" is whichever
 of the two context arms (with or without stage 1) scores best on those held-out training
 dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
-unseen services apart (a dialogue is "seen" when every service it touches is in training).
+unseen services apart (a dialogue is "seen" when every service it touches is in training);
+and a test drawn from SGD's training split outside every sample any model reads
+(`--sgd-train-test`), seen services only: SGD dev's seen services hold one failed goal, so
+goal success on seen services is scored there.
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run left
 in --out, else untrained) and learning an attention pooling on top of its mean
@@ -59,6 +62,9 @@ LIMITS = {
     # (as a user pretrains on a large unlabeled log): this many more, 0 = none
     "sgd_pretrain_extra": (0, 0, 0),
     "sgd_dev_limit": (20, 200, 0),
+    # more training dialogues set aside as a test of seen services with enough failed goals
+    # to score goal success (SGD dev's seen services hold one); 0 = none
+    "sgd_train_test": (10, 100, 500),
     "uss_limit": (30, 200, 0),
 }
 
@@ -157,6 +163,10 @@ def main() -> None:
                 "stage 1 also reads this many SGD training dialogues beyond the fine-tuning "
                 f"sample (default: {full} full, {quick} quick)"
                 if name == "sgd_pretrain_extra"
+                else "this many SGD training dialogues outside the fine-tuning and stage-1 "
+                "samples are only scored, as a test of seen services (default: "
+                f"{full} full, {quick} quick)"
+                if name == "sgd_train_test"
                 else f"random sample of this many dialogues, 0 = all (default: {quick} quick, "
                 f"{full or 'all'} full, {smoke} smoke)"
             ),

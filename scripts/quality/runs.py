@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import itertools
 import json
 import random
 import shutil
@@ -68,17 +69,23 @@ def write_log(dialogues: list[Dialogue], path: Path) -> Path:
 
 
 def read(
-    path: Path, fmt: str, limit: int | None = None, seed: int = 0, extra: int = 0
-) -> tuple[list[Dialogue], list[Dialogue]]:
+    path: Path, fmt: str, limit: int | None = None, seed: int = 0, draws: tuple[int, ...] = ()
+) -> tuple[list[Dialogue], ...]:
     """The log's dialogues; with a limit, a random sample (SGD files group services, so the
-    first N dialogues would cover only a few of them), and `extra` more drawn from the rest."""
+    first N dialogues would cover only a few of them), followed by one list per `draws` entry:
+    that many more dialogues drawn from the rest, each draw disjoint from the sample and from
+    the draws before it (a draw of 0 is empty)."""
     dialogues = [d for d in read_log(path, fmt) if isinstance(d, Dialogue)]
     if limit is None or limit >= len(dialogues):
-        return dialogues, []
+        return dialogues, *([] for _ in draws)
     keep = sorted(random.Random(seed).sample(range(len(dialogues)), limit))
     rest = sorted(set(range(len(dialogues))) - set(keep))
-    more = sorted(random.Random(seed + 1).sample(rest, min(extra, len(rest))))
-    return [dialogues[i] for i in keep], [dialogues[i] for i in more]
+    out = [[dialogues[i] for i in keep]]
+    for n, draw_seed in zip(draws, itertools.count(seed + 1), strict=False):
+        more = sorted(random.Random(draw_seed).sample(rest, min(n, len(rest))))
+        rest = sorted(set(rest) - set(more))
+        out.append([dialogues[i] for i in more])
+    return tuple(out)
 
 
 def data_module(

@@ -200,7 +200,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     # bits and so in what it learns, after the SGD half and run alone (`--only uss`)
     clear_shared_caches()
     out = args.out / "uss"
-    dialogues, _ = read(args.uss_train, "uss", args.uss_limit, args.seed)
+    dialogues = read(args.uss_train, "uss", args.uss_limit, args.seed)[0]
     # the model, the baseline, and (after them, so that their figures are the same with it or
     # without) the model's twin from the other SGD arm: dissatisfaction with and without stage 1
     names = ["model", "baseline"]
@@ -300,7 +300,7 @@ def score_eval_file(
     report = evaluate(labels, path, "uss", out_dir=out / f"eval-{stem}", seed=args.seed)
     record = {**report["tasks"].get("dissatisfaction", {})}
     record["uss_protocol"] = dissatisfaction_figures(report)["uss_protocol"]
-    dialogues, _ = read(path, "uss")
+    dialogues = read(path, "uss")[0]
     if args.uss_eval_finetune:
         record["in_domain_finetuning"] = in_domain_finetuning(
             checkpoint, dialogues, path, out / f"{stem}-folds", args

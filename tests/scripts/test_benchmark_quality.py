@@ -58,6 +58,18 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     mean = {a: sum(v) / len(v) for a, v in known.items()}
     assert sgd["model_arm"] == max(mean, key=mean.get)
     assert sgd["model/unseen"] == sgd[f"{sgd['model_arm']}/unseen"]
+    # training dialogues set aside as a test of seen services: scored by every arm, and never
+    # among the dialogues any model trained on or chose its epoch on
+    assert 0 < sgd["train_test"] <= 10
+    for name in ("model", "with_pretraining", "no_pretraining", "baseline"):
+        assert "goal_success_macro_f1" in sgd[f"{name}/train-test"]
+    trained = {
+        d
+        for log in ("train", "val")
+        for d in pq.read_table(tmp_path / "sgd" / f"{log}.parquet")["dialogue_id"].to_pylist()
+    }
+    tested = pq.read_table(tmp_path / "sgd" / "train-test.parquet")["dialogue_id"].to_pylist()
+    assert len(tested) == sgd["train_test"] and not trained & set(tested)
     # stage 1's held-out loss beside the loss of guessing its defect base rate
     stage1 = sgd["stage1"]
     assert stage1["epoch"] in (0, 1) and 0 < stage1["base_rate"] < 1  # of 2 epochs
@@ -314,3 +326,25 @@ def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path,
     assert done.returncode == 2
     assert "--uss-eval files need distinct names" in done.stderr
     assert not (tmp_path / "sgd").exists()
+
+
+def test_each_draw_is_disjoint_and_leaves_the_sample_as_it_was(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.runs import read
+
+    from labelgen.data.synth import synth_to_file
+
+    log = tmp_path / "log.jsonl"
+    synth_to_file(log, 60, seed=3)
+    ids = lambda dialogues: [d.dialogue_id for d in dialogues]  # noqa: E731
+    alone = read(log, "canonical", 20, seed=5)
+    sample, extra, test = read(log, "canonical", 20, seed=5, draws=(15, 30))
+    # the training sample does not move when a test is set aside, so earlier models still fit
+    assert ids(alone[0]) == ids(sample) and len(alone) == 1
+    assert ids(read(log, "canonical", 20, seed=5, draws=(15,))[1]) == ids(extra)
+    assert (len(sample), len(extra), len(test)) == (20, 15, 25)  # the rest runs out
+    assert len(set(ids(sample)) | set(ids(extra)) | set(ids(test))) == 60
+    # without a limit everything is the sample and every draw is empty
+    everything, *draws = read(log, "canonical", None, seed=5, draws=(15, 30))
+    assert len(everything) == 60 and draws == [[], []]
+    assert ids(read(log, "canonical", 20, seed=6)[0]) != ids(sample)

@@ -106,6 +106,34 @@ def test_mapping_of_turns_goals_success_and_feedback(tmp_path):
     assert turns[3].system_acts == ["NOTIFY_FAILURE", "REQ_MORE"]
 
 
+@pytest.mark.parametrize(
+    ("intent", "acts", "success"),
+    [
+        # a search that found nothing more, then results under other constraints: success
+        ("LookupSong", ["OFFER", "NOTIFY_FAILURE", "OFFER"], True),
+        ("LookupSong", ["NOTIFY_FAILURE", "INFORM", "OFFER"], True),
+        # ... and one that ends on finding nothing: failure, whatever it offered before
+        ("LookupSong", ["OFFER", "NOTIFY_FAILURE"], False),
+        ("LookupSong", ["NOTIFY_SUCCESS", "OFFER"], True),
+        # a transaction's offers are not its outcome: the last notification decides
+        ("PlaySong", ["NOTIFY_FAILURE", "OFFER"], False),
+        ("PlaySong", ["NOTIFY_FAILURE", "NOTIFY_SUCCESS"], True),
+        ("PlaySong", ["OFFER"], False),
+    ],
+)
+def test_goal_outcome_is_the_last_thing_the_goal_got(tmp_path, intent, acts, success):
+    turns = []
+    for k, act in enumerate(acts):
+        turns += [
+            _utt("USER", f"request {k}", ["INFORM"], intent=intent),
+            _utt("SYSTEM", f"answer {k}", [act]),
+        ]
+    raw = {"dialogue_id": "1_00001", "services": ["Music_1"], "turns": turns}
+    path = _write_dir(tmp_path, {"dialogues_001.json": json.dumps([raw]).encode()})
+    [dialogue] = list(read_sgd(path))
+    assert [g.success for g in dialogue.goals] == [success]
+
+
 def test_real_dev_split_reads_completely(shared_data):
     items = list(read_log(shared_data / "sgd" / "dev", "sgd"))
     assert not [i for i in items if isinstance(i, Reject)]
@@ -120,6 +148,10 @@ def test_real_dev_split_reads_completely(shared_data):
     outcomes = [g.success for d in items for g in d.goals]
     assert outcomes.count(None) < 0.05 * len(outcomes)
     assert outcomes.count(False) > 50
+    # every search goal of dev notified a failure got results later: none failed
+    schema = json.loads((shared_data / "sgd" / "dev" / "schema.json").read_text())
+    search = {i["name"] for s in schema for i in s["intents"] if not i["is_transactional"]}
+    assert not [g for d in items for g in d.goals if g.intent in search and g.success is False]
 
 
 def test_real_compressed_train_files_read(shared_data, tmp_path):

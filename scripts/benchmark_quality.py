@@ -18,8 +18,8 @@ of the two context arms (with or without stage 1) scores best on those held-out 
 dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
 unseen services apart (a dialogue is "seen" when every service it touches is in training);
 and a test drawn from SGD's training split outside every sample any model reads
-(`--sgd-train-test`), seen services only: SGD dev's seen services hold one failed goal, so
-goal success on seen services is scored there.
+(`--sgd-train-test`), seen services only: SGD dev's seen services hold no failed goal here,
+so goal success on seen services is scored there.
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run left
 in --out, else untrained) and learning an attention pooling on top of its mean
@@ -63,7 +63,7 @@ LIMITS = {
     "sgd_pretrain_extra": (0, 0, 0),
     "sgd_dev_limit": (20, 200, 0),
     # more training dialogues set aside as a test of seen services with enough failed goals
-    # to score goal success (SGD dev's seen services hold one); 0 = none
+    # to score goal success (SGD dev's seen services hold none here); 0 = none
     "sgd_train_test": (10, 100, 500),
     "uss_limit": (30, 200, 0),
 }

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import itertools
 import json
 import random
 import shutil
@@ -81,7 +80,7 @@ def read(
     keep = sorted(random.Random(seed).sample(range(len(dialogues)), limit))
     rest = sorted(set(range(len(dialogues))) - set(keep))
     out = [[dialogues[i] for i in keep]]
-    for n, draw_seed in zip(draws, itertools.count(seed + 1), strict=False):
+    for draw_seed, n in enumerate(draws, start=seed + 1):
         more = sorted(random.Random(draw_seed).sample(rest, min(n, len(rest))))
         rest = sorted(set(rest) - set(more))
         out.append([dialogues[i] for i in more])

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
 from quality.runs import (
     OTHER_ARM,
@@ -46,12 +47,16 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     )
     dev = read(args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed)[0]
     services = {t.domain for d in train_dialogues for t in d.turns}
-    seen = [d for d in dev if {t.domain for t in d.turns} <= services]
+
+    def is_seen(dialogue: Dialogue) -> bool:
+        return {t.domain for t in dialogue.turns} <= services
+
+    seen = [d for d in dev if is_seen(d)]
     unseen = [d for d in dev if d not in seen]
     # SGD dev's seen services hold almost no failed goals (none of 1,473 in the files here), so
     # goal success on seen services is also scored on training dialogues of those services
     # that no model trains, pretrains or chooses anything on (about 2% of their goals failed)
-    train_test = [d for d in reserved if {t.domain for t in d.turns} <= services]
+    train_test = [d for d in reserved if is_seen(d)]
     random.Random(args.seed).shuffle(train_dialogues)
     cut = max(1, len(train_dialogues) // 10)  # epoch choice on held-out training dialogues
     train_log = write_log(train_dialogues[cut:], out / "train.parquet")

@@ -336,7 +336,10 @@ def test_each_draw_is_disjoint_and_leaves_the_sample_as_it_was(monkeypatch, tmp_
 
     log = tmp_path / "log.jsonl"
     synth_to_file(log, 60, seed=3)
-    ids = lambda dialogues: [d.dialogue_id for d in dialogues]  # noqa: E731
+
+    def ids(dialogues):
+        return [d.dialogue_id for d in dialogues]
+
     alone = read(log, "canonical", 20, seed=5)
     sample, extra, test = read(log, "canonical", 20, seed=5, draws=(15, 30))
     # the training sample does not move when a test is set aside, so earlier models still fit

@@ -13,13 +13,13 @@ plots) under --out and prints one JSON line with the headline figures.
 SGD: pretrain with response swaps on the training dialogues (the encoder frozen, or trained
 with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
 rejection feedback) from it, the same without stage 1, and the no-context baseline on the same
-data and budget; each picks its epoch on held-out training dialogues. "The model" is whichever
-of the two context arms (with or without stage 1) scores best on those held-out training
-dialogues; both arms are reported. Label the dev dialogues with each and score them, seen and
-unseen services apart (a dialogue is "seen" when every service it touches is in training);
-and a test drawn from SGD's training split outside every sample any model reads
-(`--sgd-train-test`), seen services only: SGD dev's seen services hold no failed goal here,
-so goal success on seen services is scored there.
+data and budget; each picks its epoch on held-out training dialogues (`--sgd-val`, a draw of
+their own). "The model" is whichever of the two context arms (with or without stage 1) scores
+best on those held-out training dialogues; both arms are reported. Label the dev dialogues
+with each and score them, seen and unseen services apart (a dialogue is "seen" when every
+service it touches is in training); and a test drawn from SGD's training split outside every
+sample any model reads (`--sgd-train-test`), seen services only: SGD dev's seen services hold
+no failed goal here, so goal success on seen services is scored there.
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run left
 in --out, else untrained) and learning an attention pooling on top of its mean
@@ -55,9 +55,12 @@ from quality.uss import uss
 from labelgen.evaluation.evaluate import CUTOFF_RULES
 
 LIMITS = {
-    # dialogues read, (smoke, quick, full); the full run's 2,000 SGD training dialogues keep
+    # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues keep
     # it within 45 minutes on 2 CPU cores (encoding them takes ~5 minutes; 0 = all 12,174 here)
-    "sgd_train_limit": (40, 600, 2000),
+    "sgd_train_limit": (36, 540, 1800),
+    # held-out training dialogues, drawn outside that sample, on which every SGD model picks
+    # its epoch and the context arm is chosen; 0 = a tenth of the sample (sessions 2-14: 200)
+    "sgd_val": (8, 150, 600),
     # stage 1 reads only text, so it can use training dialogues the fine-tuning never sees
     # (as a user pretrains on a large unlabeled log): this many more, 0 = none
     "sgd_pretrain_extra": (0, 0, 0),
@@ -155,21 +158,20 @@ def main() -> None:
         "would train (others are trained again); calibration, labeling and scoring run anew "
         "(to measure a change in decoding)",
     )
+    helps = {
+        "sgd_pretrain_extra": "stage 1 also reads this many SGD training dialogues beyond the "
+        "fine-tuning sample",
+        "sgd_train_test": "this many SGD training dialogues outside the fine-tuning and stage-1 "
+        "samples are only scored, as a test of seen services",
+        "sgd_val": "this many SGD training dialogues outside the other samples pick every SGD "
+        "model's epoch and the context arm, 0 = a tenth of the fine-tuning sample",
+    }
     for name, (smoke, quick, full) in LIMITS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=int,
-            help=(
-                "stage 1 also reads this many SGD training dialogues beyond the fine-tuning "
-                f"sample (default: {full} full, {quick} quick)"
-                if name == "sgd_pretrain_extra"
-                else "this many SGD training dialogues outside the fine-tuning and stage-1 "
-                "samples are only scored, as a test of seen services (default: "
-                f"{full} full, {quick} quick)"
-                if name == "sgd_train_test"
-                else f"random sample of this many dialogues, 0 = all (default: {quick} quick, "
-                f"{full or 'all'} full, {smoke} smoke)"
-            ),
+            help=helps.get(name, "random sample of this many dialogues, 0 = all")
+            + f" (default: {full or 'all'} full, {quick or 'all'} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
     stems = [path.stem for path in args.uss_eval]
@@ -200,19 +202,31 @@ def main() -> None:
         "quick": quick,
         "regime": args.regime,
     }
-    if args.only in (None, "sgd"):
-        results["sgd"] = sgd(args)
-    if args.only in (None, "uss"):
-        results["uss"] = uss(args)
-    results["seconds"] = round(time.perf_counter() - start, 1)
-    results["seconds_by_step"] = {k: round(v, 1) for k, v in TIMINGS.items()}
-    results["training_seconds_by_model"] = MODEL_SECONDS
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
-    if args.only and path.exists():  # one half rerun: keep the other half's figures
-        results = {**json.loads(path.read_text()), **results}
-    path.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results))
+    earlier = json.loads(path.read_text()) if args.only and path.exists() else {}
+    results["seconds_by_half"] = {}
+    for half, run in (("sgd", sgd), ("uss", uss)):
+        if args.only in (None, half):
+            begun = time.perf_counter()
+            results[half] = run(args)
+            results["seconds_by_half"][half] = round(time.perf_counter() - begun, 1)
+            results["seconds"] = round(time.perf_counter() - start, 1)
+            results["seconds_by_step"] = {k: round(v, 1) for k, v in TIMINGS.items()}
+            results["training_seconds_by_model"] = MODEL_SECONDS
+            # written after each half, so a run stopped in the USS half keeps the SGD figures
+            # (and `--only uss` can start from its models); "finished" says which it is
+            results["finished"] = half == "uss" or args.only == "sgd"
+            # one half rerun: keep the other half's figures
+            _write_json(path, {**earlier, **results})
+    print(json.dumps({**earlier, **results}))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replaces the file whole: a stopped run never leaves half of a results.json."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(data, indent=2))
+    part.replace(path)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,10 @@ def timed(kind: str):
     return wrap
 
 
+score = timed("score")(evaluate)
+"""`evaluate`, its seconds counted (the dialogue-level intervals resample every figure)."""
+
+
 def write_log(dialogues: list[Dialogue], path: Path) -> Path:
     with CanonicalWriter(path) as writer:
         writer.write_all(dialogues)

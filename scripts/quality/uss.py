@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from labelgen.data.schema import Dialogue
-from labelgen.evaluation.evaluate import evaluate
 from labelgen.evaluation.metrics import BINARY
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
@@ -26,6 +25,7 @@ from quality.runs import (
     label,
     other_arm,
     read,
+    score,
     train,
     write_log,
 )
@@ -184,7 +184,7 @@ def cross_validate(
             gather(labels, combined[name], f"f{k}")
     figures: dict[str, dict[str, Any]] = {}
     for name, folder in combined.items():
-        report = evaluate(folder, reference, "uss", out_dir=out / f"eval-{name}", seed=args.seed)
+        report = score(folder, reference, "uss", out_dir=out / f"eval-{name}", seed=args.seed)
         sweep = report["tasks"].get("dissatisfaction", {}).get("thresholds", {})
         figures[name] = {
             **dissatisfaction_figures(report),
@@ -297,7 +297,7 @@ def score_eval_file(
     And `in_domain_finetuning`: models fine-tuned on the file's other folds' ratings."""
     stem = path.stem
     labels = label(checkpoint, path, out / f"labels-{stem}", calibration)
-    report = evaluate(labels, path, "uss", out_dir=out / f"eval-{stem}", seed=args.seed)
+    report = score(labels, path, "uss", out_dir=out / f"eval-{stem}", seed=args.seed)
     record = {**report["tasks"].get("dissatisfaction", {})}
     record["uss_protocol"] = dissatisfaction_figures(report)["uss_protocol"]
     dialogues = read(path, "uss")[0]
@@ -318,7 +318,7 @@ def score_eval_file(
         chosen = calibrate(labels, logs[1 - k], out / f"calibrate-{stem}-half{1 - k}", args)
         cutoffs.append(read_cutoff(str(chosen)))
         gather(label(checkpoint, log, out / f"labels-{stem}-half{k}", chosen), crossed, f"h{k}")
-    report = evaluate(crossed, path, "uss", out_dir=out / f"eval-{stem}-in-domain", seed=args.seed)
+    report = score(crossed, path, "uss", out_dir=out / f"eval-{stem}-in-domain", seed=args.seed)
     record["in_domain_calibration"] = {
         "halves": [len(h) for h in halves],
         "cutoffs": cutoffs,

@@ -63,13 +63,17 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert 0 < sgd["train_test"] <= 10
     for name in ("model", "with_pretraining", "no_pretraining", "baseline"):
         assert "goal_success_macro_f1" in sgd[f"{name}/train-test"]
-    trained = {
-        d
-        for log in ("train", "val")
-        for d in pq.read_table(tmp_path / "sgd" / f"{log}.parquet")["dialogue_id"].to_pylist()
+    ids = {
+        log: pq.read_table(tmp_path / "sgd" / f"{log}.parquet")["dialogue_id"].to_pylist()
+        for log in ("train", "val", "train-test")
     }
-    tested = pq.read_table(tmp_path / "sgd" / "train-test.parquet")["dialogue_id"].to_pylist()
-    assert len(tested) == sgd["train_test"] and not trained & set(tested)
+    assert len(ids["train-test"]) == sgd["train_test"]
+    assert not (set(ids["train"]) | set(ids["val"])) & set(ids["train-test"])
+    # the epochs and the arm are chosen on a draw of their own, outside the training sample
+    assert len(ids["val"]) == sgd["held_out_training_dialogues"] == 8
+    assert len(ids["train"]) == sgd["train_dialogues"] == 36
+    assert not set(ids["train"]) & set(ids["val"])
+    assert results["finished"] and set(results["seconds_by_half"]) == {"sgd", "uss"}
     # stage 1's held-out loss beside the loss of guessing its defect base rate
     stage1 = sgd["stage1"]
     assert stage1["epoch"] in (0, 1) and 0 < stage1["base_rate"] < 1  # of 2 epochs
@@ -154,7 +158,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     # every slice's dialogues once: more than any scored fold's pool, which leaves its own out
     assert join["reference"]["dialogues"] == uss["eval_calibration_dialogues"]
     assert uss["eval_calibration_dialogues"] > max(uss["calibration_dialogues"])
-    assert set(results["seconds_by_step"]) == {"train", "label", "calibrate"}
+    assert set(results["seconds_by_step"]) == {"train", "label", "calibrate", "score"}
     trained = results["training_seconds_by_model"]
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
     assert all(seconds > 0 for seconds in trained.values())
@@ -314,6 +318,24 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     (tmp_path / "sgd" / "model" / "best.ckpt").unlink()
     assert _earlier_sgd_models(tmp_path) == {}
     assert "sgd/model/best.ckpt" in capsys.readouterr().err
+
+
+def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark_quality, "sgd", lambda args: {"model_arm": "no_pretraining"})
+    monkeypatch.setattr(benchmark_quality, "uss", stopped)
+    monkeypatch.setattr("sys.argv", ["benchmark_quality.py", "--smoke", "--out", str(tmp_path)])
+    with pytest.raises(KeyboardInterrupt):
+        benchmark_quality.main()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["sgd"] == {"model_arm": "no_pretraining"} and "uss" not in results
+    assert results["finished"] is False and set(results["seconds_by_half"]) == {"sgd"}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no partial file left
 
 
 def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path, shared_data):

@@ -48,6 +48,12 @@ class FeatureSpace:
     goal_outcomes: list[int] = field(default_factory=lambda: [0, 0])
     """Training goals that [failed, succeeded] (reference labels and annotator votes), for
     class-balanced goal-success losses."""
+    domain_intents: dict[str, list[str]] = field(default_factory=dict)
+    """Per domain, the intents its training turns carry (domains whose turns carry none are
+    absent): labeling keeps a turn of a known domain to them (`TaskConfig.within_domain`)."""
+    domain_slots: dict[str, list[str]] = field(default_factory=dict)
+    """Per domain whose training turns had their slots annotated (even as none), the slots
+    they carry, from every frame of the turn."""
 
     @property
     def slot_tags(self) -> list[str]:
@@ -63,6 +69,7 @@ class FeatureSpace:
         cats: dict[str, Counter[str]] = {name: Counter() for name in CATEGORICAL}
         sums = {name: [0, 0.0, 0.0] for name in NUMERICAL}
         outcomes = [0, 0]
+        by_domain: dict[str, tuple[set[str], set[str]]] = {}
         for dialogue in dialogues:
             for goal in dialogue.goals or []:
                 votes = [goal.success] + [a.success for a in goal.annotations or []]
@@ -77,6 +84,8 @@ class FeatureSpace:
                 for ann in turn.annotations or []:
                     if ann.intent is not None:
                         intents[ann.intent] += 1
+                if turn.domain is not None:
+                    _domain_labels(turn, by_domain)
                 for name in CATEGORICAL:
                     if (value := getattr(turn, name)) is not None:
                         cats[name][value] += 1
@@ -91,14 +100,24 @@ class FeatureSpace:
             mean = total / n if n else 0.0
             var = squares / n - mean * mean if n else 1.0
             stats[name] = [mean, math.sqrt(var) if var > 1e-12 else 1.0]
+        kept_intents = sorted(k for k, v in intents.items() if v >= min_count)
+        kept_slots = sorted(k for k, v in slots.items() if v >= min_count)
         return cls(
-            intents=sorted(k for k, v in intents.items() if v >= min_count),
-            slots=sorted(k for k, v in slots.items() if v >= min_count),
+            intents=kept_intents,
+            slots=kept_slots,
             categorical={
                 n: sorted(k for k, v in c.items() if v >= min_count) for n, c in cats.items()
             },
             numerical=stats,
             goal_outcomes=outcomes,
+            domain_intents={
+                d: sorted(i & set(kept_intents)) for d, (i, _) in sorted(by_domain.items()) if i
+            },
+            domain_slots={
+                d: sorted(s & set(kept_slots))
+                for d, (_, s) in sorted(by_domain.items())
+                if s is not None
+            },
         )
 
     def save(self, path: str | Path) -> None:
@@ -109,6 +128,16 @@ class FeatureSpace:
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpace:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def _domain_labels(turn: Turn, by_domain: dict[str, tuple[set[str], Any]]) -> None:
+    """Adds the turn's intents and slots to its domain's; the slots stay None while no turn
+    of the domain had them annotated (None: nobody looked, not "this domain has none")."""
+    intents, slots = by_domain.get(turn.domain, (set(), None))
+    intents.update(i for i in [turn.intent, *(a.intent for a in turn.annotations or [])] if i)
+    if turn.slots is not None or any(a.slots is not None for a in turn.annotations or []):
+        slots = (slots or set()) | {span.slot for span in _all_spans(turn)}
+    by_domain[turn.domain] = (intents, slots)
 
 
 def _all_spans(turn: Turn) -> list[SlotSpan]:

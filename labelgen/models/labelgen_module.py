@@ -17,7 +17,15 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from labelgen.data.features import FEEDBACK, IGNORE, NUMERICAL, SATISFACTION_CLASSES, FeatureSpace
+from labelgen.data.features import (
+    CATEGORICAL,
+    FEEDBACK,
+    IGNORE,
+    NUMERICAL,
+    RESERVED,
+    SATISFACTION_CLASSES,
+    FeatureSpace,
+)
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
 from labelgen.models.checkpointing import RNG_KEY, rng_states, set_rng_states
 from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
@@ -43,6 +51,23 @@ def class_weights(counts: list[int], balance: float) -> torch.Tensor:
     share = counts_t / counts_t.sum()
     weights = torch.where(share > 0, share.clamp(min=1e-12) ** -balance, torch.ones(()))
     return weights / (share * weights).sum()
+
+
+def domain_masks(space: FeatureSpace) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[domain ids, intents]` and `[domain ids, slot tags]`: True where labeling may give a
+    turn of that domain the class, from what the domain's training turns carried. Rows of the
+    missing and unknown ids, and of domains with nothing recorded, allow every class; tag O is
+    always allowed."""
+    domains = space.categorical.get("domain", [])
+    intents = torch.ones(len(domains) + RESERVED, max(1, len(space.intents)), dtype=torch.bool)
+    tags = torch.ones(len(domains) + RESERVED, len(space.slot_tags), dtype=torch.bool)
+    for row, domain in enumerate(domains, start=RESERVED):
+        if allowed := set(space.domain_intents.get(domain, ())):
+            intents[row] = torch.tensor([name in allowed for name in space.intents])
+        if domain in space.domain_slots:
+            allowed = set(space.domain_slots[domain])
+            tags[row] = torch.tensor([tag == "O" or tag[2:] in allowed for tag in space.slot_tags])
+    return intents, tags
 
 
 SOFT_TASKS = ("intent", "segment", "satisfaction")
@@ -73,6 +98,12 @@ class TaskConfig:
     """Weigh each goal outcome's loss by its training share to the power -balance: 0 plain,
     0.5 inverse square root, 1 fully balanced. Failed goals are rare (about 2% in SGD), and
     a plain loss can settle on "always succeeded"."""
+    within_domain: bool = True
+    """Labeling gives a turn of a domain seen in training only the intents and slots that
+    domain's training turns carried (`FeatureSpace.domain_intents`, `domain_slots`): a turn of
+    a hotel service whose city is `destination` is not tagged with another service's
+    `location`. Turns of unseen domains, or without one, are unconstrained; training and the
+    validation loss are unchanged."""
 
     def __post_init__(self) -> None:
         known = {
@@ -195,6 +226,9 @@ class LabelGenModule(L.LightningModule):
         self.goal_head = (
             GoalSuccessHead(d, dialogue.dropout) if ("goal_success" in self.tasks.weights) else None
         )
+        intents_allowed, tags_allowed = domain_masks(self.space)
+        self.register_buffer("intents_allowed", intents_allowed, persistent=False)
+        self.register_buffer("tags_allowed", tags_allowed, persistent=False)
         self.register_buffer(
             "goal_class_weights",
             class_weights(self.space.goal_outcomes, self.tasks.goal_success_balance),
@@ -300,6 +334,13 @@ class LabelGenModule(L.LightningModule):
             return None
         batch = {k: v for k, v in batch.items() if k != "goal"}
         out = self(batch)
+        if self.tasks.within_domain:
+            domain = batch["categorical"][:, CATEGORICAL.index("domain")]
+            if "intent" in out:
+                out["intent"] = out["intent"].masked_fill(~self.intents_allowed[domain], -torch.inf)
+            if "slots" in out:
+                allowed = self.tags_allowed[domain][:, None, :]
+                out["slots"] = out["slots"].masked_fill(~allowed, -torch.inf)
         probs: dict[str, Any] = {name: out[name].float().softmax(-1) for name in self.turn_tasks}
         if self.slot_head is not None:
             probs["slots"] = out["slots"].float().softmax(-1)

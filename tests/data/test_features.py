@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 from labelgen.data.features import (
     CATEGORICAL,
     IGNORE,
@@ -41,6 +44,47 @@ def test_feature_space_from_training_data_round_trips(tmp_path):
     space.save(tmp_path / "space.json")
     assert FeatureSpace.load(tmp_path / "space.json") == space
     assert space.slot_tags[0] == "O" and len(space.slot_tags) == 1 + 2 * len(space.slots)
+
+
+def test_each_domain_keeps_the_intents_and_slots_its_training_turns_carry(tmp_path):
+    def turn(domain, intent=None, slots=None, annotated=None):
+        return {
+            "user_text": "to Oslo on Friday",
+            "domain": domain,
+            "intent": intent,
+            "slots": slots,
+            "annotations": annotated,
+        }
+
+    city = {"slot": "city", "start": 3, "end": 7}
+    day = {"slot": "day", "start": 11, "end": 17}
+    turns = [
+        turn("Hotels_1", "Reserve", [{**city, "slot": "destination"}]),
+        turn("Hotels_1", "NONE", []),
+        turn("Hotels_2", "Search", [city], [{"annotator": "a", "intent": "Reserve"}]),
+        turn("Weather", None, None, [{"annotator": "a", "slots": [day]}]),  # an annotator's
+        turn("Music", "Play", None),  # intents, but nobody looked at its slots
+        turn("Clock", None, []),  # looked at, and none
+        turn(None, "Other", [{**day, "slot": "time"}]),  # no domain: counts nowhere
+    ]
+    space = FeatureSpace.build([Dialogue.model_validate({"dialogue_id": "d", "turns": turns})])
+    assert space.domain_intents == {
+        "Hotels_1": ["NONE", "Reserve"],
+        "Hotels_2": ["Reserve", "Search"],
+        "Music": ["Play"],
+    }
+    assert space.domain_slots == {
+        "Clock": [],
+        "Hotels_1": ["destination"],
+        "Hotels_2": ["city"],
+        "Weather": ["day"],
+    }
+    space.save(tmp_path / "space.json")
+    assert FeatureSpace.load(tmp_path / "space.json") == space
+    # a space saved before these existed loads with none: labeling is then unconstrained
+    older = {k: v for k, v in asdict(space).items() if not k.startswith("domain_")}
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert FeatureSpace.load(tmp_path / "older.json").domain_slots == {}
 
 
 def test_slot_spans_become_bio_tags_on_user_tokens():

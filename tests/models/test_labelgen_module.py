@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from labelgen.data.features import IGNORE, RESERVED, UNKNOWN
+from labelgen.data.features import CATEGORICAL, IGNORE, RESERVED, UNKNOWN
 from labelgen.models.labelgen_module import TaskConfig, class_weights
 from tests.models.conftest import TINY_ROBERTA, make_module
 
@@ -52,6 +52,48 @@ def test_forward_shapes(finetune_dm, finetune_batch):
     narrow = make_module(finetune_dm, task_options={"slot_dim": 8})
     assert narrow.slot_head.lstm.hidden_size == 4
     assert narrow.eval()(finetune_batch)["slots"].shape == out["slots"].shape
+
+
+def test_labels_stay_within_the_turns_domain(finetune_dm, finetune_batch):
+    """A turn of a domain seen in training gets only the intents and slot tags that domain's
+    training turns carried, however strongly the heads favour another's; a turn of an unseen
+    domain is unconstrained, and so is every turn with `within_domain` off."""
+    space = finetune_dm.feature_space
+    module = make_module(finetune_dm).eval()
+    domains = finetune_batch["categorical"][:, CATEGORICAL.index("domain")]
+    row = {d: i for i, d in enumerate(space.categorical["domain"], start=RESERVED)}
+    # a slot and an intent of one domain, and the batch's turns of domains without them
+    slot = space.domain_slots[space.categorical["domain"][0]][0]
+    intent = next(i for i in space.domain_intents[space.categorical["domain"][0]] if i != "NONE")
+    without = torch.tensor(
+        [
+            d >= RESERVED
+            and slot not in space.domain_slots[space.categorical["domain"][d - RESERVED]]
+            for d in domains.tolist()
+        ]
+    )
+    assert 0 < int(without.sum()) < len(domains)
+    with torch.no_grad():
+        module.slot_head.out.bias[space.slot_tags.index(f"B-{slot}")] = 1e4
+        module.heads["intent"].net[-1].bias[space.intents.index(intent)] = 1e4
+
+    def predicted():
+        probs = module.predict_step(finetune_batch)
+        return probs["slots"].argmax(-1)[:, 0], probs["intent"].argmax(-1)
+
+    tags, intents = predicted()
+    favoured = space.slot_tags.index(f"B-{slot}")
+    assert (tags[without] != favoured).all() and (tags[~without] == favoured).all()
+    for d, i in zip(domains.tolist(), intents.tolist(), strict=True):
+        assert space.intents[i] in space.domain_intents[space.categorical["domain"][d - RESERVED]]
+    assert set(row) == set(space.domain_slots)  # every synthetic domain has its slots
+    # a domain never seen in training: no constraint
+    unseen = {**finetune_batch, "categorical": finetune_batch["categorical"].clone()}
+    unseen["categorical"][:, CATEGORICAL.index("domain")] = UNKNOWN
+    assert (module.predict_step(unseen)["slots"].argmax(-1)[:, 0] == favoured).all()
+    module.tasks.within_domain = False
+    tags, intents = predicted()
+    assert (tags == favoured).all() and (intents == space.intents.index(intent)).all()
 
 
 @pytest.mark.parametrize("context", [True, False])

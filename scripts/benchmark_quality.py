@@ -3,8 +3,8 @@ single annotator, in one run on CPU with the packaged pretrained MiniLM (frozen;
 cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
-    python scripts/benchmark_quality.py                    # the full run, ~36 minutes
-    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~41
+    python scripts/benchmark_quality.py                    # the full run
+    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~52
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

@@ -49,8 +49,9 @@ class FeatureSpace:
     """Training goals that [failed, succeeded] (reference labels and annotator votes), for
     class-balanced goal-success losses."""
     domain_intents: dict[str, list[str]] = field(default_factory=dict)
-    """Per domain, the intents its training turns carry (domains whose turns carry none are
-    absent): labeling keeps a turn of a known domain to them (`TaskConfig.within_domain`)."""
+    """Per domain, the intents its training turns carry (a domain with none is absent or
+    empty, and then unconstrained): labeling keeps a turn of a known domain to them
+    (`TaskConfig.within_domain`)."""
     domain_slots: dict[str, list[str]] = field(default_factory=dict)
     """Per domain whose training turns had their slots annotated (even as none), the slots
     they carry, from every frame of the turn."""
@@ -69,7 +70,7 @@ class FeatureSpace:
         cats: dict[str, Counter[str]] = {name: Counter() for name in CATEGORICAL}
         sums = {name: [0, 0.0, 0.0] for name in NUMERICAL}
         outcomes = [0, 0]
-        by_domain: dict[str, tuple[set[str], set[str]]] = {}
+        by_domain: dict[str, tuple[set[str], set[str] | None]] = {}
         for dialogue in dialogues:
             for goal in dialogue.goals or []:
                 votes = [goal.success] + [a.success for a in goal.annotations or []]
@@ -130,7 +131,7 @@ class FeatureSpace:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def _domain_labels(turn: Turn, by_domain: dict[str, tuple[set[str], Any]]) -> None:
+def _domain_labels(turn: Turn, by_domain: dict[str, tuple[set[str], set[str] | None]]) -> None:
     """Adds the turn's intents and slots to its domain's; the slots stay None while no turn
     of the domain had them annotated (None: nobody looked, not "this domain has none")."""
     intents, slots = by_domain.get(turn.domain, (set(), None))

@@ -55,8 +55,9 @@ from quality.uss import uss
 from labelgen.evaluation.evaluate import CUTOFF_RULES
 
 LIMITS = {
-    # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues keep
-    # it within 45 minutes on 2 CPU cores (encoding them takes ~5 minutes; 0 = all 12,174 here)
+    # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues are
+    # sized for 45 minutes on 2 CPU cores (session 15's machine took 52; encoding them takes
+    # ~5 minutes; 0 = all 12,174 here)
     "sgd_train_limit": (36, 540, 1800),
     # held-out training dialogues, drawn outside that sample, on which every SGD model picks
     # its epoch and the context arm is chosen; 0 = a tenth of the sample (sessions 2-14: 200)

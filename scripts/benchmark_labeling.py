@@ -18,6 +18,12 @@ side of it, and the figure is the median of these ratios: on this shared machine
 of the same work differ by up to 30%, so one pair of passes cannot resolve a 5% difference.
 Without `--model`, a model with the full run's shapes (MiniLM, every head) is built untrained:
 the speed of a forward pass does not depend on what its weights learned.
+
+With `--memo-mb`, two more jobs label the log with the encoder's batch memo (`LabelJob.
+encoder_memo_mb`): the first fills it, the second (a model with the same frozen encoder, as
+a benchmark's next arm) finds every batch there; `memo_speedup` is the median uncached job's
+seconds over the second's, and `memo_labels_identical` whether both wrote the uncached
+job's labels byte for byte.
 """
 
 from __future__ import annotations
@@ -77,7 +83,9 @@ def bare_encoder(module: LabelGenModule, batches: list[dict]) -> tuple[float, in
     return time.perf_counter() - start, turns
 
 
-def timed_label(model: Path, log: Path, out: Path, args: argparse.Namespace) -> tuple[float, dict]:
+def timed_label(
+    model: Path, log: Path, out: Path, args: argparse.Namespace, memo_mb: int = 0
+) -> tuple[float, dict]:
     """Seconds and manifest of a fresh `run_label` job (CPU, the run's batch size and threads)."""
     shutil.rmtree(out, ignore_errors=True)
     job = LabelJob(
@@ -87,6 +95,7 @@ def timed_label(model: Path, log: Path, out: Path, args: argparse.Namespace) -> 
         batch_size=args.batch_size,
         accelerator="cpu",
         threads=args.threads,
+        encoder_memo_mb=memo_mb,
     )
     start = time.perf_counter()
     manifest = run_label(job)
@@ -114,6 +123,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--repeats", type=int, default=3, help="label jobs, each between bare passes"
+    )
+    parser.add_argument(
+        "--memo-mb", type=int, default=0, help="also time two jobs with a batch memo this large"
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark-labeling"))
@@ -165,7 +177,30 @@ def main() -> None:
         "bare_pass_s": [round(t, 2) for t in bare_passes],
         "target": TARGET,
     }
+    if args.memo_mb:
+        result.update(memo_jobs(model, log, jobs[median], args))
     report(result, args.out)
+
+
+def memo_jobs(model: Path, log: Path, uncached: float, args: argparse.Namespace) -> dict:
+    """Two jobs with the batch memo: the first fills it, the second finds every batch there.
+    `uncached` is the seconds of a job without it (the labels in --out/labels are its)."""
+    expected = _parts(args.out / "labels")
+    fill, _ = timed_label(model, log, args.out / "labels-memo-fill", args, args.memo_mb)
+    hit, _ = timed_label(model, log, args.out / "labels-memo-hit", args, args.memo_mb)
+    return {
+        "memo_mb": args.memo_mb,
+        "memo_fill_s": round(fill, 2),
+        "memo_hit_s": round(hit, 2),
+        "memo_speedup": round(uncached / hit, 2),
+        "memo_labels_identical": all(
+            _parts(args.out / name) == expected for name in ("labels-memo-fill", "labels-memo-hit")
+        ),
+    }
+
+
+def _parts(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("part-*.parquet"))}
 
 
 if __name__ == "__main__":

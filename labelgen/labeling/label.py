@@ -70,6 +70,11 @@ class LabelJob:
     """Reuse the frozen encoder's in-process cache of turn states (a benchmark labeling the
     same turns with several models). Off by default: a cached turn was encoded in another
     batch, so its labels can differ from an uncached run in the last bits."""
+    encoder_memo_mb: int = 0
+    """Keep a frozen encoder's states of whole batches, up to this many MB, for other models
+    with the same frozen encoder in this process that label the same input (a benchmark's
+    arms and folds): they skip the encoder and get the very states it would give them, so
+    their labels are those of an uncached run. 0: none."""
     threads: int = 1
     """CPU threads per process. Float sums can round differently with another thread count, so
     a fixed count keeps labels bit-identical however many processes share the work; on CPU,
@@ -248,6 +253,7 @@ def _run(job: LabelJob, output: Path) -> dict[str, Any] | None:
     torch.set_num_threads(job.threads)
     module = load_model(job.model)
     module.encoder.cache_enabled = job.encoder_cache
+    module.encoder.memo_bytes = job.encoder_memo_mb * 2**20
     dataset = labeling_dataset(module, job)
     writer = ShardWriter(
         output, module.space, job.thresholds, job.dissatisfaction_cutoff, job.rating_weights

@@ -128,13 +128,16 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "arms_on_held_out_training": on_val,
         "stage1": stage1_learned(pre, pretrain_log, val_log, args),
     }
-    for name, checkpoint in models.items():
-        if name == "model":
+    # log by log, each labeled by every arm in turn: the labeling batches' states are then
+    # still in memory for the next arm (`label`)
+    for split, log in logs.items():
+        if split == "unseen" and not unseen:
             continue
-        for split, log in logs.items():
-            if split == "unseen" and not unseen:
-                continue
-            results[f"{name}/{split}"] = sgd_scores(checkpoint, log, out / f"{name}-{split}", args)
+        for name, checkpoint in models.items():
+            if name != "model":
+                results[f"{name}/{split}"] = sgd_scores(
+                    checkpoint, log, out / f"{name}-{split}", args
+                )
     for split in logs:
         if f"{arm}/{split}" in results:
             results[f"model/{split}"] = results[f"{arm}/{split}"]

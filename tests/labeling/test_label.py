@@ -5,12 +5,18 @@ import random
 import subprocess
 import time
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 
+import lightning as L
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from labelgen.cli import main
+from labelgen.labeling.label import LabelJob, run_label
+from labelgen.models.components import turn_encoder
+from labelgen.models.export import export_model
 from tests.labeling.conftest import (
     assert_consistent,
     hidden_files,
@@ -20,6 +26,7 @@ from tests.labeling.conftest import (
     parts,
     spawn,
 )
+from tests.models.conftest import TINY_ROBERTA, make_datamodule, make_module
 
 
 def test_every_record_is_labeled_or_rejected(tmp_path, tiny_model_dir, log):
@@ -255,3 +262,39 @@ def test_an_unreadable_job_record_refuses_a_resume(tmp_path, tiny_model_dir, log
     capsys.readouterr()
     assert main(label_args(out, tiny_model_dir, log)) == 2
     assert "_job.json cannot be read" in capsys.readouterr().err
+
+
+def test_models_sharing_a_frozen_encoder_label_through_the_memo_as_without_it(tmp_path, log):
+    # two models with the same frozen encoder and different heads (a benchmark's arms)
+    dm = make_datamodule(tmp_path / "cache")
+    models = []
+    for k in range(2):
+        L.seed_everything(0)
+        module = make_module(dm, encoder=replace(TINY_ROBERTA, frozen=True))
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                if not name.startswith("encoder.model."):
+                    param.add_(torch.randn_like(param) * k)
+        models.append(export_model(module, tmp_path / f"model{k}"))
+    memos = turn_encoder._BATCH_MEMOS
+    outputs = {}
+    for memo_mb in (0, 64):
+        for k, model in enumerate(models):
+            hits = sum(m.hits for m in memos.values())
+            out = tmp_path / f"labels{k}-{memo_mb}"
+            job = LabelJob(
+                model=str(model),
+                input=str(log),
+                output=str(out),
+                accelerator="cpu",
+                shard_size=16,
+                batch_size=4,
+                encoder_memo_mb=memo_mb,
+            )
+            assert run_label(job)["rejected"] == 2
+            outputs[k, memo_mb] = parts(out)
+            # the second model's batches all come from the memo the first one filled
+            assert (sum(m.hits for m in memos.values()) > hits) == (memo_mb > 0 and k == 1)
+    assert outputs[0, 0] != outputs[1, 0]  # the heads differ, so do the labels ...
+    for k in range(2):
+        assert outputs[k, 64] == outputs[k, 0]  # ... but not with the memo, byte for byte

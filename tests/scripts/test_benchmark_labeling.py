@@ -22,6 +22,8 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
             "8",
             "--repeats",
             "2",
+            "--memo-mb",
+            "64",
             "--out",
             str(tmp_path),
         ],
@@ -41,3 +43,6 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
     assert len(printed["ratios"]) == 2 and len(printed["bare_pass_s"]) == 3
     assert printed["ratio"] in printed["ratios"]
     assert printed["label_turns_per_s_with_model_load"] < label
+    # the memo's jobs wrote the uncached job's labels; the second skipped the encoder
+    assert printed["memo_labels_identical"] is True
+    assert printed["memo_speedup"] > 0 and printed["memo_hit_s"] > 0

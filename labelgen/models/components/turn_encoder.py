@@ -66,6 +66,47 @@ _SHARED_CACHES: dict[tuple[str, int], OrderedDict[bytes, torch.Tensor]] = {}
 """Frozen encoders' turn states by (fingerprint of the weights and attention kernel, layers)."""
 
 
+class BatchMemo:
+    """Token states of whole batches, by the batch's exact inputs, least recently used dropped
+    past `max_bytes`. A batch's states are a pure function of its inputs (the same chunks, the
+    same arithmetic), so a hit gives the very bits the encoder would: unlike the per-turn cache,
+    it cannot make labels depend on what ran before."""
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: bytes) -> torch.Tensor | None:
+        states = self.entries.get(key)
+        if states is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.entries.move_to_end(key)
+        return states
+
+    def put(self, key: bytes, states: torch.Tensor, max_bytes: int) -> None:
+        size = states.numel() * states.element_size()
+        if size > max_bytes:
+            return
+        self.entries[key] = states
+        self.bytes += size
+        while self.bytes > max_bytes:
+            _, dropped = self.entries.popitem(last=False)
+            self.bytes -= dropped.numel() * dropped.element_size()
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+
+_BATCH_MEMOS: dict[tuple, BatchMemo] = {}
+"""Encoders' batch memos by (fingerprint of the weights and attention kernel, layers, chunk
+budget, threads, device): everything besides the inputs that decides a batch's bits."""
+
+
 def clear_shared_caches() -> None:
     """Empties every frozen encoder's cache of turn states in this process, for work that must
     not depend on what ran before it. A turn's cached states are those of the chunk it was first
@@ -74,6 +115,9 @@ def clear_shared_caches() -> None:
     for cache in _SHARED_CACHES.values():
         cache.clear()  # modules already holding a cache see it empty, and refill it
     _SHARED_CACHES.clear()
+    for memo in _BATCH_MEMOS.values():
+        memo.clear()  # not needed for exactness (a hit is exact), only to free memory
+    _BATCH_MEMOS.clear()
 
 
 class TurnEncoder(nn.Module):
@@ -124,6 +168,12 @@ class TurnEncoder(nn.Module):
         self.cache_enabled = True
         """Labeling turns it off: there each turn is seen once, and encoding it in its own
         batch keeps the labels independent of which process saw it first."""
+        self.memo_bytes = 0
+        """A frozen encoder outside training (no gradients, the per-turn cache off) keeps whole
+        batches' states in a memo of up to this many bytes, shared by every encoder with the
+        same weights in the process: several models labeling the same log encode each batch
+        once, with the labels of an uncached run. 0: no memo."""
+        self._memo_fingerprint: str | None = None
         if config.frozen:
             self.model.requires_grad_(False)
 
@@ -142,6 +192,8 @@ class TurnEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.frozen and self.cache_enabled:
             states = self._cached_states(input_ids, attention_mask, token_type_ids)
+        elif self.config.frozen and self.memo_bytes and not torch.is_grad_enabled():
+            states = self._memo_states(input_ids, attention_mask, token_type_ids)
         elif self.config.frozen:
             with torch.no_grad():
                 states = self._encode(input_ids, attention_mask, token_type_ids)
@@ -157,13 +209,42 @@ class TurnEncoder(nn.Module):
         if self._cache_ref is None and not self.config.frozen:
             self._cache_ref = OrderedDict()  # weights that train have no states to share
         if self._cache_ref is None:
-            digest = hashlib.blake2b(self.config.attn_implementation.encode(), digest_size=16)
-            for name, tensor in self.model.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
-            key = (digest.hexdigest(), self.config.layers)
+            key = (self._fingerprint(), self.config.layers)
             self._cache_ref = _SHARED_CACHES.setdefault(key, OrderedDict())
         return self._cache_ref
+
+    def _fingerprint(self) -> str:
+        digest = hashlib.blake2b(self.config.attn_implementation.encode(), digest_size=16)
+        for name, tensor in self.model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        return digest.hexdigest()
+
+    def _memo(self, input_ids: torch.Tensor) -> BatchMemo:
+        if self._memo_fingerprint is None:
+            self._memo_fingerprint = self._fingerprint()
+        key = (
+            self._memo_fingerprint,
+            self.config.layers,
+            self.chunk_budget(input_ids),
+            torch.get_num_threads(),  # float sums may round otherwise with other threads
+            str(input_ids.device),
+        )
+        return _BATCH_MEMOS.setdefault(key, BatchMemo())
+
+    def _memo_states(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """The batch's states from the memo, or encoded and kept there (`memo_bytes`)."""
+        digest = hashlib.blake2b(str(tuple(input_ids.shape)).encode(), digest_size=32)
+        for tensor in (input_ids, attention_mask, token_type_ids):
+            digest.update(b"|" if tensor is None else tensor.cpu().contiguous().numpy().tobytes())
+        key = digest.digest()
+        memo = self._memo(input_ids)
+        states = memo.get(key)
+        if states is None:
+            states = self._encode(input_ids, attention_mask, token_type_ids)
+            memo.put(key, states, self.memo_bytes)
+        # a copy: nothing downstream may change the memo's tensor in place
+        return states.clone()
 
     def _encode(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
         """Token states `[N, L, H]`, the turns encoded in chunks of similar length (right
@@ -259,3 +340,4 @@ def chunk_plan(
 
 def _unbind_cache(module: TurnEncoder, incompatible_keys: Any) -> None:
     module._cache_ref = None
+    module._memo_fingerprint = None

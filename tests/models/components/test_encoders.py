@@ -9,6 +9,7 @@ from labelgen.models.components.dialogue_encoder import DialogueConfig, Dialogue
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import GoalSuccessHead, SlotHead
 from labelgen.models.components.turn_encoder import (
+    BatchMemo,
     EncoderConfig,
     TurnEncoder,
     chunk_plan,
@@ -213,6 +214,47 @@ def test_cleared_caches_encode_every_turn_anew():
     second.model.register_forward_hook(lambda m, i, o: calls.append(i))
     second(ids, torch.ones_like(ids))
     assert len(calls) == 1 and len(second._cache) == 1
+
+
+def test_batch_memo_gives_the_uncached_bits_and_encodes_each_batch_once():
+    config = EncoderConfig(pretrained=MINILM, frozen=True, attn_implementation="eager")
+    first, second = TurnEncoder(config, MINILM).eval(), TurnEncoder(config, MINILM).eval()
+    ids = torch.tensor([[101, 7592, 2088, 102, 0], [101, 2003, 102, 0, 0]])
+    mask = (ids != 0).long()
+    rows = []  # turns through the model, whatever the chunks
+    for encoder in (first, second):
+        encoder.cache_enabled = False  # as labeling runs
+        encoder.model.register_forward_hook(
+            lambda m, a, kw, o: rows.append(len(kw["input_ids"])), with_kwargs=True
+        )
+    with torch.no_grad():
+        direct, direct_pooled = first(ids, mask)
+        assert sum(rows) == 2
+        first.memo_bytes = second.memo_bytes = 2**20
+        memo, _ = first(ids, mask)  # encoded, and kept
+        memo.zero_()  # a caller's tensor is its own: the memo keeps its copy
+        again, again_pooled = second(ids, mask)  # another model, the same weights: no encoder
+        assert sum(rows) == 4
+        assert torch.equal(again, direct) and torch.equal(again_pooled, direct_pooled)
+        second(ids[:1], mask[:1])  # another batch is encoded
+        assert sum(rows) == 5
+        second.memo_bytes = 16  # smaller than any batch: nothing is kept, all is encoded
+        second(ids[1:], mask[1:])
+        second(ids[1:], mask[1:])
+        assert sum(rows) == 7
+    second.memo_bytes = 2**20
+    second(ids, mask)  # with gradients (training) the memo is never asked
+    assert sum(rows) == 9
+
+
+def test_batch_memo_drops_the_least_recently_used_past_its_bytes():
+    memo, block = BatchMemo(), torch.zeros(4, dtype=torch.float32)  # 16 bytes each
+    memo.put(b"a", block, 40)
+    memo.put(b"b", block, 40)
+    assert memo.get(b"a") is block  # "a" is now the more recent
+    memo.put(b"c", block, 40)
+    assert memo.get(b"b") is None and memo.get(b"a") is block and memo.get(b"c") is block
+    assert memo.bytes == 32 and (memo.hits, memo.misses) == (3, 1)
 
 
 def test_length_chunks_give_the_whole_batch_states_and_gradients():

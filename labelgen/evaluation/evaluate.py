@@ -306,6 +306,7 @@ def _align(
             for i, x in zip(keep, chosen, strict=True)
         ]
 
+    dialogues = gold.dialogues  # a property that builds the whole list: once, not per item
     return _Aligned(
         select(gold.gold),
         select(gold.human),
@@ -313,7 +314,7 @@ def _align(
         None if preds is None else select(model, kept=False),
         conf,
         len(gold.ids) - len(keep),
-        [gold.dialogues[i] for i in keep],
+        [dialogues[i] for i in keep],
     )
 
 

@@ -7,9 +7,11 @@ encoder needs them back as `[B, T, D]`: flat turn k is the k-th True of `turn_ma
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
+import numpy as np
 import torch
 
 from labelgen.data.audio import AudioFeaturizer, pad_features
@@ -78,45 +80,46 @@ class Collator:
             for r in records
             for user, system in zip(r["user_ids"], r["system_ids"], strict=True)
         ]
-        width = max(len(ids) for ids, _ in pairs)
-        input_ids = torch.full((len(pairs), width), self.template.pad_id)
-        token_types = torch.zeros((len(pairs), width), dtype=torch.long)
-        attention = torch.zeros((len(pairs), width), dtype=torch.long)
-        for i, (ids, types) in enumerate(pairs):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            token_types[i, : len(types)] = torch.tensor(types)
-            attention[i, : len(ids)] = 1
+        ids = [ids for ids, _ in pairs]
+        width = max(len(row) for row in ids)
         user_tags = [tags for r in records for tags in r["slot_tags"]]
         user_width = max(1, max(len(t) for t in user_tags))
-        slot_tags = torch.full((len(pairs), user_width), IGNORE)
-        shapes = torch.zeros((len(pairs), user_width), dtype=torch.long)
-        user_shapes = [s for r in records for s in r["user_shapes"]]
-        for i, (tags, shape) in enumerate(zip(user_tags, user_shapes, strict=True)):
-            slot_tags[i, : len(tags)] = torch.tensor(tags, dtype=torch.long)
-            shapes[i, : len(shape)] = torch.tensor(shape, dtype=torch.long)
         user_len = torch.tensor([len(u) for r in records for u in r["user_ids"]])
         system_len = torch.tensor([len(x) for r in records for x in r["system_ids"]])
         return {
             "system_start": self.template.user_start + user_len + len(self.template.middle),
             "system_len": system_len,
-            "input_ids": input_ids,
-            "attention_mask": attention,
-            "token_type_ids": token_types,
-            "slot_tags": slot_tags,
-            "user_shapes": shapes,
+            "input_ids": _padded(ids, width, self.template.pad_id),
+            "attention_mask": _padded([[1] * len(row) for row in ids], width, 0),
+            "token_type_ids": _padded([types for _, types in pairs], width, 0),
+            "slot_tags": _padded(user_tags, user_width, IGNORE),
+            "user_shapes": _padded([s for r in records for s in r["user_shapes"]], user_width, 0),
             "user_len": user_len,
         }
 
 
+def _padded(rows: list[list[int]], width: int, fill: int) -> torch.Tensor:
+    """Ragged rows right-padded with `fill` into one `[len(rows), width]` long tensor, built
+    in one assignment: a tensor per turn cost a third of the data loading of a CPU run."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    # a boolean mask fills row by row, left to right: the order of the rows' values chained
+    out[np.arange(width) < lengths[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum())
+    )
+    return torch.from_numpy(out)
+
+
 def _soft(votes: list[list[int]], classes: int) -> torch.Tensor:
     """Annotator vote distributions, one row per item; all-zero rows have no votes."""
-    out = torch.zeros(len(votes), classes)
-    for i, row in enumerate(votes):
-        for v in row:
-            out[i, v] += 1.0
-        if row:
-            out[i] /= len(row)
-    return out
+    counts = np.zeros((len(votes), classes), dtype=np.float32)
+    n_votes = np.fromiter(map(len, votes), dtype=np.int64, count=len(votes))
+    rows = np.repeat(np.arange(len(votes)), n_votes)
+    cols = np.fromiter(itertools.chain.from_iterable(votes), dtype=np.int64, count=len(rows))
+    np.add.at(counts, (rows, cols), 1.0)
+    # float32 counts over their number, as a row at a time did: the same bits
+    counts /= np.maximum(n_votes, 1).astype(np.float32)[:, None]
+    return torch.from_numpy(counts)
 
 
 def _goals(records: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

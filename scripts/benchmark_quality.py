@@ -4,7 +4,7 @@ cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
     python scripts/benchmark_quality.py                    # the full run
-    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~52
+    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~34
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from quality.runs import MODEL_SECONDS, TIMINGS
 from quality.sgd import sgd
 from quality.uss import uss
@@ -56,8 +57,9 @@ from labelgen.evaluation.evaluate import CUTOFF_RULES
 
 LIMITS = {
     # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues are
-    # sized for 45 minutes on 2 CPU cores (session 15's machine took 52; encoding them takes
-    # ~5 minutes; 0 = all 12,174 here)
+    # sized for 45 minutes on 2 CPU cores (with --uss-eval CCPE.txt: 52 in session 15, 49 on
+    # a machine as fast in session 16, 34 on session 17's; encoding them takes ~5 minutes;
+    # 0 = all 12,174 here)
     "sgd_train_limit": (36, 540, 1800),
     # held-out training dialogues, drawn outside that sample, on which every SGD model picks
     # its epoch and the context arm is chosen; 0 = a tenth of the sample (sessions 2-14: 200)
@@ -198,8 +200,12 @@ def main() -> None:
     start = time.perf_counter()
     results: dict[str, Any] = {
         "command": " ".join(["python", *__import__("sys").argv]),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} "
-        f"CPUs, {platform.python_version()}",
+        # the kernels torch picks for the CPU (AVX2, AVX512, ...) may round differently:
+        # session 17's machine trained other models than session 16's from the same code,
+        # data and seed
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs "
+        f"({torch.backends.cpu.get_cpu_capability()}), Python {platform.python_version()}, "
+        f"torch {torch.__version__}",
         "quick": quick,
         "regime": args.regime,
     }

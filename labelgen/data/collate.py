@@ -81,7 +81,8 @@ class Collator:
             for user, system in zip(r["user_ids"], r["system_ids"], strict=True)
         ]
         ids = [ids for ids, _ in pairs]
-        width = max(len(row) for row in ids)
+        lengths = torch.tensor([len(row) for row in ids])
+        width = int(lengths.max())
         user_tags = [tags for r in records for tags in r["slot_tags"]]
         user_width = max(1, max(len(t) for t in user_tags))
         user_len = torch.tensor([len(u) for r in records for u in r["user_ids"]])
@@ -90,7 +91,7 @@ class Collator:
             "system_start": self.template.user_start + user_len + len(self.template.middle),
             "system_len": system_len,
             "input_ids": _padded(ids, width, self.template.pad_id),
-            "attention_mask": _padded([[1] * len(row) for row in ids], width, 0),
+            "attention_mask": (torch.arange(width) < lengths[:, None]).long(),
             "token_type_ids": _padded([types for _, types in pairs], width, 0),
             "slot_tags": _padded(user_tags, user_width, IGNORE),
             "user_shapes": _padded([s for r in records for s in r["user_shapes"]], user_width, 0),

@@ -133,6 +133,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
     try:
         job = LabelJob(
             model=str(args.model),
+            ensemble=[str(m) for m in args.ensemble],
             input=str(args.input),
             output=str(args.output),
             format=args.format,
@@ -157,14 +158,16 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
         raise UsageError(str(err)) from err
     from labelgen.models.hub import is_repo_id
 
-    if not Path(args.model).exists() and not is_repo_id(str(args.model)):
-        raise UsageError(f"{args.model} does not exist (nor is it a hub repository id, org/name)")
+    for model in (args.model, *args.ensemble):
+        if not Path(model).exists() and not is_repo_id(str(model)):
+            raise UsageError(f"{model} does not exist (nor is it a hub repository id, org/name)")
     from labelgen.labeling.shards import RejectLimitExceeded
+    from labelgen.models.ensemble import EnsembleError
     from labelgen.models.export import ExportError
 
     try:
         result = run_label(job)
-    except (ExportError, FileNotFoundError, OutputMismatch) as err:
+    except (EnsembleError, ExportError, FileNotFoundError, OutputMismatch) as err:
         raise UsageError(str(err)) from err
     except RejectLimitExceeded as err:
         raise UsageError(str(err), EXIT_REJECTS) from err
@@ -305,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("label", help="label a log with a trained model (Parquet shards)")
     p.add_argument("--model", type=Path, required=True, help="exported directory or .ckpt")
+    p.add_argument(
+        "--ensemble",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="another model (trained on the same log's features) whose probabilities are "
+        "averaged with --model's (repeatable)",
+    )
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--format", choices=FORMATS, default="auto")
     p.add_argument("--output", type=Path, required=True)

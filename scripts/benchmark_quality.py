@@ -125,6 +125,12 @@ def main() -> None:
         "figure outside the seed spread (docs/benchmarks.md)",
     )
     parser.add_argument(
+        "--stage1-init-lr",
+        type=float,
+        help="the arm with stage 1 fine-tunes the weights stage 1 trained at this learning "
+        "rate (the new heads at the usual 2e-3); default: 2e-3 too",
+    )
+    parser.add_argument(
         "--uss-other-arm",
         action=argparse.BooleanOptionalAction,
         default=True,

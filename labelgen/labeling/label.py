@@ -30,6 +30,7 @@ from labelgen.labeling.shards import (
     write_json_atomic,
 )
 from labelgen.labeling.writer import GATED_TASKS, ShardWriter, read_done
+from labelgen.models.ensemble import Ensemble
 from labelgen.models.labelgen_module import LabelGenModule
 
 
@@ -41,6 +42,9 @@ class LabelJob:
     input: str
     output: str
     format: str = "auto"
+    ensemble: list[str] = field(default_factory=list)
+    """More models (each as `model`) whose probabilities are averaged with `model`'s, head by
+    head (`labelgen.models.ensemble`); all trained on one log's features."""
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per task: labels less confident than this are marked for human review."""
     shard_size: int = 512
@@ -117,6 +121,11 @@ def job_identity(job: LabelJob) -> dict[str, Any]:
     identity = {
         "model": job.model,
         "model_files": files_state(job.model) if Path(job.model).exists() else None,
+        **(
+            {"ensemble": [[m, files_state(m) if Path(m).exists() else None] for m in job.ensemble]}
+            if job.ensemble
+            else {}  # absent for one model: outputs labeled before ensembles resume as before
+        ),
         "input": job.input,
         "input_files": files_state(job.input),
         "format": job.format,
@@ -251,12 +260,15 @@ def run_label(job: LabelJob) -> dict[str, Any] | None:
 
 def _run(job: LabelJob, output: Path) -> dict[str, Any] | None:
     torch.set_num_threads(job.threads)
-    module = load_model(job.model)
-    module.encoder.cache_enabled = job.encoder_cache
-    module.encoder.memo_bytes = job.encoder_memo_mb * 2**20
-    dataset = labeling_dataset(module, job)
+    members = [load_model(path) for path in (job.model, *job.ensemble)]
+    for member in members:
+        member.encoder.cache_enabled = job.encoder_cache
+        member.encoder.memo_bytes = job.encoder_memo_mb * 2**20
+    module = members[0] if len(members) == 1 else Ensemble(members)
+    # the members featurize alike (Ensemble checks it): the first prepares every batch
+    dataset = labeling_dataset(members[0], job)
     writer = ShardWriter(
-        output, module.space, job.thresholds, job.dissatisfaction_cutoff, job.rating_weights
+        output, members[0].space, job.thresholds, job.dissatisfaction_cutoff, job.rating_weights
     )
     throughput = LabelingProgress()
     trainer = L.Trainer(
@@ -302,6 +314,7 @@ def _manifest(output: Path, job: LabelJob, rate: float) -> dict[str, Any]:
         "dissatisfaction_cutoff": job.dissatisfaction_cutoff,
         "rating_weights": job.rating_weights,
         "model": job.model,
+        **({"ensemble": job.ensemble} if job.ensemble else {}),
         "input": job.input,
     }
     write_json_atomic(output / MANIFEST, manifest)

@@ -134,6 +134,9 @@ class OptimConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     """Linear warm-up over this share of the steps, then linear decay to zero."""
+    init_lr: float | None = None
+    """Learning rate of the weights (outside the pretrained encoder) that `init_from` loaded,
+    e.g. a stage-1 dialogue Transformer fine-tuned more gently than the new heads; None: `lr`."""
 
 
 class LabelGenModule(L.LightningModule):
@@ -244,6 +247,8 @@ class LabelGenModule(L.LightningModule):
         self.data_settings: dict[str, Any] = {}
         """The training data's paths and featurizer settings, when loaded from a checkpoint or
         an export that recorded them (`label` featurizes with the same token budgets)."""
+        self.loaded_from_init: set[str] = set()
+        """Names of the weights `init_from` loaded (their learning rate: `optim.init_lr`)."""
         if init_from:
             self.load_matching_weights(init_from)
 
@@ -332,6 +337,12 @@ class LabelGenModule(L.LightningModule):
         """
         if "input_ids" not in batch:
             return None
+        probs, turn_vectors = self.turn_probabilities(batch)
+        return with_goals(probs, batch["turn_mask"], [(self, turn_vectors)])
+
+    def turn_probabilities(self, batch: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
+        """Each turn head's (and the slot tagger's) class probabilities, and the turn vectors
+        the goal-success head reads."""
         batch = {k: v for k, v in batch.items() if k != "goal"}
         out = self(batch)
         if self.tasks.within_domain:
@@ -344,22 +355,7 @@ class LabelGenModule(L.LightningModule):
         probs: dict[str, Any] = {name: out[name].float().softmax(-1) for name in self.turn_tasks}
         if self.slot_head is not None:
             probs["slots"] = out["slots"].float().softmax(-1)
-        if self.goal_head is not None and "segment" in probs:
-            from labelgen.labeling.decode import decode_goals
-
-            # Goals numbered across the batch: each dialogue's continue after the previous ones.
-            goal, offset, n_goals = [], 0, 0
-            tags = probs["segment"].argmax(-1).tolist()
-            for n in batch["turn_mask"].sum(1).tolist():
-                ids = decode_goals(tags[offset : offset + n])
-                goal += [g + n_goals if g >= 0 else -1 for g in ids]
-                n_goals += max(ids, default=-1) + 1
-                offset += n
-            goal_t = torch.tensor(goal, device=out["turn_vectors"].device)
-            logits = self.goal_head(out["turn_vectors"], goal_t, n_goals)
-            probs["goal"] = goal_t
-            probs["goal_success"] = logits.float().softmax(-1)
-        return probs
+        return probs, out["turn_vectors"]
 
     def _task_loss(self, logits, target, soft=None, classes=None) -> torch.Tensor:
         """Cross-entropy over labeled items only; soft rows (annotator votes) where present.
@@ -502,13 +498,19 @@ class LabelGenModule(L.LightningModule):
         # the pretrained weights only: a learned pooling on top is new and trains like a head
         encoder = list(self.encoder.model.parameters())
         encoder_ids = {id(p) for p in encoder}
-        rest = [p for p in self.parameters() if id(p) not in encoder_ids]
+        rest = [(n, p) for n, p in self.named_parameters() if id(p) not in encoder_ids]
+        groups = [{"params": encoder, "lr": self.optim.encoder_lr}]
+        if self.optim.init_lr is None:
+            groups.append({"params": [p for _, p in rest], "lr": self.optim.lr})
+        else:
+            loaded = [p for n, p in rest if n in self.loaded_from_init]
+            fresh = [p for n, p in rest if n not in self.loaded_from_init]
+            groups += [
+                {"params": loaded, "lr": self.optim.init_lr},
+                {"params": fresh, "lr": self.optim.lr},
+            ]
         optimizer = torch.optim.AdamW(
-            [
-                {"params": encoder, "lr": self.optim.encoder_lr},
-                {"params": rest, "lr": self.optim.lr},
-            ],
-            weight_decay=self.optim.weight_decay,
+            [g for g in groups if g["params"]], weight_decay=self.optim.weight_decay
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.optim.warmup_fraction * total)
@@ -534,6 +536,7 @@ class LabelGenModule(L.LightningModule):
         if not matching:
             raise ValueError(f"init_from {path}: no weight matches this model")
         self.load_state_dict(matching, strict=False)
+        self.loaded_from_init = set(matching)
         log.info(
             "init_from %s: %d tensors loaded, %d by vocabulary (%s), %d skipped (%s), %d new (%s)",
             path,
@@ -554,3 +557,32 @@ class LabelGenModule(L.LightningModule):
         if self.slot_head is not None:
             heads["slot_tags"] = "slot_head.out"
         return heads
+
+
+def with_goals(
+    probs: dict[str, Any],
+    turn_mask: torch.Tensor,
+    readers: list[tuple[LabelGenModule, torch.Tensor]],
+) -> dict[str, Any]:
+    """`probs` with the goals their segments decode to ("goal": each turn's goal number across
+    the batch, -1 outside goals) and each goal's success probabilities, averaged over
+    `readers` (models with a goal-success head, each with its own turn vectors of the batch).
+    Unchanged when there is no segment head or no goal-success head."""
+    readers = [(model, vectors) for model, vectors in readers if model.goal_head is not None]
+    if "segment" not in probs or not readers:
+        return probs
+    from labelgen.labeling.decode import decode_goals
+
+    # Goals numbered across the batch: each dialogue's continue after the previous ones.
+    goal, offset, n_goals = [], 0, 0
+    tags = probs["segment"].argmax(-1).tolist()
+    for n in turn_mask.sum(1).tolist():
+        ids = decode_goals(tags[offset : offset + n])
+        goal += [g + n_goals if g >= 0 else -1 for g in ids]
+        n_goals += max(ids, default=-1) + 1
+        offset += n
+    goal_t = torch.tensor(goal, device=turn_mask.device)
+    success = [
+        model.goal_head(vectors, goal_t, n_goals).float().softmax(-1) for model, vectors in readers
+    ]
+    return {**probs, "goal": goal_t, "goal_success": torch.stack(success).mean(0)}

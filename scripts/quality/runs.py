@@ -120,12 +120,14 @@ def train(
     pooling: str | None = None,
     patience: int | None = None,
     encoder_lr: float | None = None,
+    init_lr: float | None = None,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
     still spans every epoch, so the epochs that run are the same as without it). With
     `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
-    without, it is frozen (as loaded: a model starting from an adapted encoder keeps it)."""
+    without, it is frozen (as loaded: a model starting from an adapted encoder keeps it).
+    `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads')."""
     settings = {
         "tasks": weights,
         "context": context,
@@ -142,6 +144,8 @@ def train(
         # model fine-tuned from the old one is not what this run would train)
         "init_from": None if init_from is None else _digest(Path(init_from)),
     }
+    if init_lr is not None:  # absent otherwise: earlier runs' settings stay reusable
+        settings["init_lr"] = init_lr
     if args.reuse_models and (out / "best.ckpt").is_file():
         if _stored_settings(out) == settings:
             return out / "best.ckpt"  # an earlier run's, with the same settings
@@ -164,7 +168,10 @@ def train(
         dialogue=DialogueConfig(d_model=256, layers=2, heads=4, context=context),
         tasks=TaskConfig(weights=weights, goal_success_balance=0.5, slot_dim=128),
         optim=OptimConfig(
-            lr=2e-3, warmup_fraction=0.05, **({"encoder_lr": encoder_lr} if encoder_lr else {})
+            lr=2e-3,
+            warmup_fraction=0.05,
+            init_lr=init_lr,
+            **({"encoder_lr": encoder_lr} if encoder_lr else {}),
         ),
         tokenizer=MINILM,
         feature_space=dm.feature_space,

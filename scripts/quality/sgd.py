@@ -94,6 +94,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             SGD_TASKS,
             args,
             init_from=str(pre),
+            init_lr=args.stage1_init_lr,
         ),
         "no_pretraining": train(
             out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS, args

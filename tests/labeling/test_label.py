@@ -298,3 +298,42 @@ def test_models_sharing_a_frozen_encoder_label_through_the_memo_as_without_it(tm
     assert outputs[0, 0] != outputs[1, 0]  # the heads differ, so do the labels ...
     for k in range(2):
         assert outputs[k, 64] == outputs[k, 0]  # ... but not with the memo, byte for byte
+
+
+def test_an_ensemble_labels_with_its_members_mean_probabilities(
+    tmp_path, tiny_model_dir, log, capsys
+):
+    single = tmp_path / "single"
+    label(single, tiny_model_dir, log)
+    # a model with itself: the mean of two equal numbers is the number, bit for bit
+    twice = tmp_path / "twice"
+    manifest = label(twice, tiny_model_dir, log, "--ensemble", str(tiny_model_dir))
+    assert manifest["ensemble"] == [str(tiny_model_dir)]
+    assert parts(twice) == parts(single)
+    # with another model of the same features: each turn's probabilities are the mean
+    dm = make_datamodule(tmp_path / "cache")
+    L.seed_everything(3)
+    other = export_model(make_module(dm), tmp_path / "other")
+    label(tmp_path / "other-labels", other, log)
+    mixed = tmp_path / "mixed"
+    label(mixed, tiny_model_dir, log, "--ensemble", str(other))
+    rows = {}
+    for out in (single, tmp_path / "other-labels", mixed):
+        table = pq.read_table(out, columns=["turn_id", "satisfaction_probs"]).to_pylist()
+        rows[out.name] = {r["turn_id"]: torch.tensor(r["satisfaction_probs"]) for r in table}
+    assert rows["mixed"].keys() == rows["single"].keys()
+    for turn, probs in rows["mixed"].items():
+        torch.testing.assert_close(probs, (rows["single"][turn] + rows["other-labels"][turn]) / 2)
+    assert any(not torch.equal(rows["mixed"][t], rows["single"][t]) for t in rows["mixed"])
+    # resuming that output with one model less would mix two jobs' labels
+    capsys.readouterr()
+    assert main(label_args(mixed, tiny_model_dir, log)) == 2
+    assert "ensemble" in capsys.readouterr().err
+    # a model of other features cannot read the same batches: refused before labeling
+    other_dm = make_datamodule(tmp_path / "cache2", train="synth:24:7")
+    assert other_dm.feature_space != dm.feature_space
+    stranger = export_model(make_module(other_dm), tmp_path / "stranger")
+    refused = label_args(tmp_path / "refused", tiny_model_dir, log, "--ensemble", str(stranger))
+    assert main(refused) == 2
+    assert "feature space" in capsys.readouterr().err
+    assert not list((tmp_path / "refused").glob("part-*.parquet"))

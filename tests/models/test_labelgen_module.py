@@ -237,6 +237,34 @@ def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
     assert "heads.defect.net.0.weight" not in finetuned.state_dict()
 
 
+def test_init_lr_fine_tunes_the_loaded_weights_at_their_own_rate(
+    pretrain_dm, finetune_dm, tmp_path
+):
+    L.seed_everything(0)
+    pretrained = make_module(pretrain_dm, weights={"defect": 1.0})
+    trainer, _ = _fit(pretrained, pretrain_dm, max_steps=1, limit_val_batches=0)
+    path = tmp_path / "pre.ckpt"
+    trainer.save_checkpoint(path)
+    finetuned = make_module(finetune_dm, init_from=str(path))
+    finetuned.optim = replace(finetuned.optim, init_lr=1e-4)
+    trainer, _ = _fit(finetuned, finetune_dm, max_steps=1, limit_val_batches=0)
+    rates = {
+        name: group["initial_lr"]
+        for group in trainer.optimizers[0].param_groups
+        for p in group["params"]
+        for name, q in finetuned.named_parameters()
+        if q is p
+    }
+    assert len(rates) == len(list(finetuned.parameters()))  # every weight in one group
+    loaded = [n for n in rates if n in finetuned.loaded_from_init and ".model." not in n]
+    assert any("transformer" in n for n in loaded)
+    assert all(rates[n] == 1e-4 for n in loaded)
+    fresh = [n for n in rates if n not in finetuned.loaded_from_init]
+    assert any(n.startswith("heads.intent") for n in fresh)
+    assert all(rates[n] == finetuned.optim.lr for n in fresh)
+    assert rates["encoder.model.embeddings.word_embeddings.weight"] == finetuned.optim.encoder_lr
+
+
 def test_init_from_matches_vocabulary_rows_by_value(finetune_dm, tmp_path):
     # a fine-tuning log sees other services and intents than the pretraining log: rows must
     # follow the values, not their positions

@@ -131,6 +131,13 @@ def main() -> None:
         "rate (the new heads at the usual 2e-3); default: 2e-3 too",
     )
     parser.add_argument(
+        "--sgd-model",
+        choices=["choose", "with_pretraining", "no_pretraining", "ensemble"],
+        default="choose",
+        help='the SGD candidate that is "the model" (and whose satisfaction models are): '
+        "the one best on the held-out training dialogues (default), or this one",
+    )
+    parser.add_argument(
         "--uss-other-arm",
         action=argparse.BooleanOptionalAction,
         default=True,

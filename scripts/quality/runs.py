@@ -35,6 +35,9 @@ SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
 """The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
 "model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
 
+ENSEMBLE = "ensemble"
+"""The candidate for "the model" that averages the two context arms' probabilities."""
+
 OTHER_ARM = "other-arm"
 """The USS models that start from the SGD context arm that is not the model (with stage 1 when
 the model is without, or the reverse): dissatisfaction with and without stage 1."""
@@ -214,13 +217,19 @@ LABEL_MEMO_MB = 3072
 """The labeling batches' states kept for the next model labeling the same log (`label`)."""
 
 
+Model = Path | list[Path]
+"""A checkpoint, or an ensemble's: their probabilities averaged (`labelgen label --ensemble`)."""
+
+
 @timed("label")
-def label(model: Path, log: Path, out: Path, calibration: Path | None = None) -> Path:
+def label(model: Model, log: Path, out: Path, calibration: Path | None = None) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     cutoff = read_cutoff(str(calibration) if calibration else None)
+    first, *more = model if isinstance(model, list) else [model]
     run_label(
         LabelJob(
-            model=str(model),
+            model=str(first),
+            ensemble=[str(m) for m in more],
             input=str(log),
             output=str(out),
             accelerator="cpu",

@@ -14,8 +14,10 @@ import torch
 
 from labelgen.data.schema import Dialogue
 from quality.runs import (
+    ENSEMBLE,
     OTHER_ARM,
     SGD_ARMS,
+    Model,
     data_module,
     headline,
     label,
@@ -101,21 +103,28 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
     }
-    # Stage 1 is a choice like any other hyperparameter: "the model" is the context arm that
-    # scores best on the held-out training dialogues (never on dev), and both arms are
-    # reported, so stage 1's effect stays visible whichever wins.
+    # Stage 1 is a choice like any other hyperparameter: "the model" is the candidate that
+    # scores best on the held-out training dialogues (never on dev): either context arm, or
+    # the two arms' mean probabilities (errors of models from other starting points are partly
+    # independent); every candidate is reported, so stage 1's effect stays visible.
+    models[ENSEMBLE] = [models["with_pretraining"], models["no_pretraining"]]
     on_val = {
         name: sgd_scores(models[name], val_log, out / f"val-{name}", args)
-        for name in ("with_pretraining", "no_pretraining")
+        for name in (*SGD_ARMS, ENSEMBLE)
     }
     arm = max(on_val, key=lambda name: _mean(on_val[name]))
+    if args.sgd_model != "choose":
+        arm = args.sgd_model
     models["model"] = models[arm]
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues); from the arm
-    # not chosen too, to show what stage 1 does to dissatisfaction
+    # not chosen too, to show what stage 1 does to dissatisfaction (with the ensemble, each
+    # arm's satisfaction models are its members)
+    args.sgd_arm = arm
+    first = "with_pretraining" if arm == ENSEMBLE else arm
     args.sgd_models = {
-        "model": models["model"],
+        "model": models[first],
         "baseline": models["baseline"],
-        OTHER_ARM: models[other_arm(arm)],
+        OTHER_ARM: models[other_arm(first)],
     }
     results: dict[str, Any] = {
         "regime": args.regime,
@@ -165,8 +174,8 @@ def stage1_learned(
     }
 
 
-def sgd_scores(checkpoint: Path, log: Path, out: Path, args: argparse.Namespace) -> dict:
-    """Labels an SGD log with one model and scores it: the headline figures."""
+def sgd_scores(checkpoint: Model, log: Path, out: Path, args: argparse.Namespace) -> dict:
+    """Labels an SGD log with one model (or an ensemble) and scores it: the headline figures."""
     labels = label(checkpoint, log, out.with_name("labels-" + out.name))
     report = score(labels, log, out_dir=out.with_name("eval-" + out.name), seed=args.seed)
     return {key: headline(report, *where) for key, where in SGD_HEADLINES.items()}

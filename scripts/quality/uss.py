@@ -17,8 +17,10 @@ from labelgen.evaluation.metrics import BINARY
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
 from quality.runs import (
+    ENSEMBLE,
     OTHER_ARM,
     SGD_ARMS,
+    Model,
     calibrate,
     gather,
     headline,
@@ -42,6 +44,7 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     --out; None when there are none."""
     if not hasattr(args, "sgd_models"):
         args.sgd_models = _earlier_sgd_models(args.out, args.regime)
+        args.sgd_arm = _earlier_arm(args.out) if args.sgd_models else None
     model = args.sgd_models.get(name)
     return None if model is None else str(model)
 
@@ -56,7 +59,9 @@ def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]
     earlier: dict[str, Any] = {}
     if results.is_file():
         earlier = json.loads(results.read_text()).get("sgd", {})
-    arm = earlier.get("model_arm")
+    arm = _earlier_arm(out)
+    if arm == ENSEMBLE:  # its satisfaction models: one from each arm, stage 1's first
+        arm = "with_pretraining"
     models = {
         "model": out / "sgd" / SGD_ARMS.get(arm, "model") / "best.ckpt",
         "baseline": out / "sgd" / "baseline" / "best.ckpt",
@@ -80,6 +85,14 @@ def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]
     if other is not None and other.is_file():
         models[OTHER_ARM] = other
     return models
+
+
+def _earlier_arm(out: Path) -> str | None:
+    """The SGD candidate an earlier run in `out` chose as the model (`sgd.model_arm`)."""
+    results = out / "results.json"
+    if not results.is_file():
+        return None
+    return json.loads(results.read_text()).get("sgd", {}).get("model_arm")
 
 
 def _arm_of(checkpoint: str) -> str:
@@ -129,23 +142,27 @@ def cross_validate(
     reference: Path,
     out: Path,
     args: argparse.Namespace,
+    ensembles: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[list[Dialogue]], dict[str, Path], list[int]]:
     """Dialogue-level k-fold satisfaction models, one per fold and name, each starting from
     `starts[name]` (the baseline without context): every dialogue labeled out of fold, with
     the cutoff and rating weights chosen on the other fold models' held-out slices
-    (`calibration_pool`), and scored against `reference`'s annotators.
+    (`calibration_pool`), and scored against `reference`'s annotators. `ensembles`: more
+    names, each fold's model averaging those names' fold models (`labelgen label --ensemble`),
+    calibrated and scored the same way.
 
     Returns each name's figures (`dissatisfaction_figures`, the threshold sweep's points and
     the fold cutoffs), the fold models' validation slices, the folder of each name's labels
     of them, and each scored fold's number of calibration dialogues."""
+    ensembles = ensembles or {}
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
-    combined = {name: out / f"oof-{name}" for name in starts}
-    val_labels = {name: out / f"val-labels-{name}" for name in starts}
+    combined = {name: out / f"oof-{name}" for name in (*starts, *ensembles)}
+    val_labels = {name: out / f"val-labels-{name}" for name in combined}
     for folder in (*combined.values(), *val_labels.values()):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     val_parts: list[list[Dialogue]] = []
-    checkpoints: dict[str, list[Path]] = {name: [] for name in starts}
+    checkpoints: dict[str, list[Model]] = {name: [] for name in combined}
     for k in range(args.folds):
         train_part, val_part = split_training_folds(folds, k)
         val_parts.append(val_part)
@@ -167,9 +184,13 @@ def cross_validate(
             checkpoints[name].append(checkpoint)
             labels = label(checkpoint, val_log, fold_dir / f"val-labels-{name}")
             gather(labels, val_labels[name], f"f{k}")
+        for name, members in ensembles.items():
+            checkpoints[name].append([checkpoints[member][k] for member in members])
+            labels = label(checkpoints[name][k], val_log, fold_dir / f"val-labels-{name}")
+            gather(labels, val_labels[name], f"f{k}")
     # Every fold model has labeled its own slice; now each scored fold's cutoff and rating
     # weights come from all slices but its own dialogues' (nested: never the scored fold).
-    cutoffs: dict[str, list[float | None]] = {name: [] for name in starts}
+    cutoffs: dict[str, list[float | None]] = {name: [] for name in combined}
     pools: list[int] = []
     for k, held_out in enumerate(folds):
         fold_dir = out / f"fold{k}"
@@ -204,48 +225,68 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     # the model, the baseline, and (after them, so that their figures are the same with it or
     # without) the model's twin from the other SGD arm: dissatisfaction with and without stage 1
     names = ["model", "baseline"]
-    if args.uss_other_arm and _sgd_model(args, OTHER_ARM) is not None:
+    # the SGD half's model is the two arms' ensemble: so are the satisfaction models, each
+    # fold's averaging its models from either arm
+    start = _sgd_model(args, "model")  # first: with --only uss, reads the earlier run's choice
+    ensemble = start is not None and getattr(args, "sgd_arm", None) == ENSEMBLE
+    if (args.uss_other_arm or ensemble) and _sgd_model(args, OTHER_ARM) is not None:
         names.append(OTHER_ARM)
     starts = {name: _sgd_model(args, name) for name in names}
+    ensembles = {ENSEMBLE: ["model", OTHER_ARM]} if ensemble and OTHER_ARM in starts else {}
     figures, val_parts, val_labels, pools = cross_validate(
-        dialogues, starts, args.uss_train, out, args
+        dialogues, starts, args.uss_train, out, args, ensembles
     )
+    by_arm = {}
+    if OTHER_ARM in figures:
+        # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
+        arm = _arm_of(starts["model"])
+        by_arm = {
+            arm: _arm_figures(figures["model"]),
+            other_arm(arm): _arm_figures(figures.pop(OTHER_ARM)),
+        }
+    if ensembles:
+        figures["model"] = figures.pop(ENSEMBLE)
     results: dict[str, Any] = {
         "dialogues": len(dialogues),
         "folds": args.folds,
         "regime": args.regime,
         "starts_from": starts,
+        "model_is_ensemble": bool(ensembles),
         "cutoff_rule": args.cutoff_rule,
         "calibration_dialogues": pools,
         **figures,
     }
-    if OTHER_ARM in results:
-        # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
-        arm = _arm_of(results["starts_from"]["model"])
-        results["by_sgd_arm"] = {
-            arm: _arm_figures(results["model"]),
-            other_arm(arm): _arm_figures(results.pop(OTHER_ARM)),
-        }
+    if by_arm:
+        results["by_sgd_arm"] = by_arm
     if args.uss_eval:
-        # evaluation-only files: a model trained on the training dialogues labels them
+        # evaluation-only files: a model trained on the training dialogues labels them (with
+        # the ensemble, one from each arm)
         cut = len(dialogues) // 5
-        checkpoint = train(
-            out / "all",
-            write_log(dialogues[cut:], out / "all.parquet"),
-            write_log(dialogues[:cut], out / "all-val.parquet"),
-            USS_TASKS,
-            args,
-            init_from=_sgd_model(args, "model"),
-            pooling=args.uss_pooling,
-            patience=args.uss_patience,
-        )
+        train_log = write_log(dialogues[cut:], out / "all.parquet")
+        val_log = write_log(dialogues[:cut], out / "all-val.parquet")
+        checkpoint: Model = [
+            train(
+                out / ("all" if name == "model" else f"all-{name}"),
+                train_log,
+                val_log,
+                USS_TASKS,
+                args,
+                init_from=_sgd_model(args, name),
+                pooling=args.uss_pooling,
+                patience=args.uss_patience,
+            )
+            for name in (ensembles[ENSEMBLE] if ensembles else ["model"])
+        ]
+        if len(checkpoint) == 1:
+            checkpoint = checkpoint[0]
         # Its cutoff and rating weights by the scored folds' rule, on every fold model's slice
         # (each labeled by a model that did not train on it): four times the dialogues of its
         # own held-out fifth, on which the cutoff swung from 0.29 to 0.19 between two runs
         pool = calibration_pool(val_parts, [])
         results["eval_calibration_dialogues"] = len(pool)
         pool_log = write_log(pool, out / "calibration-pool.parquet")
-        calibration = calibrate(val_labels["model"], pool_log, out / "calibrate-all", args)
+        slices = val_labels[ENSEMBLE if ensembles else "model"]
+        calibration = calibrate(slices, pool_log, out / "calibrate-all", args)
     for extra in args.uss_eval:
         results[f"eval:{extra.name}"] = score_eval_file(checkpoint, extra, calibration, out, args)
     return results
@@ -283,7 +324,7 @@ def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_eval_file(
-    checkpoint: Path, path: Path, calibration: Path, out: Path, args: argparse.Namespace
+    checkpoint: Model, path: Path, calibration: Path, out: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
     """An evaluation-only USS file, labeled by models that never trained on it, three ways.
 
@@ -328,7 +369,7 @@ def score_eval_file(
 
 
 def in_domain_finetuning(
-    checkpoint: Path, dialogues: list[Dialogue], path: Path, out: Path, args: argparse.Namespace
+    checkpoint: Model, dialogues: list[Dialogue], path: Path, out: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
     """An evaluation-only file's own ratings put to use, as by a user who rates part of their
     log: the training file's k-fold protocol on the file's dialogues, each fold's model
@@ -338,10 +379,16 @@ def in_domain_finetuning(
     least = 5 * args.folds
     if len(dialogues) < least:
         return {"skipped": f"{len(dialogues)} dialogue(s): {args.folds} folds need {least}"}
-    figures, _, _, pools = cross_validate(dialogues, {"model": str(checkpoint)}, path, out, args)
+    ensembles: dict[str, list[str]] = {}
+    if isinstance(checkpoint, list):  # each member fine-tuned, and their fold models averaged
+        starts = {f"member{i}": str(c) for i, c in enumerate(checkpoint)}
+        ensembles = {"model": list(starts)}
+    else:
+        starts = {"model": str(checkpoint)}
+    figures, _, _, pools = cross_validate(dialogues, starts, path, out, args, ensembles)
     return {
         "folds": args.folds,
-        "starts_from": str(checkpoint),
+        "starts_from": list(starts.values()),
         "calibration_dialogues": pools,
         **figures["model"],
     }

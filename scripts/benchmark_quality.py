@@ -14,15 +14,17 @@ SGD: pretrain with response swaps on the training dialogues (the encoder frozen,
 with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
 rejection feedback) from it, the same without stage 1, and the no-context baseline on the same
 data and budget; each picks its epoch on held-out training dialogues (`--sgd-val`, a draw of
-their own). "The model" is whichever of the two context arms (with or without stage 1) scores
-best on those held-out training dialogues; both arms are reported. Label the dev dialogues
+their own). "The model" is whichever candidate scores best on those held-out training
+dialogues: either context arm (with or without stage 1), or their ensemble (the mean of the two
+arms' probabilities, `labelgen label --ensemble`); all three are reported. Label the dev dialogues
 with each and score them, seen and unseen services apart (a dialogue is "seen" when every
 service it touches is in training); and a test drawn from SGD's training split outside every
 sample any model reads (`--sgd-train-test`), seen services only: SGD dev's seen services hold
 no failed goal here, so goal success on seen services is scored there.
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
-the SGD model (the baseline from the SGD baseline; with `--only uss`, those an earlier run left
-in --out, else untrained) and learning an attention pooling on top of its mean
+the SGD model (with the ensemble, one from each arm, their probabilities averaged; the baseline
+from the SGD baseline; with `--only uss`, those an earlier run left in --out, else untrained)
+and learning an attention pooling on top of its mean
 (`--uss-pooling`). A fifth of each training fold (a different fifth for each fold's model)
 picks its epoch, and the model labels it. The scored fold's dissatisfaction cutoff (best F1
 among the cutoffs at least as accurate as the single annotator there, `--cutoff-rule`) and
@@ -142,7 +144,8 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also train the satisfaction models from the SGD arm that is not the model, and "
-        "report dissatisfaction from both arms (with and without stage 1; ~5 minutes more)",
+        "report dissatisfaction from both arms (with and without stage 1; ~5 minutes more); "
+        "always when the model is the arms' ensemble, whose members they are",
     )
     parser.add_argument(
         "--cutoff-rule",

@@ -112,9 +112,8 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         name: sgd_scores(models[name], val_log, out / f"val-{name}", args)
         for name in (*SGD_ARMS, ENSEMBLE)
     }
-    arm = max(on_val, key=lambda name: _mean(on_val[name]))
-    if args.sgd_model != "choose":
-        arm = args.sgd_model
+    best = max(on_val, key=lambda name: _mean(on_val[name]))
+    arm = best if args.sgd_model == "choose" else args.sgd_model
     models["model"] = models[arm]
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues); from the arm
     # not chosen too, to show what stage 1 does to dissatisfaction (with the ensemble, each
@@ -135,6 +134,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "dev_unseen": len(unseen),
         "train_test": len(train_test),
         "model_arm": arm,
+        "best_on_held_out_training": best,
         "arms_on_held_out_training": on_val,
         "stage1": stage1_learned(pre, pretrain_log, val_log, args),
     }

@@ -40,28 +40,33 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     extra.write_text("\n\n".join(blocks) + "\n")
     single = tmp_path / "ccpe-1.txt"  # too small to halve
     single.write_text(blocks[0] + "\n")
-    # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model
+    # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model;
+    # the model is the two arms' ensemble here, whichever candidate the held-out set prefers
     result = _smoke(
-        tmp_path, shared_data, "--pretrain-epochs", "2", "--uss-eval", str(extra), str(single)
+        tmp_path,
+        shared_data,
+        *("--pretrain-epochs", "2", "--sgd-model", "ensemble"),
+        *("--uss-eval", str(extra), str(single)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
     assert sgd["dev_seen"] + sgd["dev_unseen"] == 20
-    for name in ("model", "with_pretraining", "no_pretraining", "baseline"):
+    for name in ("model", "with_pretraining", "no_pretraining", "ensemble", "baseline"):
         scores = sgd[f"{name}/unseen"]
         assert 0 <= scores["intent_accuracy"] <= 1 and scores["boundary_f1"] is not None
-    # the model is the context arm that scored best on held-out training dialogues
+    # the candidate that scored best on held-out training dialogues, unless one is forced
     arms = sgd["arms_on_held_out_training"]
-    assert set(arms) == {"with_pretraining", "no_pretraining"}
+    assert set(arms) == {"with_pretraining", "no_pretraining", "ensemble"}
     known = {a: [v for v in s.values() if v is not None] for a, s in arms.items()}
     mean = {a: sum(v) / len(v) for a, v in known.items()}
-    assert sgd["model_arm"] == max(mean, key=mean.get)
-    assert sgd["model/unseen"] == sgd[f"{sgd['model_arm']}/unseen"]
+    assert sgd["best_on_held_out_training"] == max(mean, key=mean.get)
+    assert sgd["model_arm"] == "ensemble"
+    assert sgd["model/unseen"] == sgd["ensemble/unseen"]
     # training dialogues set aside as a test of seen services: scored by every arm, and never
     # among the dialogues any model trained on or chose its epoch on
     assert 0 < sgd["train_test"] <= 10
-    for name in ("model", "with_pretraining", "no_pretraining", "baseline"):
+    for name in ("model", "with_pretraining", "no_pretraining", "ensemble", "baseline"):
         assert "goal_success_macro_f1" in sgd[f"{name}/train-test"]
     ids = {
         log: pq.read_table(tmp_path / "sgd" / f"{log}.parquet")["dialogue_id"].to_pylist()
@@ -98,11 +103,12 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     for k in range(uss["folds"]):
         # each fold calibrated on the pooled slices' labels: every pooled turn labeled, and the
         # labels of the scored fold's dialogues (another model's slice) left out
-        join = json.loads(
-            (tmp_path / "uss" / f"fold{k}" / "calibrate-model" / "metrics.json").read_text()
-        )["predictions"]
-        assert join["unpredicted_turns"] == 0 and join["matched_turns"] > 0
-        assert join["rows_without_reference"] > 0
+        for name in ("model", "ensemble"):  # an arm's fold models, and the ensemble's
+            join = json.loads(
+                (tmp_path / "uss" / f"fold{k}" / f"calibrate-{name}" / "metrics.json").read_text()
+            )["predictions"]
+            assert join["unpredicted_turns"] == 0 and join["matched_turns"] > 0
+            assert join["rows_without_reference"] > 0
     # the evaluation-only file, labeled by a model trained on every USS training dialogue and
     # calibrated on every fold model's slice, is scored against its own annotators
     evaluated = uss["eval:ccpe-12.txt"]
@@ -121,20 +127,22 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     )
     assert alone["in_domain_finetuning"]["skipped"] == "1 dialogue(s): 2 folds need 10"
     # ... and by cross-validation on its own ratings, each fold's model fine-tuned from the
-    # model that labeled it above
+    # model that labeled it above (each member of the ensemble from its own)
     tuned = evaluated["in_domain_finetuning"]
     all_model = tmp_path / "uss" / "all" / "best.ckpt"
-    assert tuned["starts_from"] == str(all_model) and tuned["folds"] == 2
+    other_all = tmp_path / "uss" / "all-other-arm" / "best.ckpt"
+    assert tuned["starts_from"] == [str(all_model), str(other_all)] and tuned["folds"] == 2
     assert len(tuned["fold_cutoffs"]) == 2 and all(n > 0 for n in tuned["calibration_dialogues"])
     assert tuned["human"]["f1"] == pytest.approx(evaluated["human"]["f1"]["value"])
     assert 0 <= tuned["model"]["average_precision"] <= 1
     folds = tmp_path / "uss" / "ccpe-12-folds"
     for k in (0, 1):
-        settings = json.loads((folds / f"fold{k}" / "model" / "settings.json").read_text())
-        assert (
-            settings["init_from"]
-            == hashlib.blake2b(all_model.read_bytes(), digest_size=16).hexdigest()
-        )
+        for member, start in (("member0", all_model), ("member1", other_all)):
+            settings = json.loads((folds / f"fold{k}" / member / "settings.json").read_text())
+            assert (
+                settings["init_from"]
+                == hashlib.blake2b(start.read_bytes(), digest_size=16).hexdigest()
+            )
         # trained on the other fold's dialogues only: never on the ones it scores
         trained = pq.read_table(folds / f"fold{k}" / "train.parquet").column("dialogue_id")
         scored = pq.read_table(folds / f"fold{k}" / "test.parquet").column("dialogue_id")
@@ -162,10 +170,13 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     trained = results["training_seconds_by_model"]
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
     assert all(seconds > 0 for seconds in trained.values())
-    # every USS dialogue was scored out of fold exactly once
-    labels = list((tmp_path / "uss" / "oof-model").glob("part-*.parquet"))
-    ids = {r["dialogue_id"] for p in labels for r in pq.read_table(p).to_pylist()}
-    assert len(ids) == uss["dialogues"] == 30
+    # every USS dialogue was scored out of fold exactly once, by each arm and the ensemble
+    for name in ("model", "other-arm", "ensemble"):
+        labels = list((tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet"))
+        rows = [r["turn_id"] for p in labels for r in pq.read_table(p).to_pylist()]
+        assert len(rows) == len(set(rows))
+        assert len({turn.split(":")[0] for turn in rows}) == uss["dialogues"] == 30
+    assert uss["model_is_ensemble"]
 
     pooling = [
         torch.load(tmp_path / name / "best.ckpt", weights_only=False)["hyper_parameters"][
@@ -175,19 +186,28 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     ]
     assert pooling == ["mean", "attention"]
 
-    # the satisfaction models started from the SGD models (the model's arm, and the baseline),
-    # and their twins from the other arm: dissatisfaction with and without stage 1
+    # the satisfaction models started from the SGD models (each arm, and the baseline); the
+    # model averages the two arms' fold models, and each arm is reported on its own too:
+    # dissatisfaction with and without stage 1
     folder = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
-    other = next(arm for arm in folder if arm != sgd["model_arm"])
+    first, other = folder
     assert uss["starts_from"] == {
-        "model": str(tmp_path / "sgd" / folder[sgd["model_arm"]] / "best.ckpt"),
+        "model": str(tmp_path / "sgd" / folder[first] / "best.ckpt"),
         "baseline": str(tmp_path / "sgd" / "baseline" / "best.ckpt"),
         "other-arm": str(tmp_path / "sgd" / folder[other] / "best.ckpt"),
     }
     by_arm = uss["by_sgd_arm"]
     assert set(by_arm) == set(folder)
-    assert by_arm[sgd["model_arm"]]["f1"] == uss["model"]["model"]["f1"]
-    assert by_arm[sgd["model_arm"]]["uss_protocol"] == uss["model"]["uss_protocol"]
+    probs = {
+        name: {
+            r["turn_id"]: torch.tensor(r["satisfaction_probs"])
+            for p in (tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet")
+            for r in pq.read_table(p, columns=["turn_id", "satisfaction_probs"]).to_pylist()
+        }
+        for name in ("model", "other-arm", "ensemble")
+    }
+    for turn, mean in probs["ensemble"].items():
+        torch.testing.assert_close(mean, (probs["model"][turn] + probs["other-arm"][turn]) / 2)
     assert 0 <= by_arm[other]["average_precision"] <= 1
     assert len(by_arm[other]["fold_cutoffs"]) == uss["folds"]
     assert "other-arm" not in uss  # reported under its arm's name only
@@ -302,6 +322,13 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
             "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
             "other-arm": tmp_path / "sgd" / other / "best.ckpt",
         }
+    # the ensemble's satisfaction models start from each arm, stage 1's as "model"
+    results.write_text(json.dumps({"sgd": {"model_arm": "ensemble"}}))
+    assert _earlier_sgd_models(tmp_path) == {
+        "model": tmp_path / "sgd" / "model" / "best.ckpt",
+        "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
+        "other-arm": tmp_path / "sgd" / "no-pretraining" / "best.ckpt",
+    }
     # without the other arm's model, the model and the baseline still start where they did
     (tmp_path / "sgd" / "no-pretraining" / "best.ckpt").unlink()
     assert set(_earlier_sgd_models(tmp_path)) == {"model", "baseline"}

@@ -20,7 +20,9 @@ arms' probabilities, `labelgen label --ensemble`); all three are reported. Label
 with each and score them, seen and unseen services apart (a dialogue is "seen" when every
 service it touches is in training); and a test drawn from SGD's training split outside every
 sample any model reads (`--sgd-train-test`), seen services only: SGD dev's seen services hold
-no failed goal here, so goal success on seen services is scored there.
+no failed goal here, so goal success on seen services is scored there. With `--seed-control`,
+the arm without stage 1 is trained again from the next seed and its two-seed ensemble is scored
+beside the candidates, never chosen: the control for the ensemble's stage-1 member.
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
 the SGD model (with the ensemble, one from each arm, their probabilities averaged; the baseline
 from the SGD baseline; with `--only uss`, those an earlier run left in --out, else untrained)
@@ -138,6 +140,13 @@ def main() -> None:
         default="choose",
         help='the SGD candidate that is "the model" (and whose satisfaction models are): '
         "the one best on the held-out training dialogues (default), or this one",
+    )
+    parser.add_argument(
+        "--seed-control",
+        action="store_true",
+        help="also train the SGD arm without stage 1 from the next seed and score its "
+        "two-seed ensemble beside the candidates, never chosen: is the stage-1 arm a better "
+        "ensemble partner than a second seed? (~5 minutes more; the other figures unchanged)",
     )
     parser.add_argument(
         "--uss-other-arm",

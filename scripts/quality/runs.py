@@ -95,7 +95,11 @@ def read(
 
 
 def data_module(
-    train_log: Path, val_log: Path | None, args: argparse.Namespace, corrupt: bool = False
+    train_log: Path,
+    val_log: Path | None,
+    args: argparse.Namespace,
+    corrupt: bool = False,
+    seed: int | None = None,
 ) -> LogDataModule:
     """The data every model here trains on: stage 1 corrupts it, fine-tuning does not."""
     return LogDataModule(
@@ -103,7 +107,7 @@ def data_module(
         val=None if val_log is None else str(val_log),
         tokenizer=MINILM,
         batch_size=16,
-        seed=args.seed,
+        seed=args.seed if seed is None else seed,
         corruption=CorruptionConfig() if corrupt else None,
         cache_dir=str(args.out / "cache"),
     )
@@ -124,13 +128,16 @@ def train(
     patience: int | None = None,
     encoder_lr: float | None = None,
     init_lr: float | None = None,
+    seed: int | None = None,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
     still spans every epoch, so the epochs that run are the same as without it). With
     `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
     without, it is frozen (as loaded: a model starting from an adapted encoder keeps it).
-    `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads')."""
+    `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads').
+    `seed`: the weights' initialization and the batches' order (default: `--seed`)."""
+    seed = args.seed if seed is None else seed
     settings = {
         "tasks": weights,
         "context": context,
@@ -139,7 +146,7 @@ def train(
         "pooling": pooling or args.pooling,
         "patience": patience,
         "encoder_lr": encoder_lr,
-        "seed": args.seed,
+        "seed": seed,
         "layers": args.layers,
         # the logs are rewritten by every run: the same bytes are the same dialogues
         "data": [_digest(log) for log in (train_log, val_log) if log is not None],
@@ -159,8 +166,8 @@ def train(
         )
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
     start = time.perf_counter()
-    L.seed_everything(args.seed)
-    dm = data_module(train_log, val_log, args, corrupt)
+    L.seed_everything(seed)
+    dm = data_module(train_log, val_log, args, corrupt, seed)
     module = LabelGenModule(
         encoder=EncoderConfig(
             pretrained=MINILM,

@@ -29,6 +29,11 @@ from quality.runs import (
 )
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
+TWIN = "no_pretraining_next_seed"
+"""With --seed-control: the arm without stage 1 again, from the next seed."""
+TWO_SEEDS = "no_pretraining_two_seeds"
+"""With --seed-control: the ensemble of the arm without stage 1 and its `TWIN`, the ensemble
+candidate's control (a second model of any kind, against one with stage 1)."""
 SGD_HEADLINES = {
     "intent_accuracy": ("intent", "accuracy"),
     "intent_macro_f1": ("intent", "macro_f1"),
@@ -103,6 +108,16 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
     }
+    controls: dict[str, Model] = {}
+    if args.seed_control:
+        # Trained last, so that the models above (and their figures) are those of a run
+        # without it: the frozen cache keeps the states of the batch that first encoded a turn
+        twin = train(
+            out / f"{SGD_ARMS['no_pretraining']}-seed{args.seed + 1}",
+            *(train_log, val_log, SGD_TASKS, args),
+            seed=args.seed + 1,
+        )
+        controls = {TWIN: twin, TWO_SEEDS: [models["no_pretraining"], twin]}
     # Stage 1 is a choice like any other hyperparameter: "the model" is the candidate that
     # scores best on the held-out training dialogues (never on dev): either context arm, or
     # the two arms' mean probabilities (errors of models from other starting points are partly
@@ -113,6 +128,12 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         for name in (*SGD_ARMS, ENSEMBLE)
     }
     best = max(on_val, key=lambda name: _mean(on_val[name]))
+    # the control is scored beside the candidates and never chosen: it answers whether the
+    # stage-1 arm is a better partner for the arm without stage 1 than a second seed is
+    controls_on_val = {
+        name: sgd_scores(model, val_log, out / f"val-{name}", args)
+        for name, model in controls.items()
+    }
     arm = best if args.sgd_model == "choose" else args.sgd_model
     models["model"] = models[arm]
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues); from the arm
@@ -136,6 +157,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "model_arm": arm,
         "best_on_held_out_training": best,
         "arms_on_held_out_training": on_val,
+        **({"seed_control_on_held_out_training": controls_on_val} if controls else {}),
         "stage1": stage1_learned(pre, pretrain_log, val_log, args),
     }
     # log by log, each labeled by every arm in turn: the labeling batches' states are then
@@ -143,7 +165,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     for split, log in logs.items():
         if split == "unseen" and not unseen:
             continue
-        for name, checkpoint in models.items():
+        for name, checkpoint in {**models, **controls}.items():
             if name != "model":
                 results[f"{name}/{split}"] = sgd_scores(
                     checkpoint, log, out / f"{name}-{split}", args

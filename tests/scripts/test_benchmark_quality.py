@@ -45,7 +45,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     result = _smoke(
         tmp_path,
         shared_data,
-        *("--pretrain-epochs", "2", "--sgd-model", "ensemble"),
+        *("--pretrain-epochs", "2", "--sgd-model", "ensemble", "--seed-control"),
         *("--uss-eval", str(extra), str(single)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -63,6 +63,25 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert sgd["best_on_held_out_training"] == max(mean, key=mean.get)
     assert sgd["model_arm"] == "ensemble"
     assert sgd["model/unseen"] == sgd["ensemble/unseen"]
+    # the seed control: the arm without stage 1 from the next seed, on the same logs, and its
+    # two-seed ensemble, scored everywhere the candidates are and never among them
+    controls = {"no_pretraining_next_seed", "no_pretraining_two_seeds"}
+    assert set(sgd["seed_control_on_held_out_training"]) == controls
+    for name in controls:
+        assert {f"{name}/{split}" for split in ("seen", "unseen", "train-test")} <= set(sgd)
+    first, twin = (
+        json.loads((tmp_path / "sgd" / folder / "settings.json").read_text())
+        for folder in ("no-pretraining", "no-pretraining-seed1")
+    )
+    assert (first["seed"], twin["seed"]) == (0, 1)
+    assert {k: v for k, v in twin.items() if k != "seed"} == {
+        k: v for k, v in first.items() if k != "seed"
+    }
+    weights = [
+        torch.load(tmp_path / "sgd" / folder / "best.ckpt", weights_only=False)["state_dict"]
+        for folder in ("no-pretraining", "no-pretraining-seed1")
+    ]
+    assert not torch.equal(*(w["heads.intent.net.0.weight"] for w in weights))
     # training dialogues set aside as a test of seen services: scored by every arm, and never
     # among the dialogues any model trained on or chose its epoch on
     assert 0 < sgd["train_test"] <= 10

@@ -289,3 +289,10 @@ def headline(report: dict[str, Any], task: str, metric: str, who: str = "model")
 
 def other_arm(arm: str) -> str:
     return next(other for other in SGD_ARMS if other != arm)
+
+
+def satisfaction_arm(candidate: str) -> str:
+    """The SGD arm the satisfaction models called "model" start from when `candidate` is the
+    SGD model: the arm itself, or for the ensemble its first member (stage 1's); the
+    `OTHER_ARM` models start from the other arm."""
+    return "with_pretraining" if candidate == ENSEMBLE else candidate

@@ -23,6 +23,7 @@ from quality.runs import (
     label,
     other_arm,
     read,
+    satisfaction_arm,
     score,
     train,
     write_log,
@@ -140,7 +141,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # not chosen too, to show what stage 1 does to dissatisfaction (with the ensemble, each
     # arm's satisfaction models are its members)
     args.sgd_arm = arm
-    first = "with_pretraining" if arm == ENSEMBLE else arm
+    first = satisfaction_arm(arm)
     args.sgd_models = {
         "model": models[first],
         "baseline": models["baseline"],

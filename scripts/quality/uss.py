@@ -27,6 +27,7 @@ from quality.runs import (
     label,
     other_arm,
     read,
+    satisfaction_arm,
     score,
     train,
     write_log,
@@ -59,9 +60,9 @@ def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]
     earlier: dict[str, Any] = {}
     if results.is_file():
         earlier = json.loads(results.read_text()).get("sgd", {})
-    arm = _earlier_arm(out)
-    if arm == ENSEMBLE:  # its satisfaction models: one from each arm, stage 1's first
-        arm = "with_pretraining"
+    arm = earlier.get("model_arm")
+    if arm is not None:
+        arm = satisfaction_arm(arm)
     models = {
         "model": out / "sgd" / SGD_ARMS.get(arm, "model") / "best.ckpt",
         "baseline": out / "sgd" / "baseline" / "best.ckpt",

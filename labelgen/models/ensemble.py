@@ -31,9 +31,10 @@ class Ensemble(L.LightningModule):
         super().__init__()
         if len(members) < 2:
             raise EnsembleError(f"an ensemble needs at least 2 models, got {len(members)}")
-        first = members[0]
-        for k, other in enumerate(members[1:], start=2):
-            differs = _differences(first, other)
+        # each member's featurization read once (a tokenizer loads from disk)
+        first, *others = (_reading(member) for member in members)
+        for k, other in enumerate(others, start=2):
+            differs = [name for name, value in first.items() if other[name] != value]
             if differs:
                 raise EnsembleError(
                     f"model {k} of the ensemble differs from the first in "
@@ -41,11 +42,6 @@ class Ensemble(L.LightningModule):
                     "features, with the same tokenizer and heads"
                 )
         self.members = nn.ModuleList(members)
-
-    @property
-    def first(self) -> LabelGenModule:
-        """The member whose featurization (shared by all) prepares the batches."""
-        return self.members[0]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any] | None:
         if "input_ids" not in batch:
@@ -57,24 +53,18 @@ class Ensemble(L.LightningModule):
         return with_goals(probs, batch["turn_mask"], readers)
 
 
-def _differences(a: LabelGenModule, b: LabelGenModule) -> list[str]:
-    """What makes two models read or label a batch differently, by name."""
-    checks = {
+def _reading(model: LabelGenModule) -> dict[str, Any]:
+    """What decides how a model reads and labels a batch, by name: equal for every member."""
+    budgets = ("max_user_tokens", "max_system_tokens")
+    return {
         # by what it does, not its name: an export carries a copy in its own folder
-        "tokenizer": (_tokenizer(a.hparams["tokenizer"]), _tokenizer(b.hparams["tokenizer"])),
-        "feature space": (asdict(a.space), asdict(b.space)),
-        "token budgets": (
-            {k: a.data_settings.get(k) for k in ("max_user_tokens", "max_system_tokens")},
-            {k: b.data_settings.get(k) for k in ("max_user_tokens", "max_system_tokens")},
-        ),
-        "heads": (
-            (sorted(a.turn_tasks), a.slot_head is None, a.goal_head is None),
-            (sorted(b.turn_tasks), b.slot_head is None, b.goal_head is None),
-        ),
-        "audio": (a.audio_encoder is None, b.audio_encoder is None),
-        "user-text position": (a.user_start, b.user_start),
+        "tokenizer": _tokenizer(model.hparams["tokenizer"]),
+        "feature space": asdict(model.space),
+        "token budgets": {k: model.data_settings.get(k) for k in budgets},
+        "heads": (sorted(model.turn_tasks), model.slot_head is None, model.goal_head is None),
+        "audio": model.audio_encoder is None,
+        "user-text position": model.user_start,
     }
-    return [name for name, (x, y) in checks.items() if x != y]
 
 
 def _tokenizer(name: str) -> tuple[Any, ...]:

@@ -153,6 +153,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             threads=args.threads,
             precision=args.precision,
             max_reject_fraction=args.max_reject_fraction,
+            encoder_memo_mb=args.encoder_memo_mb,
         )
     except (ValueError, OSError, KeyError) as err:
         raise UsageError(str(err)) from err
@@ -316,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="another model (trained on the same log's features) whose probabilities are "
         "averaged with --model's (repeatable)",
+    )
+    p.add_argument(
+        "--encoder-memo-mb",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="keep each batch's frozen-encoder states up to this many MB, so that --ensemble "
+        "members with the same frozen encoder encode every batch once (the labels are the "
+        "same; default 0: each member encodes it)",
     )
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--format", choices=FORMATS, default="auto")

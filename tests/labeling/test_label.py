@@ -298,6 +298,15 @@ def test_models_sharing_a_frozen_encoder_label_through_the_memo_as_without_it(tm
     assert outputs[0, 0] != outputs[1, 0]  # the heads differ, so do the labels ...
     for k in range(2):
         assert outputs[k, 64] == outputs[k, 0]  # ... but not with the memo, byte for byte
+    # as an ensemble through the command: with a memo, the second member reads the first's
+    # states of each batch, and the labels are those without it
+    for memo_mb in ("0", "64"):
+        turn_encoder.clear_shared_caches()
+        out = tmp_path / f"ensemble-{memo_mb}"
+        label(out, models[0], log, "--ensemble", str(models[1]), "--encoder-memo-mb", memo_mb)
+        outputs["ensemble", memo_mb] = parts(out)
+        assert (sum(m.hits for m in memos.values()) > 0) == (memo_mb == "64")
+    assert outputs["ensemble", "64"] == outputs["ensemble", "0"]
 
 
 def test_an_ensemble_labels_with_its_members_mean_probabilities(

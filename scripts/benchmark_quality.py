@@ -12,19 +12,20 @@ plots) under --out and prints one JSON line with the headline figures.
 
 SGD: pretrain with response swaps on the training dialogues (the encoder frozen, or trained
 with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
-rejection feedback) from it, the same without stage 1, and the no-context baseline on the same
-data and budget; each picks its epoch on held-out training dialogues (`--sgd-val`, a draw of
-their own). "The model" is whichever candidate scores best on those held-out training
-dialogues: either context arm (with or without stage 1), or their ensemble (the mean of the two
-arms' probabilities, `labelgen label --ensemble`); all three are reported. Label the dev dialogues
+rejection feedback) from it, the same without stage 1, the no-context baseline on the same
+data and budget, and (`--second-seed`, the default) the arm without stage 1 again from the next
+seed; each picks its epoch on held-out training dialogues (`--sgd-val`, a draw of their own).
+"The model" is whichever candidate scores best on those held-out training dialogues: either
+context arm (with or without stage 1), their ensemble (the mean of the two arms'
+probabilities, `labelgen label --ensemble`), or the ensemble of the arm without stage 1 and
+its second seed (two models, neither with stage 1: the first ensemble's control); all four are
+reported, and the second seed alone beside them. Label the dev dialogues
 with each and score them, seen and unseen services apart (a dialogue is "seen" when every
 service it touches is in training); and a test drawn from SGD's training split outside every
 sample any model reads (`--sgd-train-test`), seen services only: SGD dev's seen services hold
-no failed goal here, so goal success on seen services is scored there. With `--seed-control`,
-the arm without stage 1 is trained again from the next seed and its two-seed ensemble is scored
-beside the candidates, never chosen: the control for the ensemble's stage-1 member.
+no failed goal here, so goal success on seen services is scored there.
 USS: dialogue-level k-fold cross-validation on satisfaction, each fold's model starting from
-the SGD model (with the ensemble, one from each arm, their probabilities averaged; the baseline
+the SGD model (with an ensemble, one from each member, their probabilities averaged; the baseline
 from the SGD baseline; with `--only uss`, those an earlier run left in --out, else untrained)
 and learning an attention pooling on top of its mean
 (`--uss-pooling`). A fifth of each training fold (a different fifth for each fold's model)
@@ -34,13 +35,14 @@ rating weights are then chosen on every fold model's slice pooled, minus the sco
 dialogues; the scored fold is only labeled. The out-of-fold labels are scored against the
 leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
 half-human-error point, the ranking (average precision, ROC AUC) and the USS paper's protocol.
-The same folds are also trained from the SGD arm that is not the model: dissatisfaction with
-and without stage 1 (`uss.by_sgd_arm`). `--uss-eval` files are labeled by a model trained on
-the USS training file (its epoch picked on a fifth of it, its cutoff and rating weights on
-every fold model's slice), never trained on; again with the cutoff and weights chosen on
-the other half of the file's own dialogues (`in_domain_calibration`); and by the same k-fold
-protocol on the file's own ratings, each fold's model fine-tuned from that model
-(`in_domain_finetuning`), as a user who rates part of their log would.
+The same folds are also trained from the SGD context arm that is not the model's first member:
+dissatisfaction with and without stage 1 (`uss.by_sgd_arm`, also each member's). `--uss-eval`
+files are labeled by a model trained on the USS training file (its epoch picked on a fifth of
+it, its cutoff and rating weights on every fold model's slice), never trained on; again with
+the cutoff and weights chosen on the other half of the file's own dialogues
+(`in_domain_calibration`); and by the same k-fold protocol on the file's own ratings, each
+fold's model fine-tuned from that model (`in_domain_finetuning`), as a user who rates part of
+their log would.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from quality.runs import MODEL_SECONDS, TIMINGS
+from quality.runs import CANDIDATES, MODEL_SECONDS, TIMINGS, TWO_SEEDS
 from quality.sgd import sgd
 from quality.uss import uss
 
@@ -136,17 +138,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--sgd-model",
-        choices=["choose", "with_pretraining", "no_pretraining", "ensemble"],
+        choices=["choose", *CANDIDATES],
         default="choose",
         help='the SGD candidate that is "the model" (and whose satisfaction models are): '
         "the one best on the held-out training dialogues (default), or this one",
     )
     parser.add_argument(
-        "--seed-control",
-        action="store_true",
-        help="also train the SGD arm without stage 1 from the next seed and score its "
-        "two-seed ensemble beside the candidates, never chosen: is the stage-1 arm a better "
-        "ensemble partner than a second seed? (~5 minutes more; the other figures unchanged)",
+        "--second-seed",
+        "--seed-control",  # its name in session 19, when the two seeds were only a control
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also train the SGD arm without stage 1 from the next seed: scored alone, and "
+        f"its two-seed ensemble ({TWO_SEEDS}) is a candidate for the model, the control for "
+        "the two context arms' ensemble (is the stage-1 arm a better partner than a second "
+        "seed?); about 4 minutes more, 8 when it is the model (its satisfaction models); "
+        "the other models are unchanged by it",
     )
     parser.add_argument(
         "--uss-other-arm",
@@ -202,6 +208,8 @@ def main() -> None:
             + f" (default: {full or 'all'} full, {quick or 'all'} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
+    if args.sgd_model == TWO_SEEDS and not args.second_seed:
+        parser.error(f"--sgd-model {TWO_SEEDS} needs the second seed: drop --no-second-seed")
     stems = [path.stem for path in args.uss_eval]
     if len(set(stems)) < len(stems):
         # their outputs (labels-STEM, eval-STEM, results' eval:NAME) would overwrite each other

@@ -35,12 +35,32 @@ SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
 """The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
 "model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
 
+NEXT_SEED = "no_pretraining_next_seed"
+"""The arm without stage 1 trained again from the next seed (`sgd_folder`): a second model that
+differs from the first by its seed alone."""
+
 ENSEMBLE = "ensemble"
 """The candidate for "the model" that averages the two context arms' probabilities."""
 
+TWO_SEEDS = "no_pretraining_two_seeds"
+"""The candidate that averages the arm without stage 1 and its `NEXT_SEED` twin: an ensemble
+without stage 1, the control for `ENSEMBLE`'s stage-1 member."""
+
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "with_pretraining": ("with_pretraining",),
+    "no_pretraining": ("no_pretraining",),
+    ENSEMBLE: ("with_pretraining", "no_pretraining"),
+    TWO_SEEDS: ("no_pretraining", NEXT_SEED),
+}
+"""Every candidate for "the model", by the SGD models it averages (the first alone: no
+ensemble). The one best on held-out training dialogues is chosen."""
+
 OTHER_ARM = "other-arm"
-"""The USS models that start from the SGD context arm that is not the model (with stage 1 when
-the model is without, or the reverse): dissatisfaction with and without stage 1."""
+"""The USS models that start from the SGD context arm that is not the model's first member
+(with stage 1 when that is without, or the reverse): dissatisfaction with and without stage 1."""
+
+SECOND_SEED = "next-seed"
+"""The USS models that start from `NEXT_SEED`, when the model averages it."""
 
 TIMINGS: Counter[str] = Counter()
 """Seconds spent training and labeling, summed over the run (into results.json)."""
@@ -291,8 +311,31 @@ def other_arm(arm: str) -> str:
     return next(other for other in SGD_ARMS if other != arm)
 
 
+def sgd_folder(name: str, seed: int) -> str:
+    """The folder under sgd/ that holds an SGD model (`SGD_ARMS`; the twin by its seed)."""
+    return SGD_ARMS.get(name) or f"{SGD_ARMS['no_pretraining']}-seed{seed + 1}"
+
+
 def satisfaction_arm(candidate: str) -> str:
     """The SGD arm the satisfaction models called "model" start from when `candidate` is the
-    SGD model: the arm itself, or for the ensemble its first member (stage 1's); the
-    `OTHER_ARM` models start from the other arm."""
-    return "with_pretraining" if candidate == ENSEMBLE else candidate
+    SGD model: the arm itself, or an ensemble's first member (stage 1's for `ENSEMBLE`)."""
+    return CANDIDATES[candidate][0]
+
+
+def satisfaction_starts(candidate: str) -> dict[str, str]:
+    """The satisfaction models trained when `candidate` is the SGD model (the baseline's
+    aside), by their name under uss/, each with the SGD model it starts from: "model" from
+    the first member, `OTHER_ARM` from the other context arm (dissatisfaction with and without
+    stage 1; `ENSEMBLE`'s second member), `SECOND_SEED` from `NEXT_SEED` (`TWO_SEEDS`'s)."""
+    first, *more = CANDIDATES[candidate]
+    starts = {"model": first, OTHER_ARM: other_arm(first)}
+    if NEXT_SEED in more:
+        starts[SECOND_SEED] = NEXT_SEED
+    return starts
+
+
+def satisfaction_members(candidate: str) -> list[str]:
+    """The names of the satisfaction models (`satisfaction_starts`) whose fold models the
+    candidate's satisfaction model averages: one per SGD member, in the candidate's order."""
+    starts = satisfaction_starts(candidate)
+    return [next(n for n, s in starts.items() if s == m) for m in CANDIDATES[candidate]]

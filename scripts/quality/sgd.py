@@ -14,27 +14,22 @@ import torch
 
 from labelgen.data.schema import Dialogue
 from quality.runs import (
-    ENSEMBLE,
-    OTHER_ARM,
+    CANDIDATES,
+    NEXT_SEED,
     SGD_ARMS,
     Model,
     data_module,
     headline,
     label,
-    other_arm,
     read,
-    satisfaction_arm,
+    satisfaction_starts,
     score,
+    sgd_folder,
     train,
     write_log,
 )
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
-TWIN = "no_pretraining_next_seed"
-"""With --seed-control: the arm without stage 1 again, from the next seed."""
-TWO_SEEDS = "no_pretraining_two_seeds"
-"""With --seed-control: the ensemble of the arm without stage 1 and its `TWIN`, the ensemble
-candidate's control (a second model of any kind, against one with stage 1)."""
 SGD_HEADLINES = {
     "intent_accuracy": ("intent", "accuracy"),
     "intent_macro_f1": ("intent", "macro_f1"),
@@ -110,42 +105,45 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
     }
     controls: dict[str, Model] = {}
-    if args.seed_control:
+    if args.second_seed:
         # Trained last, so that the models above (and their figures) are those of a run
         # without it: the frozen cache keeps the states of the batch that first encoded a turn
-        twin = train(
-            out / f"{SGD_ARMS['no_pretraining']}-seed{args.seed + 1}",
+        models[NEXT_SEED] = train(
+            out / sgd_folder(NEXT_SEED, args.seed),
             *(train_log, val_log, SGD_TASKS, args),
             seed=args.seed + 1,
         )
-        controls = {TWIN: twin, TWO_SEEDS: [models["no_pretraining"], twin]}
+        # scored alone beside the candidates, never chosen: how far a seed alone moves a model
+        controls = {NEXT_SEED: models[NEXT_SEED]}
     # Stage 1 is a choice like any other hyperparameter: "the model" is the candidate that
-    # scores best on the held-out training dialogues (never on dev): either context arm, or
-    # the two arms' mean probabilities (errors of models from other starting points are partly
-    # independent); every candidate is reported, so stage 1's effect stays visible.
-    models[ENSEMBLE] = [models["with_pretraining"], models["no_pretraining"]]
+    # scores best on the held-out training dialogues (never on dev): either context arm, the
+    # two arms' mean probabilities (errors of models from other starting points are partly
+    # independent), or the arm without stage 1 averaged with its twin from the next seed (the
+    # same without stage 1); every candidate is reported, so stage 1's effect stays visible.
+    candidates: dict[str, Model] = {}
+    for name, members in CANDIDATES.items():
+        if all(member in models for member in members):
+            first, *more = (models[member] for member in members)
+            candidates[name] = [first, *more] if more else first
     on_val = {
-        name: sgd_scores(models[name], val_log, out / f"val-{name}", args)
-        for name in (*SGD_ARMS, ENSEMBLE)
+        name: sgd_scores(model, val_log, out / f"val-{name}", args)
+        for name, model in candidates.items()
     }
     best = max(on_val, key=lambda name: _mean(on_val[name]))
-    # the control is scored beside the candidates and never chosen: it answers whether the
-    # stage-1 arm is a better partner for the arm without stage 1 than a second seed is
     controls_on_val = {
         name: sgd_scores(model, val_log, out / f"val-{name}", args)
         for name, model in controls.items()
     }
-    arm = best if args.sgd_model == "choose" else args.sgd_model
-    models["model"] = models[arm]
-    # USS training starts from these (SGD's dialogues are USS-SGD's dialogues); from the arm
-    # not chosen too, to show what stage 1 does to dissatisfaction (with the ensemble, each
-    # arm's satisfaction models are its members)
+    arm = best if args.sgd_model == "choose" else args.sgd_model  # trained: main() checked
+    # USS training starts from these (SGD's dialogues are USS-SGD's dialogues): from each of
+    # the model's members, and from the context arm the model's first member is not, to show
+    # what stage 1 does to dissatisfaction
     args.sgd_arm = arm
-    first = satisfaction_arm(arm)
+    starts = satisfaction_starts(arm)
     args.sgd_models = {
-        "model": models[first],
+        "model": models[starts.pop("model")],
         "baseline": models["baseline"],
-        OTHER_ARM: models[other_arm(first)],
+        **{name: models[start] for name, start in starts.items()},
     }
     results: dict[str, Any] = {
         "regime": args.regime,
@@ -163,14 +161,12 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     }
     # log by log, each labeled by every arm in turn: the labeling batches' states are then
     # still in memory for the next arm (`label`)
+    scored = {**candidates, "baseline": models["baseline"], **controls}
     for split, log in logs.items():
         if split == "unseen" and not unseen:
             continue
-        for name, checkpoint in {**models, **controls}.items():
-            if name != "model":
-                results[f"{name}/{split}"] = sgd_scores(
-                    checkpoint, log, out / f"{name}-{split}", args
-                )
+        for name, checkpoint in scored.items():
+            results[f"{name}/{split}"] = sgd_scores(checkpoint, log, out / f"{name}-{split}", args)
     for split in logs:
         if f"{arm}/{split}" in results:
             results[f"model/{split}"] = results[f"{arm}/{split}"]

@@ -17,18 +17,19 @@ from labelgen.evaluation.metrics import BINARY
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
 from quality.runs import (
+    CANDIDATES,
     ENSEMBLE,
     OTHER_ARM,
-    SGD_ARMS,
     Model,
     calibrate,
     gather,
     headline,
     label,
-    other_arm,
     read,
-    satisfaction_arm,
+    satisfaction_members,
+    satisfaction_starts,
     score,
+    sgd_folder,
     train,
     write_log,
 )
@@ -44,27 +45,32 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     then satisfaction): this run's, or with `--only uss` the ones an earlier run left in
     --out; None when there are none."""
     if not hasattr(args, "sgd_models"):
-        args.sgd_models = _earlier_sgd_models(args.out, args.regime)
+        args.sgd_models = _earlier_sgd_models(args.out, args.regime, args.seed)
         args.sgd_arm = _earlier_arm(args.out) if args.sgd_models else None
     model = args.sgd_models.get(name)
     return None if model is None else str(model)
 
 
-def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]:
-    """The SGD models of an earlier run in `out`, its results.json naming the model's arm, so
-    that a USS half run alone starts where the full run's did. Empty, with a warning, when
-    they are missing: the satisfaction models then start untrained. A warning too when that
-    SGD half ran in another regime than this run's (`regime`: smoke, quick or full), as a
+def _earlier_sgd_models(out: Path, regime: str | None = None, seed: int = 0) -> dict[str, Path]:
+    """The SGD models of an earlier run in `out`, its results.json naming the model's
+    candidate, so that a USS half run alone starts where the full run's did (the satisfaction
+    models' names and starts: `satisfaction_starts`; those beside "model" and "baseline" only
+    where their SGD model is there). Empty, with a warning, when the model's first member or
+    the baseline is missing: the satisfaction models then start untrained. A warning too when
+    that SGD half ran in another regime than this run's (`regime`: smoke, quick or full), as a
     full USS half on a quick SGD half's models would not repeat the full run's figures."""
     results = out / "results.json"
     earlier: dict[str, Any] = {}
     if results.is_file():
         earlier = json.loads(results.read_text()).get("sgd", {})
     arm = earlier.get("model_arm")
-    if arm is not None:
-        arm = satisfaction_arm(arm)
+    starts = satisfaction_starts(arm) if arm in CANDIDATES else {}
+
+    def checkpoint(name: str) -> Path:
+        return out / "sgd" / sgd_folder(name, seed) / "best.ckpt"
+
     models = {
-        "model": out / "sgd" / SGD_ARMS.get(arm, "model") / "best.ckpt",
+        "model": checkpoint(starts.pop("model", "with_pretraining")),
         "baseline": out / "sgd" / "baseline" / "best.ckpt",
     }
     missing = [str(path) for path in models.values() if not path.is_file()]
@@ -82,9 +88,9 @@ def _earlier_sgd_models(out: Path, regime: str | None = None) -> dict[str, Path]
             f"this USS half is {regime}: its figures are not those of one {regime} run",
             file=sys.stderr,
         )
-    other = out / "sgd" / SGD_ARMS[other_arm(arm)] / "best.ckpt" if arm in SGD_ARMS else None
-    if other is not None and other.is_file():
-        models[OTHER_ARM] = other
+    for name, start in starts.items():
+        if checkpoint(start).is_file():
+            models[name] = checkpoint(start)
     return models
 
 
@@ -94,11 +100,6 @@ def _earlier_arm(out: Path) -> str | None:
     if not results.is_file():
         return None
     return json.loads(results.read_text()).get("sgd", {}).get("model_arm")
-
-
-def _arm_of(checkpoint: str) -> str:
-    """The SGD context arm a checkpoint under sgd/ belongs to, by its folder (`SGD_ARMS`)."""
-    return next(arm for arm, folder in SGD_ARMS.items() if Path(checkpoint).parent.name == folder)
 
 
 def split_training_folds(
@@ -223,28 +224,33 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     clear_shared_caches()
     out = args.out / "uss"
     dialogues = read(args.uss_train, "uss", args.uss_limit, args.seed)[0]
-    # the model, the baseline, and (after them, so that their figures are the same with it or
-    # without) the model's twin from the other SGD arm: dissatisfaction with and without stage 1
-    names = ["model", "baseline"]
-    # the SGD half's model is the two arms' ensemble: so are the satisfaction models, each
-    # fold's averaging its models from either arm
+    # the model, the baseline, and (after them, so that their figures are the same with them
+    # or without) the model's twin from the other SGD arm (dissatisfaction with and without
+    # stage 1) and, when the SGD model is an ensemble, its other member's: the satisfaction
+    # model is then an ensemble too, each fold's averaging the fold models of its members
     start = _sgd_model(args, "model")  # first: with --only uss, reads the earlier run's choice
-    ensemble = start is not None and getattr(args, "sgd_arm", None) == ENSEMBLE
-    if (args.uss_other_arm or ensemble) and _sgd_model(args, OTHER_ARM) is not None:
-        names.append(OTHER_ARM)
+    candidate = getattr(args, "sgd_arm", None) if start is not None else None
+    members = satisfaction_members(candidate) if candidate in CANDIDATES else ["model"]
+    sgd_of = satisfaction_starts(candidate) if candidate in CANDIDATES else {}
+    names = ["model", "baseline"]
+    for name in sgd_of:
+        wanted = name in members or (name == OTHER_ARM and args.uss_other_arm)
+        if name != "model" and wanted and _sgd_model(args, name) is not None:
+            names.append(name)
     starts = {name: _sgd_model(args, name) for name in names}
-    ensembles = {ENSEMBLE: ["model", OTHER_ARM]} if ensemble and OTHER_ARM in starts else {}
+    ensembles = {ENSEMBLE: members} if len(members) > 1 and set(members) <= set(starts) else {}
     figures, val_parts, val_labels, pools = cross_validate(
         dialogues, starts, args.uss_train, out, args, ensembles
     )
     by_arm = {}
-    if OTHER_ARM in figures:
+    more = [name for name in starts if name not in ("model", "baseline")]
+    if more:
         # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
-        arm = _arm_of(starts["model"])
-        by_arm = {
-            arm: _arm_figures(figures["model"]),
-            other_arm(arm): _arm_figures(figures.pop(OTHER_ARM)),
-        }
+        # (and from the next seed, when the model averages it), by the SGD model each started
+        # from
+        by_arm = {sgd_of["model"]: _arm_figures(figures["model"])}
+        for name in more:
+            by_arm[sgd_of[name]] = _arm_figures(figures.pop(name))
     if ensembles:
         figures["model"] = figures.pop(ENSEMBLE)
     results: dict[str, Any] = {
@@ -276,7 +282,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
                 pooling=args.uss_pooling,
                 patience=args.uss_patience,
             )
-            for name in (ensembles[ENSEMBLE] if ensembles else ["model"])
+            for name in (members if ensembles else ["model"])
         ]
         if len(checkpoint) == 1:
             checkpoint = checkpoint[0]

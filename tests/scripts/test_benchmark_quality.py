@@ -33,7 +33,10 @@ def _smoke(tmp_path, shared_data, *extra: str):
 
 
 @pytest.mark.slow
-def test_smoke_run_scores_every_part(tmp_path, shared_data):
+def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.runs import CANDIDATES, NEXT_SEED, TWO_SEEDS
+
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
     extra = tmp_path / "ccpe-12.txt"
@@ -41,34 +44,35 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     single = tmp_path / "ccpe-1.txt"  # too small to halve
     single.write_text(blocks[0] + "\n")
     # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model;
-    # the model is the two arms' ensemble here, whichever candidate the held-out set prefers
+    # the model is the two-seed ensemble here, whichever candidate the held-out set prefers:
+    # its satisfaction models have three SGD starts (the two seeds and, for the comparison
+    # with stage 1, the other arm); the arms' ensemble is the same code with two
+    # (`test_each_candidate_names_its_satisfaction_models`)
     result = _smoke(
         tmp_path,
         shared_data,
-        *("--pretrain-epochs", "2", "--sgd-model", "ensemble", "--seed-control"),
+        *("--pretrain-epochs", "2", "--sgd-model", "no_pretraining_two_seeds"),
         *("--uss-eval", str(extra), str(single)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
     assert sgd["dev_seen"] + sgd["dev_unseen"] == 20
-    for name in ("model", "with_pretraining", "no_pretraining", "ensemble", "baseline"):
+    scored = (*CANDIDATES, "model", "baseline", NEXT_SEED)
+    for name in scored:
         scores = sgd[f"{name}/unseen"]
         assert 0 <= scores["intent_accuracy"] <= 1 and scores["boundary_f1"] is not None
     # the candidate that scored best on held-out training dialogues, unless one is forced
     arms = sgd["arms_on_held_out_training"]
-    assert set(arms) == {"with_pretraining", "no_pretraining", "ensemble"}
+    assert set(arms) == set(CANDIDATES)
     known = {a: [v for v in s.values() if v is not None] for a, s in arms.items()}
     mean = {a: sum(v) / len(v) for a, v in known.items()}
     assert sgd["best_on_held_out_training"] == max(mean, key=mean.get)
-    assert sgd["model_arm"] == "ensemble"
-    assert sgd["model/unseen"] == sgd["ensemble/unseen"]
-    # the seed control: the arm without stage 1 from the next seed, on the same logs, and its
-    # two-seed ensemble, scored everywhere the candidates are and never among them
-    controls = {"no_pretraining_next_seed", "no_pretraining_two_seeds"}
-    assert set(sgd["seed_control_on_held_out_training"]) == controls
-    for name in controls:
-        assert {f"{name}/{split}" for split in ("seen", "unseen", "train-test")} <= set(sgd)
+    assert sgd["model_arm"] == TWO_SEEDS
+    assert sgd["model/unseen"] == sgd[f"{TWO_SEEDS}/unseen"]
+    # the second seed: the arm without stage 1 from the next seed, on the same logs, scored
+    # alone everywhere the candidates are and never among them
+    assert set(sgd["seed_control_on_held_out_training"]) == {NEXT_SEED}
     first, twin = (
         json.loads((tmp_path / "sgd" / folder / "settings.json").read_text())
         for folder in ("no-pretraining", "no-pretraining-seed1")
@@ -85,7 +89,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     # training dialogues set aside as a test of seen services: scored by every arm, and never
     # among the dialogues any model trained on or chose its epoch on
     assert 0 < sgd["train_test"] <= 10
-    for name in ("model", "with_pretraining", "no_pretraining", "ensemble", "baseline"):
+    for name in scored:
         assert "goal_success_macro_f1" in sgd[f"{name}/train-test"]
     ids = {
         log: pq.read_table(tmp_path / "sgd" / f"{log}.parquet")["dialogue_id"].to_pylist()
@@ -149,7 +153,8 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     # model that labeled it above (each member of the ensemble from its own)
     tuned = evaluated["in_domain_finetuning"]
     all_model = tmp_path / "uss" / "all" / "best.ckpt"
-    other_all = tmp_path / "uss" / "all-other-arm" / "best.ckpt"
+    other_all = tmp_path / "uss" / "all-next-seed" / "best.ckpt"
+    assert not (tmp_path / "uss" / "all-other-arm").exists()  # not a member
     assert tuned["starts_from"] == [str(all_model), str(other_all)] and tuned["folds"] == 2
     assert len(tuned["fold_cutoffs"]) == 2 and all(n > 0 for n in tuned["calibration_dialogues"])
     assert tuned["human"]["f1"] == pytest.approx(evaluated["human"]["f1"]["value"])
@@ -190,7 +195,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
     assert all(seconds > 0 for seconds in trained.values())
     # every USS dialogue was scored out of fold exactly once, by each arm and the ensemble
-    for name in ("model", "other-arm", "ensemble"):
+    for name in ("model", "other-arm", "next-seed", "ensemble"):
         labels = list((tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet"))
         rows = [r["turn_id"] for p in labels for r in pq.read_table(p).to_pylist()]
         assert len(rows) == len(set(rows))
@@ -205,36 +210,40 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data):
     ]
     assert pooling == ["mean", "attention"]
 
-    # the satisfaction models started from the SGD models (each arm, and the baseline); the
-    # model averages the two arms' fold models, and each arm is reported on its own too:
-    # dissatisfaction with and without stage 1
-    folder = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
-    first, other = folder
+    # the satisfaction models started from the SGD models (each member, the other arm, and the
+    # baseline); the model averages the two seeds' fold models, and each SGD start is
+    # reported on its own too: dissatisfaction with and without stage 1, and from each seed
+    folder = {
+        "no_pretraining": "no-pretraining",
+        "baseline": "baseline",
+        "with_pretraining": "model",
+        NEXT_SEED: "no-pretraining-seed1",
+    }
     assert uss["starts_from"] == {
-        "model": str(tmp_path / "sgd" / folder[first] / "best.ckpt"),
-        "baseline": str(tmp_path / "sgd" / "baseline" / "best.ckpt"),
-        "other-arm": str(tmp_path / "sgd" / folder[other] / "best.ckpt"),
+        name: str(tmp_path / "sgd" / folder[start] / "best.ckpt")
+        for name, start in zip(("model", "baseline", "other-arm", "next-seed"), folder, strict=True)
     }
     by_arm = uss["by_sgd_arm"]
-    assert set(by_arm) == set(folder)
+    assert set(by_arm) == {"no_pretraining", "with_pretraining", NEXT_SEED}
     probs = {
         name: {
             r["turn_id"]: torch.tensor(r["satisfaction_probs"])
             for p in (tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet")
             for r in pq.read_table(p, columns=["turn_id", "satisfaction_probs"]).to_pylist()
         }
-        for name in ("model", "other-arm", "ensemble")
+        for name in ("model", "next-seed", "ensemble")
     }
     for turn, mean in probs["ensemble"].items():
-        torch.testing.assert_close(mean, (probs["model"][turn] + probs["other-arm"][turn]) / 2)
-    assert 0 <= by_arm[other]["average_precision"] <= 1
-    assert len(by_arm[other]["fold_cutoffs"]) == uss["folds"]
-    assert "other-arm" not in uss  # reported under its arm's name only
+        torch.testing.assert_close(mean, (probs["model"][turn] + probs["next-seed"][turn]) / 2)
+    for start in by_arm:
+        assert 0 <= by_arm[start]["average_precision"] <= 1
+        assert len(by_arm[start]["fold_cutoffs"]) == uss["folds"]
+    assert not {"other-arm", "next-seed"} & set(uss)  # reported under their SGD names only
 
     # --reuse-models: the same models, labeled and scored anew; the USS half alone starts from
     # the SGD models this run left, so its fold models are what it would train
     checkpoints = {p: p.read_bytes() for p in (tmp_path / "uss").glob("fold*/*/best.ckpt")}
-    assert len(checkpoints) == 3 * uss["folds"]
+    assert len(checkpoints) == 4 * uss["folds"]
     result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "come from a" not in result.stderr  # the SGD half ran in the same regime
@@ -348,6 +357,22 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
         "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
         "other-arm": tmp_path / "sgd" / "no-pretraining" / "best.ckpt",
     }
+    # the two seeds': from each seed (the second's folder named by the run's seed + 1), and
+    # the other arm for the comparison with stage 1; without the second seed's model, the
+    # others still start where they did
+    results.write_text(json.dumps({"sgd": {"model_arm": "no_pretraining_two_seeds"}}))
+    three = {
+        "model": tmp_path / "sgd" / "no-pretraining" / "best.ckpt",
+        "baseline": tmp_path / "sgd" / "baseline" / "best.ckpt",
+        "other-arm": tmp_path / "sgd" / "model" / "best.ckpt",
+    }
+    assert _earlier_sgd_models(tmp_path, seed=4) == three
+    (tmp_path / "sgd" / "no-pretraining-seed5").mkdir()
+    (tmp_path / "sgd" / "no-pretraining-seed5" / "best.ckpt").write_bytes(b"twin")
+    twin = tmp_path / "sgd" / "no-pretraining-seed5" / "best.ckpt"
+    assert _earlier_sgd_models(tmp_path, seed=4) == {**three, "next-seed": twin}
+    assert _earlier_sgd_models(tmp_path, seed=0) == three  # another seed's twin is not it
+    results.write_text(json.dumps({"sgd": {"model_arm": "ensemble"}}))
     # without the other arm's model, the model and the baseline still start where they did
     (tmp_path / "sgd" / "no-pretraining" / "best.ckpt").unlink()
     assert set(_earlier_sgd_models(tmp_path)) == {"model", "baseline"}
@@ -364,6 +389,43 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     (tmp_path / "sgd" / "model" / "best.ckpt").unlink()
     assert _earlier_sgd_models(tmp_path) == {}
     assert "sgd/model/best.ckpt" in capsys.readouterr().err
+
+
+def test_each_candidate_names_its_satisfaction_models(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.runs import CANDIDATES, satisfaction_members, satisfaction_starts
+
+    expected = {
+        # candidate: the satisfaction models' SGD starts, and the members of their ensemble
+        "with_pretraining": (
+            {"model": "with_pretraining", "other-arm": "no_pretraining"},
+            ["model"],
+        ),
+        "no_pretraining": (
+            {"model": "no_pretraining", "other-arm": "with_pretraining"},
+            ["model"],
+        ),
+        "ensemble": (
+            {"model": "with_pretraining", "other-arm": "no_pretraining"},
+            ["model", "other-arm"],
+        ),
+        "no_pretraining_two_seeds": (
+            {
+                "model": "no_pretraining",
+                "other-arm": "with_pretraining",
+                "next-seed": "no_pretraining_next_seed",
+            },
+            ["model", "next-seed"],
+        ),
+    }
+    assert set(expected) == set(CANDIDATES)
+    for candidate, (starts, members) in expected.items():
+        assert satisfaction_starts(candidate) == starts
+        assert satisfaction_members(candidate) == members
+        # every SGD member has its satisfaction models, in the candidate's order
+        assert [starts[m] for m in members] == list(CANDIDATES[candidate])
+        # both context arms always: dissatisfaction with and without stage 1
+        assert {"with_pretraining", "no_pretraining"} <= set(starts.values())
 
 
 def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_path):

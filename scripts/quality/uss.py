@@ -267,7 +267,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         results["by_sgd_arm"] = by_arm
     if args.uss_eval:
         # evaluation-only files: a model trained on the training dialogues labels them (with
-        # the ensemble, one from each arm)
+        # an ensemble, one from each member's SGD model)
         cut = len(dialogues) // 5
         train_log = write_log(dialogues[cut:], out / "all.parquet")
         val_log = write_log(dialogues[:cut], out / "all-val.parquet")

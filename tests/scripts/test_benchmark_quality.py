@@ -291,6 +291,50 @@ def test_stage1_can_train_the_encoder(tmp_path, shared_data):
     assert all(torch.equal(v, encoder(stage1)[k]) for k, v in encoder(model).items())
 
 
+_TWICE = """
+import argparse, json, sys
+from pathlib import Path
+import torch
+from quality.runs import read, train, write_log
+from quality.sgd import SGD_TASKS
+shared, out, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "warm"
+args = argparse.Namespace(
+    out=out, epochs=2, pooling="mean", layers=4, seed=0, reuse_models=False, warm_cache=warm
+)
+dialogues = read(shared / "sgd" / "train", "sgd", 24, 0)[0]
+logs = [write_log(dialogues[:18], out / "t.parquet"), write_log(dialogues[18:], out / "v.parquet")]
+weights = []
+for name in ("first", "second"):
+    state = torch.load(train(out / name, *logs, SGD_TASKS, args), weights_only=False)["state_dict"]
+    weights.append({k: v for k, v in state.items() if not k.startswith("encoder.model.")})
+print(json.dumps(max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])))
+"""
+
+
+@pytest.mark.slow
+def test_a_warm_cache_trains_the_first_model_of_a_process_as_the_ones_after_it(
+    tmp_path, shared_data
+):
+    # the same model trained twice in a fresh process: the first, trained while the frozen
+    # cache fills, differs from the second; with --warm-cache both are the same, bit for bit
+    script = tmp_path / "twice.py"
+    script.write_text(_TWICE)
+    largest = {}
+    for mode in ("cold", "warm"):
+        (tmp_path / mode).mkdir()
+        done = run_python(
+            [str(script), str(shared_data), str(tmp_path / mode), mode],
+            tmp_path,
+            env={"PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}"},
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        largest[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert largest["cold"] > 0
+    assert largest["warm"] == 0
+    settings = json.loads((tmp_path / "warm" / "first" / "settings.json").read_text())
+    assert settings["warm_cache"] is True  # --reuse-models never takes a cold model for it
+
+
 @pytest.mark.parametrize("n_folds", [2, 5])
 def test_each_fold_picks_its_epoch_on_its_own_slice(monkeypatch, n_folds):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))

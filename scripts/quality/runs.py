@@ -237,7 +237,9 @@ def warm_cache(logs: list[Path], args: argparse.Namespace) -> None:
     the first model of a process, trained while the cache fills, trains otherwise than the
     same model trained after it (its weights differ by up to 0.18); after this pass both are
     the same, bit for bit. Which turns a pass encodes, and in which batches, depends on the
-    logs alone, not on the seed or the model."""
+    logs alone, not on the seed or the model. It encodes with the packaged weights: a model
+    whose encoder stage 1 adapted (`--pretrain-encoder-lr`) still fills its own cache as it
+    trains."""
     encoder = TurnEncoder(
         EncoderConfig(pretrained=MINILM, frozen=True, layers=args.layers), MINILM
     ).eval()
@@ -337,12 +339,6 @@ def other_arm(arm: str) -> str:
 def sgd_folder(name: str, seed: int) -> str:
     """The folder under sgd/ that holds an SGD model (`SGD_ARMS`; the twin by its seed)."""
     return SGD_ARMS.get(name) or f"{SGD_ARMS['no_pretraining']}-seed{seed + 1}"
-
-
-def satisfaction_arm(candidate: str) -> str:
-    """The SGD arm the satisfaction models called "model" start from when `candidate` is the
-    SGD model: the arm itself, or an ensemble's first member (stage 1's for `ENSEMBLE`)."""
-    return CANDIDATES[candidate][0]
 
 
 def satisfaction_starts(candidate: str) -> dict[str, str]:

@@ -122,9 +122,9 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # same without stage 1); every candidate is reported, so stage 1's effect stays visible.
     candidates: dict[str, Model] = {}
     for name, members in CANDIDATES.items():
-        if all(member in models for member in members):
-            first, *more = (models[member] for member in members)
-            candidates[name] = [first, *more] if more else first
+        if all(member in models for member in members):  # the twin only with --second-seed
+            checkpoints = [models[member] for member in members]
+            candidates[name] = checkpoints if len(checkpoints) > 1 else checkpoints[0]
     on_val = {
         name: sgd_scores(model, val_log, out / f"val-{name}", args)
         for name, model in candidates.items()

@@ -8,7 +8,9 @@ cached for training, not for labeling).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
-plots) under --out and prints one JSON line with the headline figures.
+plots) under --out and prints one JSON line with the headline figures. Input records a reader
+rejects are kept with their reasons in `rejects/<role>.jsonl` under --out, counted in
+results.json (`<half>.inputs`) and named on stderr; an input with no dialogue stops the run.
 
 SGD: pretrain with response swaps on the training dialogues (the encoder frozen, or trained
 with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
@@ -55,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from quality.runs import CANDIDATES, MODEL_SECONDS, TIMINGS, TWO_SEEDS
+from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS
 from quality.sgd import sgd
 from quality.uss import uss
 
@@ -156,11 +158,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--warm-cache",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="before each model trains, encode its logs' turns the frozen cache lacks, in "
         "batches fixed by the logs: no model then trains while the cache fills, which made "
         "the first model of a process train otherwise than the same model after it (session "
-        "20); off until a full run has measured it",
+        "20), so a model's figures depended on which models trained before it; no measurable "
+        "cost in session 21's full run (the encoding moves, it is not added). "
+        "--no-warm-cache: sessions 1-20's models",
     )
     parser.add_argument(
         "--uss-other-arm",
@@ -257,6 +262,8 @@ def main() -> None:
         if args.only in (None, half):
             begun = time.perf_counter()
             results[half] = run(args)
+            # what each input log gave: dialogues read, records rejected and where they are
+            results[half]["inputs"] = {k: v for k, v in INPUTS.items() if k.startswith(half)}
             results["seconds_by_half"][half] = round(time.perf_counter() - begun, 1)
             results["seconds"] = round(time.perf_counter() - start, 1)
             results["seconds_by_step"] = {k: round(v, 1) for k, v in TIMINGS.items()}

@@ -24,6 +24,7 @@ from labelgen.data.canonical import CanonicalWriter
 from labelgen.data.corruptions import CorruptionConfig
 from labelgen.data.datamodule import LogDataModule
 from labelgen.data.readers import read_log
+from labelgen.data.rejects import Reject, RejectWriter
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
 from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
@@ -95,14 +96,51 @@ def write_log(dialogues: list[Dialogue], path: Path) -> Path:
     return path
 
 
+INPUTS: dict[str, dict[str, Any]] = {}
+"""Every input log read, by its role (e.g. "sgd-train", "uss-eval-CCPE"): its path, the
+dialogues read, and the records rejected, kept with their reasons in a JSONL file beside
+(into results.json, under the half that read it)."""
+
+
 def read(
-    path: Path, fmt: str, limit: int | None = None, seed: int = 0, draws: tuple[int, ...] = ()
+    path: Path,
+    fmt: str,
+    limit: int | None = None,
+    seed: int = 0,
+    draws: tuple[int, ...] = (),
+    *,
+    rejects: Path,
 ) -> tuple[list[Dialogue], ...]:
     """The log's dialogues; with a limit, a random sample (SGD files group services, so the
     first N dialogues would cover only a few of them), followed by one list per `draws` entry:
     that many more dialogues drawn from the rest, each draw disjoint from the sample and from
-    the draws before it (a draw of 0 is empty)."""
-    dialogues = [d for d in read_log(path, fmt) if isinstance(d, Dialogue)]
+    the draws before it (a draw of 0 is empty). The records the reader rejects go to the
+    JSONL file `rejects` with their reasons (named, with their count, on stderr and in
+    `INPUTS` under its stem); a log with no dialogue stops the run, naming it."""
+    dialogues: list[Dialogue] = []
+    refused: list[Reject] = []
+    for item in read_log(path, fmt):
+        (dialogues if isinstance(item, Dialogue) else refused).append(item)
+    record: dict[str, Any] = {"path": str(path), "dialogues": len(dialogues)}
+    record["rejected"] = len(refused)
+    if refused:
+        with RejectWriter(rejects) as writer:
+            for reject in refused:
+                writer.write(reject)
+        record["rejects"] = str(rejects)
+        print(
+            f"{path}: {len(refused)} record(s) rejected, each with its reason in {rejects} "
+            f"(the first: {refused[0].source}: {refused[0].reason})",
+            file=sys.stderr,
+        )
+    else:  # an earlier run's in the same --out would speak for this input
+        rejects.unlink(missing_ok=True)
+    INPUTS[rejects.stem] = record
+    if not dialogues:
+        raise SystemExit(
+            f"{path}: no dialogue could be read as {fmt}"
+            + (f"; every record was rejected, see {rejects}" if refused else "")
+        )
     if limit is None or limit >= len(dialogues):
         return dialogues, *([] for _ in draws)
     keep = sorted(random.Random(seed).sample(range(len(dialogues)), limit))
@@ -113,6 +151,11 @@ def read(
         rest = sorted(set(rest) - set(more))
         out.append([dialogues[i] for i in more])
     return tuple(out)
+
+
+def rejects_file(args: argparse.Namespace, role: str) -> Path:
+    """Where `read` keeps the rejected records of the input log that plays `role`."""
+    return args.out / "rejects" / f"{role}.jsonl"
 
 
 def data_module(

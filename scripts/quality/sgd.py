@@ -22,6 +22,7 @@ from quality.runs import (
     headline,
     label,
     read,
+    rejects_file,
     satisfaction_starts,
     score,
     sgd_folder,
@@ -47,12 +48,15 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         args.sgd_train_limit,
         args.seed,
         (args.sgd_pretrain_extra or 0, args.sgd_train_test or 0, args.sgd_val or 0),
+        rejects=rejects_file(args, "sgd-train"),
     )
     random.Random(args.seed).shuffle(train_dialogues)
     if not held_out:  # no draw (the training directory read whole, or --sgd-val 0)
         cut = max(1, len(train_dialogues) // 10)
         held_out, train_dialogues = train_dialogues[:cut], train_dialogues[cut:]
-    dev = read(args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed)[0]
+    dev = read(
+        args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed, rejects=rejects_file(args, "sgd-dev")
+    )[0]
     services = {t.domain for d in train_dialogues for t in d.turns}
 
     def is_seen(dialogue: Dialogue) -> bool:

@@ -26,6 +26,7 @@ from quality.runs import (
     headline,
     label,
     read,
+    rejects_file,
     satisfaction_members,
     satisfaction_starts,
     score,
@@ -223,7 +224,9 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     # bits and so in what it learns, after the SGD half and run alone (`--only uss`)
     clear_shared_caches()
     out = args.out / "uss"
-    dialogues = read(args.uss_train, "uss", args.uss_limit, args.seed)[0]
+    dialogues = read(
+        args.uss_train, "uss", args.uss_limit, args.seed, rejects=rejects_file(args, "uss-train")
+    )[0]
     # the model, the baseline, and (after them, so that their figures are the same with them
     # or without) the model's twin from the other SGD arm (dissatisfaction with and without
     # stage 1) and, when the SGD model is an ensemble, its other member's: the satisfaction
@@ -348,7 +351,7 @@ def score_eval_file(
     report = score(labels, path, "uss", out_dir=out / f"eval-{stem}", seed=args.seed)
     record = {**report["tasks"].get("dissatisfaction", {})}
     record["uss_protocol"] = dissatisfaction_figures(report)["uss_protocol"]
-    dialogues = read(path, "uss")[0]
+    dialogues = read(path, "uss", rejects=rejects_file(args, f"uss-eval-{stem}"))[0]
     if args.uss_eval_finetune:
         record["in_domain_finetuning"] = in_domain_finetuning(
             checkpoint, dialogues, path, out / f"{stem}-folds", args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -41,8 +42,8 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
     extra = tmp_path / "ccpe-12.txt"
     extra.write_text("\n\n".join(blocks) + "\n")
-    single = tmp_path / "ccpe-1.txt"  # too small to halve
-    single.write_text(blocks[0] + "\n")
+    single = tmp_path / "ccpe-1.txt"  # too small to halve, and a block that is no dialogue
+    single.write_text(blocks[0] + "\n\nUSER\tno ratings field\tINFORM\n")
     # by default the satisfaction models learn a pooling on top of the mean-pooled SGD model;
     # the model is the two-seed ensemble here, whichever candidate the held-out set prefers:
     # its satisfaction models have three SGD starts (the two seeds and, for the comparison
@@ -149,6 +150,15 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         alone["items"] > 0 and "dialogue(s): no halves" in alone["in_domain_calibration"]["skipped"]
     )
     assert alone["in_domain_finetuning"]["skipped"] == "1 dialogue(s): 2 folds need 10"
+    # its broken block was kept with its reason, counted, and named; the other inputs read clean
+    rejected = uss["inputs"]["uss-eval-ccpe-1"]
+    assert rejected["dialogues"] == 1 and rejected["rejected"] == 1
+    kept = json.loads((tmp_path / "rejects" / "uss-eval-ccpe-1.jsonl").read_text())
+    line = len(blocks[0].splitlines()) + 2  # after the dialogue and the blank line
+    assert kept["source"].endswith(f"ccpe-1.txt:{line}-{line}")
+    assert "tab-separated fields" in kept["reason"] and "uss-eval-ccpe-1.jsonl" in result.stderr
+    assert {k: v["rejected"] for k, v in sgd["inputs"].items()} == {"sgd-train": 0, "sgd-dev": 0}
+    assert uss["inputs"]["uss-train"]["rejected"] == 0
     # ... and by cross-validation on its own ratings, each fold's model fine-tuned from the
     # model that labeled it above (each member of the ensemble from its own)
     tuned = evaluated["in_domain_finetuning"]
@@ -301,7 +311,7 @@ shared, out, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "warm"
 args = argparse.Namespace(
     out=out, epochs=2, pooling="mean", layers=4, seed=0, reuse_models=False, warm_cache=warm
 )
-dialogues = read(shared / "sgd" / "train", "sgd", 24, 0)[0]
+dialogues = read(shared / "sgd" / "train", "sgd", 24, 0, rejects=out / "rejects.jsonl")[0]
 logs = [write_log(dialogues[:18], out / "t.parquet"), write_log(dialogues[18:], out / "v.parquet")]
 weights = []
 for name in ("first", "second"):
@@ -485,7 +495,7 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         benchmark_quality.main()
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["sgd"] == {"model_arm": "no_pretraining"} and "uss" not in results
+    assert results["sgd"] == {"model_arm": "no_pretraining", "inputs": {}} and "uss" not in results
     assert results["finished"] is False and set(results["seconds_by_half"]) == {"sgd"}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no partial file left
 
@@ -504,9 +514,11 @@ def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path,
 
 def test_each_draw_is_disjoint_and_leaves_the_sample_as_it_was(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from quality.runs import read
+    from quality import runs
 
     from labelgen.data.synth import synth_to_file
+
+    read = functools.partial(runs.read, rejects=tmp_path / "rejects.jsonl")
 
     log = tmp_path / "log.jsonl"
     synth_to_file(log, 60, seed=3)
@@ -525,3 +537,39 @@ def test_each_draw_is_disjoint_and_leaves_the_sample_as_it_was(monkeypatch, tmp_
     everything, *draws = read(log, "canonical", None, seed=5, draws=(15, 30))
     assert len(everything) == 60 and draws == [[], []]
     assert ids(read(log, "canonical", 20, seed=6)[0]) != ids(sample)
+
+
+def test_rejected_input_records_are_kept_with_their_reasons(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality import runs
+
+    monkeypatch.setattr(runs, "INPUTS", {})
+    good = "USER\thello\tGREET\t3,3,3\nSYSTEM\thi\tGREET\t\nUSER\tOVERALL\t\t3,3,3\n"
+    broken = "USER\tno ratings here\tINFORM\nSYSTEM\tok\tINFORM\t\n"
+    log = tmp_path / "SGD.txt"
+    log.write_text("\n".join([good, broken, good]))
+    rejects = tmp_path / "out" / "rejects" / "uss-train.jsonl"
+    (dialogues,) = runs.read(log, "uss", rejects=rejects)
+    assert [d.dialogue_id for d in dialogues] == ["SGD-00000", "SGD-00002"]
+    kept = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert len(kept) == 1 and "tab-separated fields" in kept[0]["reason"]
+    assert kept[0]["record"][0].startswith("USER\tno ratings here")
+    assert runs.INPUTS["uss-train"] == {
+        "path": str(log),
+        "dialogues": 2,
+        "rejected": 1,
+        "rejects": str(rejects),
+    }
+    assert f"1 record(s) rejected, each with its reason in {rejects}" in capsys.readouterr().err
+    # a clean input leaves no rejects file (nor an earlier run's), and says so in its record
+    clean = tmp_path / "clean.txt"
+    clean.write_text(good)
+    (tmp_path / "clean.jsonl").write_text("an earlier run's\n")
+    runs.read(clean, "uss", rejects=tmp_path / "clean.jsonl")
+    assert runs.INPUTS["clean"]["rejected"] == 0 and not (tmp_path / "clean.jsonl").exists()
+    # nothing readable stops the run, naming the file and where the reasons are
+    dead = tmp_path / "dead.txt"
+    dead.write_text(broken)
+    with pytest.raises(SystemExit, match=r"dead.txt: no dialogue could be read as uss; every"):
+        runs.read(dead, "uss", rejects=tmp_path / "dead.jsonl")
+    assert (tmp_path / "dead.jsonl").is_file()

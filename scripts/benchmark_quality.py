@@ -254,6 +254,9 @@ def main() -> None:
         f"torch {torch.__version__}",
         "quick": quick,
         "regime": args.regime,
+        # every option as this run resolved it, defaults and regime limits included: the
+        # command line alone does not say what a run with other defaults would repeat
+        "options": {k: _plain(v) for k, v in sorted(vars(args).items())},
     }
     path = args.out / "results.json"
     earlier = json.loads(path.read_text()) if args.only and path.exists() else {}
@@ -274,6 +277,13 @@ def main() -> None:
             # one half rerun: keep the other half's figures
             _write_json(path, {**earlier, **results})
     print(json.dumps({**earlier, **results}))
+
+
+def _plain(value: Any) -> Any:
+    """An option's value as JSON holds it (paths as text)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -497,6 +497,10 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["sgd"] == {"model_arm": "no_pretraining", "inputs": {}} and "uss" not in results
     assert results["finished"] is False and set(results["seconds_by_half"]) == {"sgd"}
+    # every option as resolved, the regime's and the defaults included
+    options = results["options"]
+    assert options["out"] == str(tmp_path) and options["epochs"] == 1 and options["folds"] == 2
+    assert options["warm_cache"] is True and options["second_seed"] is True
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no partial file left
 
 

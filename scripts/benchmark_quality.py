@@ -165,7 +165,7 @@ def main() -> None:
         "the first model of a process train otherwise than the same model after it (session "
         "20), so a model's figures depended on which models trained before it; no measurable "
         "cost in session 21's full run (the encoding moves, it is not added). "
-        "--no-warm-cache: sessions 1-20's models",
+        "--no-warm-cache: trains session 20's models",
     )
     parser.add_argument(
         "--uss-other-arm",

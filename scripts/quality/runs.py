@@ -121,8 +121,11 @@ def read(
     refused: list[Reject] = []
     for item in read_log(path, fmt):
         (dialogues if isinstance(item, Dialogue) else refused).append(item)
-    record: dict[str, Any] = {"path": str(path), "dialogues": len(dialogues)}
-    record["rejected"] = len(refused)
+    record: dict[str, Any] = {
+        "path": str(path),
+        "dialogues": len(dialogues),
+        "rejected": len(refused),
+    }
     if refused:
         with RejectWriter(rejects) as writer:
             for reject in refused:

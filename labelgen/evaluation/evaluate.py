@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,9 @@ class Gold:
     source: str
     reference: list[Any] | None = None
     """The log's reference labels of the same items, where it has both kinds."""
+    earlier: dict[str, tuple[Key, ...]] = field(default_factory=dict)
+    """Item id -> its earlier turns, read where the key's turn holds no prediction
+    (`Items.earlier`)."""
 
     @property
     def dialogues(self) -> list[str]:
@@ -179,6 +182,7 @@ def gold_labels(items: Items, task: str, seed: int = 0, consensus: str = "majori
             loo.human,
             "leave_one_out_consensus",
             reference if has_reference else None,
+            items.earlier,
         )
     if items.has_reference:
         kept = [i for i, r in enumerate(items.reference) if r is not None]
@@ -188,6 +192,7 @@ def gold_labels(items: Items, task: str, seed: int = 0, consensus: str = "majori
             [items.reference[i] for i in kept],
             None,
             "reference",
+            earlier=items.earlier,
         )
     return None
 
@@ -276,6 +281,8 @@ class _Aligned:
     missing: int
     dialogues: list[str]
     """Each item's dialogue."""
+    read_earlier: int = 0
+    """Items whose label was read on an earlier turn (`Gold.earlier`)."""
 
 
 def _align(
@@ -285,11 +292,17 @@ def _align(
     dialogue_turns: dict[str, int],
     texts: dict[Key, str],
 ) -> _Aligned:
-    keep, model, conf = list(range(len(gold.ids))), [], []
+    keep, model, conf, read_earlier = list(range(len(gold.ids))), [], [], 0
     if preds is not None:
         keep = []
         for i, key in enumerate(gold.keys):
             read = _read(task, preds, key, dialogue_turns)
+            if read is not None and read[0] is None:  # a turn in no predicted goal
+                for earlier in gold.earlier.get(gold.ids[i], ()):
+                    other = _read(task, preds, earlier, dialogue_turns)
+                    if other is not None and other[0] is not None:
+                        read, read_earlier = other, read_earlier + 1
+                        break
             if read is not None:
                 keep.append(i)
                 model.append(read[0])
@@ -315,6 +328,7 @@ def _align(
         conf,
         len(gold.ids) - len(keep),
         [dialogues[i] for i in keep],
+        read_earlier,
     )
 
 
@@ -325,6 +339,8 @@ def _task_report(
     section: dict[str, Any] = {"items": len(a.gold)}
     if a.model is not None:
         section["missing_predictions"] = a.missing
+        if a.read_earlier:
+            section["read_on_earlier_turn"] = a.read_earlier
         section["model"] = _as_dict(_score(task, a.gold, a.model, n_resamples, seed, a.dialogues))
     if a.human is not None:
         section["human"] = _as_dict(_score(task, a.gold, a.human, n_resamples, seed, a.dialogues))
@@ -556,6 +572,13 @@ def evaluate(
             skipped[task] = "the model labeled none of the reference items"
             continue
         section, extra = _task_report(task, aligned, n_resamples, seed, target_precision)
+        if gold.earlier:
+            # the same goals read on their last turns only (the matching rule before session
+            # 22), so that a figure under either rule can be compared
+            strict = _align(task, replace(gold, earlier={}), preds, dialogue_turns, texts)
+            section["model_last_turn_only"] = _as_dict(
+                _score(task, strict.gold, strict.model, n_resamples, seed, strict.dialogues)
+            )
         if task == "dissatisfaction":
             _add_ranking(section, gold, preds, n_resamples, seed)
         tasks[task] = {"gold": gold.source, **section}
@@ -605,9 +628,10 @@ def evaluate(
     return report
 
 
-SIDES = ("model", "human", "model_vs_reference", "model_minus_human")
+SIDES = ("model", "human", "model_vs_reference", "model_minus_human", "model_last_turn_only")
 """A task section's scored sides: the model and the single annotator against gold, the model
-against the log's reference labels, and the model's lead over the annotator (paired)."""
+against the log's reference labels, the model's lead over the annotator (paired), and for goal
+success the model read on each goal's last turn only (`items.goal_items`)."""
 
 
 def render(report: dict[str, Any]) -> str:
@@ -619,9 +643,11 @@ def render(report: dict[str, Any]) -> str:
                 if e["value"] is None:
                     continue
                 low, high = (f"{x:.3f}" if x is not None else "nan" for x in e["ci95"])
-                who = {"human": "single annotator", "model_minus_human": "model - annotator"}.get(
-                    side, side
-                )
+                who = {
+                    "human": "single annotator",
+                    "model_minus_human": "model - annotator",
+                    "model_last_turn_only": "model (last turn)",
+                }.get(side, side)
                 lines.append(f"{task:<18}{who:<20}{metric:<28}{e['value']:>7.3f}  [{low}, {high}]")
     if "headline" in report:
         beats = report["headline"]["model_beats_human"]

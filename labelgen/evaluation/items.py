@@ -37,12 +37,24 @@ class Items:
     """The log's own reference label, None where it has none."""
     votes: list[list[tuple[str, Any]]] = field(default_factory=list)
     """(annotator id, label) per annotator who gave one."""
+    earlier: dict[str, tuple[Key, ...]] = field(default_factory=dict)
+    """Item id -> the item's earlier turns, latest first, read where the key's turn holds no
+    prediction (a goal's: see `goal_items`)."""
 
-    def add(self, item_id: str, key: Key | None, reference: Any, votes: list) -> None:
+    def add(
+        self,
+        item_id: str,
+        key: Key | None,
+        reference: Any,
+        votes: list,
+        earlier: tuple[Key, ...] = (),
+    ) -> None:
         self.ids.append(item_id)
         self.keys.append(key)
         self.reference.append(reference)
         self.votes.append(votes)
+        if earlier:
+            self.earlier[item_id] = earlier
 
     def map(self, fn: Callable[[Any], Any]) -> Items:
         """The same items with every label (reference and votes) passed through `fn`."""
@@ -51,6 +63,7 @@ class Items:
             list(self.keys),
             [None if r is None else fn(r) for r in self.reference],
             [[(a, fn(v)) for a, v in votes] for votes in self.votes],
+            dict(self.earlier),
         )
 
     @property
@@ -143,17 +156,25 @@ def goal_items(dialogues: Iterable[Dialogue]) -> Items:
     """One item per reference goal, keyed by the goal's last turn.
 
     Matching rule: a reference goal's predicted outcome is the outcome of the predicted goal
-    that covers the reference goal's last turn, the turn where success or failure shows.
+    that covers the reference goal's last turn; where the model put that turn in no goal, of
+    the predicted goal covering the reference goal's latest turn that one covers (`earlier`).
+    Why the fallback: success or failure shows in a system response, and the turns after it
+    ("No, that's all, thanks") serve the goal or none by the log's own conventions (SGD keeps
+    the intent after a notified success, drops it after "anything else?"); a model that ends
+    the goal a turn early has made a segmentation error, which boundary F1 scores, not an
+    outcome error. The single annotator judges each reference goal's outcome directly, so
+    without the fallback the model alone would be charged for segmentation here. A goal none
+    of whose turns lies in a predicted goal is still the answer "no goal", wrong either way.
     A goal no turn serves has no last turn and is skipped.
     """
     items = Items()
     for d in dialogues:
-        last: dict[str, int] = {}
+        served: dict[str, list[int]] = {}
         for t, turn in enumerate(d.turns):
             if turn.goal_id is not None:
-                last[turn.goal_id] = t
+                served.setdefault(turn.goal_id, []).append(t)
         for goal in d.goals or []:
-            if goal.goal_id not in last:
+            if goal.goal_id not in served:
                 continue
             anns = goal.annotations or []
             ids = annotator_ids([a.annotator for a in anns])
@@ -161,6 +182,7 @@ def goal_items(dialogues: Iterable[Dialogue]) -> Items:
                 (i, a.success) for i, a in zip(ids, anns, strict=True) if a.success is not None
             ]
             if goal.success is not None or votes:
-                key = (d.dialogue_id, last[goal.goal_id])
-                items.add(f"{d.dialogue_id}#goal:{goal.goal_id}", key, goal.success, votes)
+                *before, last = [(d.dialogue_id, t) for t in served[goal.goal_id]]
+                item_id = f"{d.dialogue_id}#goal:{goal.goal_id}"
+                items.add(item_id, last, goal.success, votes, tuple(reversed(before)))
     return items

@@ -8,9 +8,9 @@ null). The label conventions are decided here, once:
   `satisfaction_probs` above 0.5, confidence max(P, 1 - P), or else rating <= 2 with
   `satisfaction_confidence`;
 - feedback flags: the probability of True above 0.5, confidence max(p, 1 - p);
-- goal success: the outcome of the predicted goal on the reference goal's last turn (see
-  `items.goal_items`); a turn in no predicted goal is the answer "no goal", wrong either way,
-  with confidence 0 so that no threshold keeps it.
+- goal success: the outcome of the predicted goal on one turn; a turn in no predicted goal is
+  the answer "no goal", wrong either way, with confidence 0 so that no threshold keeps it.
+  Which turns of a reference goal are read, and in what order, is `items.goal_items`' rule.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ SGD_HEADLINES = {
     "boundary_f1": ("segment", "boundary_f1"),
     "goal_success_macro_f1": ("goal_success", "macro_f1"),
 }
+"""The figures reported for every SGD model and log; their mean chooses the model."""
 
 
 def sgd(args: argparse.Namespace) -> dict[str, Any]:
@@ -201,9 +202,14 @@ def sgd_scores(checkpoint: Model, log: Path, out: Path, args: argparse.Namespace
     """Labels an SGD log with one model (or an ensemble) and scores it: the headline figures."""
     labels = label(checkpoint, log, out.with_name("labels-" + out.name))
     report = score(labels, log, out_dir=out.with_name("eval-" + out.name), seed=args.seed)
-    return {key: headline(report, *where) for key, where in SGD_HEADLINES.items()}
+    scores = {key: headline(report, *where) for key, where in SGD_HEADLINES.items()}
+    # goal success read on each goal's last turn only (the matching rule until session 22):
+    # reported beside, never part of the choice
+    last_turn = report["tasks"].get("goal_success", {}).get("model_last_turn_only", {})
+    scores["goal_success_last_turn_macro_f1"] = last_turn.get("macro_f1", {}).get("value")
+    return scores
 
 
 def _mean(scores: dict[str, float | None]) -> float:
-    values = [v for v in scores.values() if v is not None]
+    values = [scores[key] for key in SGD_HEADLINES if scores.get(key) is not None]
     return sum(values) / len(values) if values else float("-inf")

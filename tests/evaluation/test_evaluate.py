@@ -176,10 +176,11 @@ def test_duplicate_and_mismatched_rows_are_reported(tmp_path, synth_log, synth_d
     assert info["turn_id_mismatches"] == 1
 
 
-def test_a_log_without_annotators_is_scored_against_its_reference_labels(tmp_path, synth_dialogues):
+def _plain_log(tmp_path, dialogues):
+    """The dialogues without their annotators: scored against the reference labels alone."""
     log = tmp_path / "plain.jsonl"
     lines = []
-    for d in synth_dialogues:
+    for d in dialogues:
         record = d.to_json_dict()
         record.pop("annotations", None)
         for turn in record["turns"]:
@@ -188,6 +189,11 @@ def test_a_log_without_annotators_is_scored_against_its_reference_labels(tmp_pat
             goal.pop("annotations", None)
         lines.append(json.dumps(record))
     log.write_text("\n".join(lines) + "\n")
+    return log
+
+
+def test_a_log_without_annotators_is_scored_against_its_reference_labels(tmp_path, synth_dialogues):
+    log = _plain_log(tmp_path, synth_dialogues)
     preds = write_predictions(tmp_path / "preds", reference_rows(synth_dialogues))
     report = evaluate(preds, log, out_dir=tmp_path / "eval", **FAST)
     for task, metric in PRIMARY.items():
@@ -196,6 +202,43 @@ def test_a_log_without_annotators_is_scored_against_its_reference_labels(tmp_pat
         assert _value(section, "model", metric) == 1.0
     assert "headline" not in report
     assert human_baseline(log)["tasks"] == {}
+
+
+def test_a_goal_ended_a_turn_early_is_scored_on_its_outcome(tmp_path, synth_dialogues):
+    """A reference goal whose last turn the model put in no goal is read on its latest turn
+    in a predicted goal; the segmentation error stays boundary F1's, and the figure read on
+    last turns only is reported beside it."""
+    log = _plain_log(tmp_path, synth_dialogues)
+    rows = reference_rows(synth_dialogues)
+    goals = [
+        [(d.dialogue_id, t) for t, turn in enumerate(d.turns) if turn.goal_id == g.goal_id]
+        for d in synth_dialogues
+        for g in d.goals or []
+        if g.success is not None
+    ]
+    long = [turns for turns in goals if len(turns) >= 2]
+    cut, flipped, lost = long[::3], long[1::9], long[2::9]
+    for turns in cut + flipped:  # the model ends each of these goals one turn early
+        rows[turns[-1]].update(goal_id=None, goal_success=None, segment="O")
+    for turns in flipped:  # ... and says the opposite outcome on the turns it kept
+        for key in turns[:-1]:
+            rows[key]["goal_success"] = not rows[key]["goal_success"]
+    for turns in lost:  # no turn of these in any predicted goal: "no goal", wrong
+        for key in turns:
+            rows[key].update(goal_id=None, goal_success=None, segment="O")
+    preds = write_predictions(tmp_path / "preds", rows)
+    report = evaluate(preds, log, out_dir=tmp_path / "eval", **FAST)
+    section = report["tasks"]["goal_success"]
+    assert section["items"] == len(goals)
+    assert section["read_on_earlier_turn"] == len(cut) + len(flipped)
+    wrong = len(flipped) + len(lost)
+    assert _value(section, "model", "accuracy") == pytest.approx(1 - wrong / len(goals))
+    last_turn_wrong = len(cut) + len(flipped) + len(lost)
+    assert _value(section, "model_last_turn_only", "accuracy") == pytest.approx(
+        1 - last_turn_wrong / len(goals)
+    )
+    assert _value(report["tasks"]["segment"], "model", "boundary_f1") < 1.0
+    assert "model (last turn)" in render(report)
 
 
 def test_human_baseline_alone_matches_the_human_beside_the_model(

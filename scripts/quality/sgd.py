@@ -205,8 +205,9 @@ def sgd_scores(checkpoint: Model, log: Path, out: Path, args: argparse.Namespace
     scores = {key: headline(report, *where) for key, where in SGD_HEADLINES.items()}
     # goal success read on each goal's last turn only (the matching rule until session 22):
     # reported beside, never part of the choice
-    last_turn = report["tasks"].get("goal_success", {}).get("model_last_turn_only", {})
-    scores["goal_success_last_turn_macro_f1"] = last_turn.get("macro_f1", {}).get("value")
+    scores["goal_success_last_turn_macro_f1"] = headline(
+        report, "goal_success", "macro_f1", who="model_last_turn_only"
+    )
     return scores
 
 

@@ -112,6 +112,15 @@ def main() -> None:
         help="turn vector from the frozen token states: their mean, or a learned weighting",
     )
     parser.add_argument(
+        "--pool-sides",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="every model pools the user's and the system's tokens apart (EncoderConfig."
+        "pool_sides): the dialogue model sees a request beside its response, not their blend. "
+        "The default since session 23: every SGD candidate's held-out mean rose with it and "
+        "stage 1 learned the swaps (docs/benchmarks.md); --no-pool-sides trains session 22's",
+    )
+    parser.add_argument(
         "--uss-pooling",
         choices=["mean", "attention"],
         default="attention",
@@ -213,12 +222,15 @@ def main() -> None:
         "sgd_val": "this many SGD training dialogues outside the other samples pick every SGD "
         "model's epoch and the context arm, 0 = a tenth of the fine-tuning sample",
     }
-    for name, (smoke, quick, full) in LIMITS.items():
+    for name, defaults in LIMITS.items():
+        # 0 reads all for a sample, none for the draws beside it
+        zero = "0" if name in helps else "all"
+        smoke, quick, full = (str(n or zero) for n in defaults)
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=int,
             help=helps.get(name, "random sample of this many dialogues, 0 = all")
-            + f" (default: {full or 'all'} full, {quick or 'all'} quick, {smoke} smoke)",
+            + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
     if args.sgd_model == TWO_SEEDS and not args.second_seed:

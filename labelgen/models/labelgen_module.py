@@ -196,7 +196,7 @@ class LabelGenModule(L.LightningModule):
 
             self.audio_encoder = AudioEncoder(out_dim=fusion.audio_dim)
         self.fusion = FeatureFusion(
-            self.encoder.hidden_size, d, self.space.categorical_sizes(), len(NUMERICAL), fusion
+            self.encoder.out_dim, d, self.space.categorical_sizes(), len(NUMERICAL), fusion
         )
         self.dialogue = DialogueEncoder(dialogue)
         self.turn_tasks = {
@@ -277,7 +277,10 @@ class LabelGenModule(L.LightningModule):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         states, text = self.encoder(
-            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch.get("token_type_ids"),
+            self._side_masks(batch) if self.encoder.config.pool_sides else None,
         )
         audio = None
         if self.audio_encoder is not None:
@@ -410,17 +413,23 @@ class LabelGenModule(L.LightningModule):
             self.log(f"{stage}/loss_{name}", value, batch_size=size, sync_dist=stage != "train")
         return total
 
-    def _contrastive_loss(self, states: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        """Symmetric InfoNCE: each intact turn's user tokens should pick out its own system
-        response's tokens among every response in the batch. It asks the encoder for exactly
-        what spotting a swapped response needs, with the batch as free negatives. Identical
-        responses ("Anything else?") are counted as negatives, a small noise accepted."""
-        positions = torch.arange(states.shape[1], device=states.device)[None, :]
+    def _side_masks(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[N, L]` masks of each turn's user tokens and system tokens in the encoded pair."""
+        ids = batch["input_ids"]
+        positions = torch.arange(ids.shape[1], device=ids.device)[None, :]
         user = (positions >= self.user_start) & (
             positions < self.user_start + batch["user_len"][:, None]
         )
         start = batch["system_start"][:, None]
         system = (positions >= start) & (positions < start + batch["system_len"][:, None])
+        return user, system
+
+    def _contrastive_loss(self, states: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """Symmetric InfoNCE: each intact turn's user tokens should pick out its own system
+        response's tokens among every response in the batch. It asks the encoder for exactly
+        what spotting a swapped response needs, with the batch as free negatives. Identical
+        responses ("Anything else?") are counted as negatives, a small noise accepted."""
+        user, system = self._side_masks(batch)
         keep = batch["system_len"] > 0
         if "defect" in batch:
             keep &= batch["defect"] == 0

@@ -221,6 +221,8 @@ def train(
         # model fine-tuned from the old one is not what this run would train)
         "init_from": None if init_from is None else _digest(Path(init_from)),
     }
+    if args.pool_sides:  # the same
+        settings["pool_sides"] = True
     if init_lr is not None:  # absent otherwise: earlier runs' settings stay reusable
         settings["init_lr"] = init_lr
     if args.warm_cache:  # the same
@@ -243,6 +245,7 @@ def train(
         encoder=EncoderConfig(
             pretrained=MINILM,
             pooling=pooling or args.pooling,
+            pool_sides=args.pool_sides,
             frozen=encoder_lr is None,
             layers=args.layers,
         ),

@@ -46,24 +46,36 @@ def _sgd_model(args: argparse.Namespace, name: str) -> str | None:
     then satisfaction): this run's, or with `--only uss` the ones an earlier run left in
     --out; None when there are none."""
     if not hasattr(args, "sgd_models"):
-        args.sgd_models = _earlier_sgd_models(args.out, args.regime, args.seed)
+        args.sgd_models = _earlier_sgd_models(args.out, args.regime, args.seed, args.pool_sides)
         args.sgd_arm = _earlier_arm(args.out) if args.sgd_models else None
     model = args.sgd_models.get(name)
     return None if model is None else str(model)
 
 
-def _earlier_sgd_models(out: Path, regime: str | None = None, seed: int = 0) -> dict[str, Path]:
+def _earlier_sgd_models(
+    out: Path, regime: str | None = None, seed: int = 0, pool_sides: bool = False
+) -> dict[str, Path]:
     """The SGD models of an earlier run in `out`, its results.json naming the model's
     candidate, so that a USS half run alone starts where the full run's did (the satisfaction
     models' names and starts: `satisfaction_starts`; those beside "model" and "baseline" only
     where their SGD model is there). Empty, with a warning, when the model's first member or
     the baseline is missing: the satisfaction models then start untrained. A warning too when
     that SGD half ran in another regime than this run's (`regime`: smoke, quick or full), as a
-    full USS half on a quick SGD half's models would not repeat the full run's figures."""
+    full USS half on a quick SGD half's models would not repeat the full run's figures. An
+    error when they pool the turn's sides otherwise than this run (`--pool-sides`): their
+    turn vectors have another size, and the satisfaction models would start half untrained."""
     results = out / "results.json"
     earlier: dict[str, Any] = {}
     if results.is_file():
-        earlier = json.loads(results.read_text()).get("sgd", {})
+        whole = json.loads(results.read_text())
+        earlier = whole.get("sgd", {})
+        theirs = bool(whole.get("options", {}).get("pool_sides", False))
+        if "sgd" in whole and theirs != pool_sides:
+            raise SystemExit(
+                f"the SGD models in {out} were trained with{'' if theirs else 'out'} "
+                f"--pool-sides, this USS half is{'' if pool_sides else ' not'}: run both halves "
+                "with the same setting"
+            )
     arm = earlier.get("model_arm")
     starts = satisfaction_starts(arm) if arm in CANDIDATES else {}
 

@@ -214,6 +214,30 @@ def test_learned_pooling_trains_on_a_frozen_encoder_at_the_heads_rate(finetune_d
     assert rates[id(next(module.encoder.model.parameters()))] == module.optim.encoder_lr
 
 
+def test_pooled_sides_reach_the_dialogue_model_apart(finetune_dm, finetune_batch):
+    """With `pool_sides`, the fusion reads each turn's user tokens' mean beside its system
+    tokens' mean, the sides found by the batch's lengths; and the model trains so."""
+    L.seed_everything(0)
+    module = make_module(
+        finetune_dm, encoder=replace(TINY_ROBERTA, pooling="mean", pool_sides=True)
+    ).eval()
+    seen = []
+    module.fusion.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    out = module(finetune_batch)
+    user, system = module._side_masks(finetune_batch)
+    assert bool(system.any()) and not bool((user & system).any())
+    assert bool((user.sum(1) == finetune_batch["user_len"]).all())
+    assert bool((system.sum(1) == finetune_batch["system_len"]).all())
+    states, h = out["token_states"], module.encoder.hidden_size
+    assert seen[0].shape == (len(states), 2 * h)
+    for half, side in ((seen[0][:, :h], user), (seen[0][:, h:], system)):
+        weights = side.unsqueeze(-1).float()
+        mean = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        torch.testing.assert_close(half, mean)
+    trainer, _ = _fit(module.train(), finetune_dm, max_steps=2, limit_val_batches=0)
+    assert trainer.global_step == 2
+
+
 def test_no_context_baseline_trains(finetune_dm):
     L.seed_everything(0)
     module = make_module(finetune_dm, context=False)

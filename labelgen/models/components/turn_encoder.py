@@ -27,6 +27,12 @@ class EncoderConfig:
     zero-initialized so that it starts as the mean). A mean over a frozen encoder's tokens
     dilutes the few words that carry a reaction ("No, the bedroom one"); the scorer can learn
     to keep them."""
+    pool_sides: bool = False
+    """Pool the user's tokens and the system's tokens apart and give both vectors side by side
+    (`[N, 2H]`), instead of one pool over the pair. One mean over "find me a table" and "Your
+    table is booked" blurs who said what: the dialogue model then cannot compare a request with
+    the response it got (a swapped response, a failure notice, a change of intent), which the
+    pair's single vector only hints at."""
     attn_implementation: str = "sdpa"
     """Attention kernel passed to transformers; sdpa uses PyTorch's fused attention."""
     gradient_checkpointing: bool = False
@@ -58,6 +64,8 @@ class EncoderConfig:
             raise ValueError(f"encoder.layers must be at least 1, got {self.layers}")
         if self.chunk_tokens is not None and self.chunk_tokens < 1:
             raise ValueError(f"encoder.chunk_tokens must be at least 1, got {self.chunk_tokens}")
+        if self.pool_sides and self.pooling == "cls":
+            raise ValueError("encoder.pool_sides needs pooling 'mean' or 'attention', not 'cls'")
         if self.pretrained is None and "model_type" not in self.architecture:
             raise ValueError("encoder: give `pretrained` or an `architecture` with a model_type")
 
@@ -153,6 +161,8 @@ class TurnEncoder(nn.Module):
         if config.compile:
             self.model.compile(backend=config.compile, dynamic=True)
         self.hidden_size: int = self.model.config.hidden_size
+        self.out_dim = self.hidden_size * (2 if config.pool_sides else 1)
+        """Size of the turn vector `forward` returns."""
         self.pool_score: nn.Linear | None = None
         if config.pooling == "attention":
             # outside self.model: it trains (at the heads' learning rate) even when the
@@ -189,7 +199,12 @@ class TurnEncoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        sides: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states `[N, L, H]` and turn vectors `[N, out_dim]`; `sides`, the user's and
+        the system's token masks `[N, L]`, are needed with `pool_sides`."""
+        if self.config.pool_sides and sides is None:
+            raise ValueError("encoder.pool_sides: forward needs the user and system token masks")
         if self.config.frozen and self.cache_enabled:
             states = self._cached_states(input_ids, attention_mask, token_type_ids)
         elif self.config.frozen and self.memo_bytes and not torch.is_grad_enabled():
@@ -199,6 +214,9 @@ class TurnEncoder(nn.Module):
                 states = self._encode(input_ids, attention_mask, token_type_ids)
         else:
             states = self._encode(input_ids, attention_mask, token_type_ids)
+        if self.config.pool_sides:
+            assert sides is not None
+            return states, torch.cat([self._pool(states, side) for side in sides], dim=-1)
         return states, self._pool(states, attention_mask)
 
     @property

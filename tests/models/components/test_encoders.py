@@ -59,11 +59,33 @@ def test_learned_pooling_starts_as_the_mean_and_ignores_padding():
     assert torch.equal(empty, torch.zeros_like(empty))
 
 
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_pooled_sides_give_each_side_its_own_vector(pooling):
+    torch.manual_seed(0)
+    encoder = TurnEncoder(replace(TINY_ROBERTA, pooling=pooling, pool_sides=True), MINILM).eval()
+    assert encoder.out_dim == 2 * encoder.hidden_size
+    ids = torch.tensor([[101, 2000, 2001, 102, 3000, 102], [101, 2000, 2001, 102, 0, 0]])
+    mask = (ids != 0).long()
+    user = torch.tensor([[0, 1, 1, 0, 0, 0]] * 2, dtype=torch.bool)
+    system = torch.tensor([[0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    states, pooled = encoder(ids, mask, sides=(user, system))
+    assert pooled.shape == (2, 64)
+    # each half is its side's own mean (the scorer starts at zero: uniform weights)
+    torch.testing.assert_close(pooled[:, :32], states[:, 1:3].mean(1))
+    torch.testing.assert_close(pooled[0, 32:], states[0, 4])
+    # no response: its half is zeros, not NaN and not the user's
+    assert torch.equal(pooled[1, 32:], torch.zeros(32))
+    with pytest.raises(ValueError, match="token masks"):
+        encoder(ids, mask)
+
+
 def test_encoder_config_needs_weights_or_architecture():
     with pytest.raises(ValueError, match="architecture"):
         EncoderConfig(pretrained=None)
     with pytest.raises(ValueError, match="layers"):
         EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, layers=0)
+    with pytest.raises(ValueError, match="pool_sides"):
+        replace(TINY_ROBERTA, pooling="cls", pool_sides=True)
 
 
 def test_token_states_average_the_last_layers():

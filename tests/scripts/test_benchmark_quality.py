@@ -313,7 +313,8 @@ from quality.runs import read, train, write_log
 from quality.sgd import SGD_TASKS
 shared, out, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "warm"
 args = argparse.Namespace(
-    out=out, epochs=2, pooling="mean", layers=4, seed=0, reuse_models=False, warm_cache=warm
+    out=out, epochs=2, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
+    warm_cache=warm,
 )
 dialogues = read(shared / "sgd" / "train", "sgd", 24, 0, rejects=out / "rejects.jsonl")[0]
 logs = [write_log(dialogues[:18], out / "t.parquet"), write_log(dialogues[18:], out / "v.parquet")]

@@ -443,6 +443,15 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     assert _earlier_sgd_models(tmp_path, "full")
     assert "come from a quick run" in capsys.readouterr().err
     assert _earlier_sgd_models(tmp_path, "quick")
+    # models whose turn vectors have another size (the sides pooled otherwise) are refused
+    sgd = {"model_arm": "with_pretraining", "regime": "full"}
+    results.write_text(json.dumps({"sgd": sgd, "options": {"pool_sides": True}}))
+    assert _earlier_sgd_models(tmp_path, "full", pool_sides=True)
+    with pytest.raises(SystemExit, match="trained with --pool-sides, this USS half is not"):
+        _earlier_sgd_models(tmp_path, "full", pool_sides=False)
+    results.write_text(json.dumps({"sgd": sgd}))  # before session 23: one pool
+    with pytest.raises(SystemExit, match="trained without --pool-sides"):
+        _earlier_sgd_models(tmp_path, "full", pool_sides=True)
     assert capsys.readouterr().err == ""
     # the arm's model is gone: no half-found pair either
     (tmp_path / "sgd" / "model" / "best.ckpt").unlink()

@@ -15,8 +15,10 @@ results.json (`<half>.inputs`) and named on stderr; an input with no dialogue st
 SGD: pretrain with response swaps on the training dialogues (the encoder frozen, or trained
 with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
 rejection feedback) from it, the same without stage 1, the no-context baseline on the same
-data and budget, and (`--second-seed`, the default) the arm without stage 1 again from the next
-seed; each picks its epoch on held-out training dialogues (`--sgd-val`, a draw of their own).
+data and budget (with the turn's sides pooled apart and as one, the one better on the held-out
+training dialogues being the baseline: `--choose-baseline-pooling`), and (`--second-seed`, the
+default) the arm without stage 1 again from the next seed; each picks its epoch on held-out
+training dialogues (`--sgd-val`, a draw of their own).
 "The model" is whichever candidate scores best on those held-out training dialogues: either
 context arm (with or without stage 1), their ensemble (the mean of the two arms'
 probabilities, `labelgen label --ensemble`), or the ensemble of the arm without stage 1 and
@@ -119,6 +121,16 @@ def main() -> None:
         "pool_sides): the dialogue model sees a request beside its response, not their blend. "
         "The default since session 23: every SGD candidate's held-out mean rose with it and "
         "stage 1 learned the swaps (docs/benchmarks.md); --no-pool-sides trains session 22's",
+    )
+    parser.add_argument(
+        "--choose-baseline-pooling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the no-context baseline with the turn's sides pooled apart and as one, "
+        "and take the one better on the held-out training dialogues, by the rule that chooses "
+        "the model (both are reported on dev): the baseline pooled as the model lost slot F1 "
+        "in session 23. --no-choose-baseline-pooling trains only the one pooled as the model "
+        "(session 23's baseline)",
     )
     parser.add_argument(
         "--uss-pooling",

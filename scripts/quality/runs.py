@@ -57,6 +57,13 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 """Every candidate for "the model", by the SGD models it averages (the first alone: no
 ensemble). The one best on held-out training dialogues is chosen."""
 
+BASELINES = {"baseline_sides_apart": True, "baseline_one_pool": False}
+"""The no-context baseline's candidates, by whether each pools the turn's user and system
+tokens apart (`EncoderConfig.pool_sides`). The one best on held-out training dialogues, by the
+rule that chooses the model, is "the baseline": the model's context comes with a pooling
+chosen for it (session 23: seen-service slot F1 0.931), and the baseline pooled as the model
+lost slot F1 (0.862 against 0.909 pooled as one), so it gets the same choice."""
+
 OTHER_ARM = "other-arm"
 """The USS models that start from the SGD context arm that is not the model's first member
 (with stage 1 when that is without, or the reverse): dissatisfaction with and without stage 1."""
@@ -196,6 +203,7 @@ def train(
     encoder_lr: float | None = None,
     init_lr: float | None = None,
     seed: int | None = None,
+    pool_sides: bool | None = None,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
@@ -203,8 +211,12 @@ def train(
     `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
     without, it is frozen (as loaded: a model starting from an adapted encoder keeps it).
     `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads').
-    `seed`: the weights' initialization and the batches' order (default: `--seed`)."""
+    `seed`: the weights' initialization and the batches' order (default: `--seed`).
+    `pool_sides`: the turn's sides pooled apart (`EncoderConfig.pool_sides`); default: as
+    `init_from` pools them (its turn vectors have that size), else `--pool-sides`."""
     seed = args.seed if seed is None else seed
+    if pool_sides is None:
+        pool_sides = args.pool_sides if init_from is None else pools_sides(Path(init_from))
     settings = {
         "tasks": weights,
         "context": context,
@@ -221,7 +233,7 @@ def train(
         # model fine-tuned from the old one is not what this run would train)
         "init_from": None if init_from is None else _digest(Path(init_from)),
     }
-    if args.pool_sides:  # the same
+    if pool_sides:  # the same
         settings["pool_sides"] = True
     if init_lr is not None:  # absent otherwise: earlier runs' settings stay reusable
         settings["init_lr"] = init_lr
@@ -245,7 +257,7 @@ def train(
         encoder=EncoderConfig(
             pretrained=MINILM,
             pooling=pooling or args.pooling,
-            pool_sides=args.pool_sides,
+            pool_sides=pool_sides,
             frozen=encoder_lr is None,
             layers=args.layers,
         ),
@@ -278,6 +290,12 @@ def train(
     MODEL_SECONDS[out.relative_to(args.out).as_posix()] = round(time.perf_counter() - start, 1)
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
     return Path(best.best_model_path)
+
+
+def pools_sides(checkpoint: Path) -> bool:
+    """Whether a checkpoint's turn vector pools the user's and the system's tokens apart."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return bool(state["hyper_parameters"]["encoder"].get("pool_sides", False))
 
 
 def warm_cache(logs: list[Path], args: argparse.Namespace) -> None:
@@ -388,6 +406,12 @@ def other_arm(arm: str) -> str:
 def sgd_folder(name: str, seed: int) -> str:
     """The folder under sgd/ that holds an SGD model (`SGD_ARMS`; the twin by its seed)."""
     return SGD_ARMS.get(name) or f"{SGD_ARMS['no_pretraining']}-seed{seed + 1}"
+
+
+def baseline_folder(name: str, args: argparse.Namespace) -> str:
+    """The folder under sgd/ of a `BASELINES` candidate: "baseline" for the one pooled as the
+    run's context arms (the only one before session 24: --reuse-models finds it there)."""
+    return "baseline" if BASELINES[name] == args.pool_sides else "baseline-other-pooling"
 
 
 def satisfaction_starts(candidate: str) -> dict[str, str]:

@@ -14,10 +14,12 @@ import torch
 
 from labelgen.data.schema import Dialogue
 from quality.runs import (
+    BASELINES,
     CANDIDATES,
     NEXT_SEED,
     SGD_ARMS,
     Model,
+    baseline_folder,
     data_module,
     headline,
     label,
@@ -107,7 +109,16 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "no_pretraining": train(
             out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS, args
         ),
-        "baseline": train(out / "baseline", train_log, val_log, SGD_TASKS, args, context=False),
+    }
+    baselines = {
+        name: train(
+            out / baseline_folder(name, args),
+            *(train_log, val_log, SGD_TASKS, args),
+            context=False,
+            pool_sides=pool_sides,
+        )
+        for name, pool_sides in BASELINES.items()
+        if args.choose_baseline_pooling or pool_sides == args.pool_sides
     }
     controls: dict[str, Model] = {}
     if args.second_seed:
@@ -140,6 +151,13 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         for name, model in controls.items()
     }
     arm = best if args.sgd_model == "choose" else args.sgd_model  # trained: main() checked
+    # the baseline gets the choice the model gets: its pooling, by the same rule on the same
+    # held-out dialogues
+    baselines_on_val = {
+        name: sgd_scores(model, val_log, out / f"val-{name}", args)
+        for name, model in baselines.items()
+    }
+    baseline = max(baselines_on_val, key=lambda name: _mean(baselines_on_val[name]))
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues): from each of
     # the model's members, and from the context arm the model's first member is not, to show
     # what stage 1 does to dissatisfaction
@@ -147,7 +165,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     starts = satisfaction_starts(arm)
     args.sgd_models = {
         "model": models[starts.pop("model")],
-        "baseline": models["baseline"],
+        "baseline": baselines[baseline],
         **{name: models[start] for name, start in starts.items()},
     }
     results: dict[str, Any] = {
@@ -162,11 +180,14 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "best_on_held_out_training": best,
         "arms_on_held_out_training": on_val,
         **({"seed_control_on_held_out_training": controls_on_val} if controls else {}),
+        "baseline_arm": baseline,
+        "baseline_folder": baseline_folder(baseline, args),
+        "baselines_on_held_out_training": baselines_on_val,
         "stage1": stage1_learned(pre, pretrain_log, val_log, args),
     }
     # log by log, each labeled by every arm in turn: the labeling batches' states are then
     # still in memory for the next arm (`label`)
-    scored = {**candidates, "baseline": models["baseline"], **controls}
+    scored = {**candidates, **baselines, **controls}
     for split, log in logs.items():
         if split == "unseen" and not unseen:
             continue
@@ -175,6 +196,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     for split in logs:
         if f"{arm}/{split}" in results:
             results[f"model/{split}"] = results[f"{arm}/{split}"]
+            results[f"baseline/{split}"] = results[f"{baseline}/{split}"]
     return results
 
 

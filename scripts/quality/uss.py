@@ -84,7 +84,8 @@ def _earlier_sgd_models(
 
     models = {
         "model": checkpoint(starts.pop("model", "with_pretraining")),
-        "baseline": out / "sgd" / "baseline" / "best.ckpt",
+        # the baseline's pooling was chosen (`BASELINES`; before session 24: one, "baseline")
+        "baseline": out / "sgd" / earlier.get("baseline_folder", "baseline") / "best.ckpt",
     }
     missing = [str(path) for path in models.values() if not path.is_file()]
     if arm is None or missing:

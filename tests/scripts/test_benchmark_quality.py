@@ -36,7 +36,7 @@ def _smoke(tmp_path, shared_data, *extra: str):
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from quality.runs import CANDIDATES, NEXT_SEED, TWO_SEEDS
+    from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, TWO_SEEDS
 
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
@@ -59,7 +59,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
     assert sgd["dev_seen"] + sgd["dev_unseen"] == 20
-    scored = (*CANDIDATES, "model", "baseline", NEXT_SEED)
+    scored = (*CANDIDATES, "model", *BASELINES, "baseline", NEXT_SEED)
     for name in scored:
         scores = sgd[f"{name}/unseen"]
         assert 0 <= scores["intent_accuracy"] <= 1 and scores["boundary_f1"] is not None
@@ -74,6 +74,25 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert sgd["best_on_held_out_training"] == max(mean, key=mean.get)
     assert sgd["model_arm"] == TWO_SEEDS
     assert sgd["model/unseen"] == sgd[f"{TWO_SEEDS}/unseen"]
+    # the baseline: its pooling chosen as the model is, on the same held-out dialogues, by
+    # the same mean; both poolings trained (apart in "baseline", as the run pools the model's)
+    # and reported
+    baselines = sgd["baselines_on_held_out_training"]
+    assert set(baselines) == set(BASELINES)
+    known = {a: [s[k] for k in chosen_by if s[k] is not None] for a, s in baselines.items()}
+    mean = {a: sum(v) / len(v) for a, v in known.items()}
+    assert sgd["baseline_arm"] == max(mean, key=mean.get)
+    assert sgd["baseline/unseen"] == sgd[f"{sgd['baseline_arm']}/unseen"]
+    pooled = {
+        folder: torch.load(tmp_path / "sgd" / folder / "best.ckpt", weights_only=False)[
+            "hyper_parameters"
+        ]["encoder"]["pool_sides"]
+        for folder in ("baseline", "baseline-other-pooling", "no-pretraining")
+    }
+    assert pooled == {"baseline": True, "baseline-other-pooling": False, "no-pretraining": True}
+    assert sgd["baseline_folder"] == (
+        "baseline" if sgd["baseline_arm"] == "baseline_sides_apart" else "baseline-other-pooling"
+    )
     # the second seed: the arm without stage 1 from the next seed, on the same logs, scored
     # alone everywhere the candidates are and never among them
     assert set(sgd["seed_control_on_held_out_training"]) == {NEXT_SEED}
@@ -229,7 +248,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     # reported on its own too: dissatisfaction with and without stage 1, and from each seed
     folder = {
         "no_pretraining": "no-pretraining",
-        "baseline": "baseline",
+        "baseline": sgd["baseline_folder"],
         "with_pretraining": "model",
         NEXT_SEED: "no-pretraining-seed1",
     }
@@ -237,6 +256,13 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         name: str(tmp_path / "sgd" / folder[start] / "best.ckpt")
         for name, start in zip(("model", "baseline", "other-arm", "next-seed"), folder, strict=True)
     }
+    # a model fine-tuned from another pools the turn's sides as its start does
+    assert [
+        torch.load(tmp_path / "uss" / "fold0" / name / "best.ckpt", weights_only=False)[
+            "hyper_parameters"
+        ]["encoder"]["pool_sides"]
+        for name in ("model", "baseline")
+    ] == [True, pooled[sgd["baseline_folder"]]]
     by_arm = uss["by_sgd_arm"]
     assert set(by_arm) == {"no_pretraining", "with_pretraining", NEXT_SEED}
     probs = {
@@ -435,6 +461,18 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     # without the other arm's model, the model and the baseline still start where they did
     (tmp_path / "sgd" / "no-pretraining" / "best.ckpt").unlink()
     assert set(_earlier_sgd_models(tmp_path)) == {"model", "baseline"}
+    # the baseline whose pooling an earlier run chose, in its own folder (session 24 on)
+    results.write_text(
+        json.dumps({"sgd": {"model_arm": "ensemble", "baseline_folder": "baseline-other-pooling"}})
+    )
+    assert _earlier_sgd_models(tmp_path) == {}  # not there: named missing
+    assert "baseline-other-pooling" in capsys.readouterr().err
+    (tmp_path / "sgd" / "baseline-other-pooling").mkdir()
+    (tmp_path / "sgd" / "baseline-other-pooling" / "best.ckpt").write_bytes(b"one pool")
+    assert _earlier_sgd_models(tmp_path)["baseline"] == (
+        tmp_path / "sgd" / "baseline-other-pooling" / "best.ckpt"
+    )
+    results.write_text(json.dumps({"sgd": {"model_arm": "ensemble"}}))
     # models of another regime are taken, with a warning; of the same, silently
     capsys.readouterr()
     assert _earlier_sgd_models(tmp_path, "full")

@@ -4,7 +4,7 @@ cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
     python scripts/benchmark_quality.py                    # the full run
-    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, ~40
+    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, 40-54
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

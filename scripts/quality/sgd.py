@@ -141,22 +141,20 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         if all(member in models for member in members):  # the twin only with --second-seed
             checkpoints = [models[member] for member in members]
             candidates[name] = checkpoints if len(checkpoints) > 1 else checkpoints[0]
-    on_val = {
-        name: sgd_scores(model, val_log, out / f"val-{name}", args)
-        for name, model in candidates.items()
-    }
-    best = max(on_val, key=lambda name: _mean(on_val[name]))
-    controls_on_val = {
-        name: sgd_scores(model, val_log, out / f"val-{name}", args)
-        for name, model in controls.items()
-    }
+
+    def on_val(named: dict[str, Model]) -> dict[str, dict[str, float | None]]:
+        return {
+            name: sgd_scores(model, val_log, out / f"val-{name}", args)
+            for name, model in named.items()
+        }
+
+    candidates_on_val = on_val(candidates)
+    best = max(candidates_on_val, key=lambda name: _mean(candidates_on_val[name]))
+    controls_on_val = on_val(controls)
     arm = best if args.sgd_model == "choose" else args.sgd_model  # trained: main() checked
     # the baseline gets the choice the model gets: its pooling, by the same rule on the same
     # held-out dialogues
-    baselines_on_val = {
-        name: sgd_scores(model, val_log, out / f"val-{name}", args)
-        for name, model in baselines.items()
-    }
+    baselines_on_val = on_val(baselines)
     baseline = max(baselines_on_val, key=lambda name: _mean(baselines_on_val[name]))
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues): from each of
     # the model's members, and from the context arm the model's first member is not, to show
@@ -178,7 +176,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         "train_test": len(train_test),
         "model_arm": arm,
         "best_on_held_out_training": best,
-        "arms_on_held_out_training": on_val,
+        "arms_on_held_out_training": candidates_on_val,
         **({"seed_control_on_held_out_training": controls_on_val} if controls else {}),
         "baseline_arm": baseline,
         "baseline_folder": baseline_folder(baseline, args),

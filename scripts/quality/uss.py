@@ -62,8 +62,9 @@ def _earlier_sgd_models(
     the baseline is missing: the satisfaction models then start untrained. A warning too when
     that SGD half ran in another regime than this run's (`regime`: smoke, quick or full), as a
     full USS half on a quick SGD half's models would not repeat the full run's figures. An
-    error when they pool the turn's sides otherwise than this run (`--pool-sides`): their
-    turn vectors have another size, and the satisfaction models would start half untrained."""
+    error when the model's pool the turn's sides otherwise than this run (`--pool-sides`): a
+    satisfaction model pools as the SGD model it starts from (`train`), so the flag would be
+    ignored without a word."""
     results = out / "results.json"
     earlier: dict[str, Any] = {}
     if results.is_file():

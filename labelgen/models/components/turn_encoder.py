@@ -335,8 +335,10 @@ class TurnEncoder(nn.Module):
             scores = self.pool_score(states).squeeze(-1).masked_fill(attention_mask == 0, -1e4)
             weights = scores.softmax(-1) * (attention_mask.sum(1, keepdim=True) > 0)
             return (weights.unsqueeze(-1) * states).sum(1)
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        # a product over the tokens, not a masked copy of every state summed: the states are
+        # the batch's largest tensor, and pooling twice (`pool_sides`) copied them twice
+        mask = attention_mask.unsqueeze(1).to(states.dtype)
+        return (mask @ states).squeeze(1) / mask.sum(-1).clamp(min=1.0)
 
 
 def chunk_plan(

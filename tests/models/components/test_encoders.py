@@ -163,6 +163,30 @@ def test_slot_head_depends_on_turn_context_and_ignores_padding():
     ).all()
 
 
+@pytest.mark.parametrize("lengths", [[5, 3, 1, 1], [4, 5, 5, 3]])
+def test_slot_head_lstm_is_the_packed_bidirectional_lstm(lengths):
+    # padded one-way passes over groups of rows of similar length (three groups, then one)
+    # stand in for a packed sequence: the same outputs and the same gradients
+    torch.manual_seed(0)
+    head = SlotHead(8, 6, 5, dropout=0.0)
+    x = torch.randn(4, 5, 6, requires_grad=True)
+    lengths = torch.tensor(lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        x, lengths, batch_first=True, enforce_sorted=False
+    )
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        head.lstm(packed)[0], batch_first=True, total_length=5
+    )
+    got = head._bidirectional(x, lengths)
+    torch.testing.assert_close(got, expected)
+    weights = torch.randn_like(got)
+    want = torch.autograd.grad((expected * weights).sum(), [x, *head.lstm.parameters()])
+    have = torch.autograd.grad((got * weights).sum(), [x, *head.lstm.parameters()])
+    for a, b in zip(have, want, strict=True):
+        torch.testing.assert_close(a, b)
+    assert got[3, 3:].abs().sum() == 0 and got[3, :3].abs().sum() > 0
+
+
 def test_slot_head_reads_token_order():
     # B-x then I-x needs to know which token came first: the same tokens in another order
     # must tag differently (a position-free layer gave each token the same tag either way)

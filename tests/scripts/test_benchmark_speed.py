@@ -57,6 +57,24 @@ def test_training_benchmark_counts_real_tokens_and_padding(tmp_path, shared_data
 
 
 @pytest.mark.slow
+def test_slot_tagger_benchmark_times_both_ways_on_the_same_batches(tmp_path, shared_data):
+    out = _run(
+        tmp_path,
+        "benchmark_slot_tagger.py",
+        "--log",
+        str(shared_data / "sgd" / "dev"),
+        "--batches",
+        "2",
+        "--batch-size",
+        "2",
+    )
+    assert out["batches"] == 2 and out["user_tokens"] > 0
+    assert out["speedup"] == pytest.approx(out["packed_seconds"] / out["grouped_seconds"], rel=0.01)
+    assert out["largest_output_difference"] < 1e-5  # the same outputs, to float rounding
+    assert 0 <= out["padding_share_grouped"] <= out["padding_share_whole_batch"] < 1
+
+
+@pytest.mark.slow
 def test_scale_benchmark_labels_every_dialogue_of_each_size(tmp_path):
     out = _run(tmp_path, "benchmark_scale.py", "--sizes", "10", "20", "40")
     assert [r["dialogues"] for r in out["runs"]] == [10, 20, 40]

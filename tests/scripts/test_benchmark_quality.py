@@ -36,7 +36,7 @@ def _smoke(tmp_path, shared_data, *extra: str):
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, TWO_SEEDS
+    from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, SGD_ARMS, TWO_SEEDS
 
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
@@ -134,6 +134,16 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         -(p * math.log(p) + (1 - p) * math.log(1 - p)), abs=1e-3
     )
     assert stage1["val_loss"] > 0
+    # every SGD model's held-out loss at the epoch it kept: the score that chose the epoch
+    losses = sgd["held_out_loss"]
+    assert set(losses) == {*SGD_ARMS, NEXT_SEED, *BASELINES}
+    for name, folder in (("no_pretraining", "no-pretraining"), (NEXT_SEED, "no-pretraining-seed1")):
+        state = torch.load(tmp_path / "sgd" / folder / "best.ckpt", weights_only=False)
+        best = next(c for c in state["callbacks"].values() if "best_model_score" in c)
+        assert losses[name] == {
+            "epoch": state["epoch"],
+            "val_loss": round(float(best["best_model_score"]), 4),
+        }
     for name in ("model", "baseline"):
         assert uss[name]["human"]["accuracy"] is not None
         assert uss[name]["model"]["accuracy"] is not None

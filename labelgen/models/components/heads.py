@@ -93,7 +93,7 @@ class SlotHead(nn.Module):
         benchmark's batches, forward and backward); grouping keeps one long utterance from
         padding every other row to its width."""
         groups = chunk_plan(lengths, budget=len(lengths) * x.shape[1], max_padding=0.5)
-        if len(groups) == 1:
+        if len(groups) <= 1:  # one group, or no row at all
             return self._both_ways(x, lengths)
         parts = [
             F.pad(self._both_ways(x[rows, :width], lengths[rows]), (0, 0, 0, x.shape[1] - width))

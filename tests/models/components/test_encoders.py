@@ -161,6 +161,9 @@ def test_slot_head_depends_on_turn_context_and_ignores_padding():
     assert torch.isfinite(
         head(tokens, torch.zeros(2, 4), torch.zeros(2, 3, dtype=torch.bool))
     ).all()
+    # no turn at all: no tags, not an error
+    empty = head(tokens[:0], torch.zeros(0, 4), torch.zeros(0, 3, dtype=torch.bool))
+    assert empty.shape == (0, 3, 5)
 
 
 @pytest.mark.parametrize("lengths", [[5, 3, 1, 1], [4, 5, 5, 3]])

@@ -89,9 +89,9 @@ class SlotHead(nn.Module):
         What a packed sequence gives (the backward direction starts at the last real token,
         not at padding), computed as padded one-way passes over groups of rows of similar
         length: a packed LSTM on CPU steps through the batch in small per-step products, and
-        was the costliest part of a training step (1.8x slower than two padded passes for the
-        benchmark's batches, forward and backward); grouping keeps one long utterance from
-        padding every other row to its width."""
+        was the costliest part of a training step (1.5-1.6x slower than this, forward and
+        backward, on SGD batches: scripts/benchmark_slot_tagger.py); grouping keeps one long
+        utterance from padding every other row to its width."""
         groups = chunk_plan(lengths, budget=len(lengths) * x.shape[1], max_padding=0.5)
         if len(groups) <= 1:  # one group, or no row at all
             return self._both_ways(x, lengths)

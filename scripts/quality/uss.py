@@ -16,6 +16,7 @@ from labelgen.data.schema import Dialogue
 from labelgen.evaluation.metrics import BINARY
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
+from quality.pool import Job, train_all
 from quality.runs import (
     CANDIDATES,
     ENSEMBLE,
@@ -31,7 +32,6 @@ from quality.runs import (
     satisfaction_starts,
     score,
     sgd_folder,
-    train,
     write_log,
 )
 
@@ -179,27 +179,30 @@ def cross_validate(
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     val_parts: list[list[Dialogue]] = []
-    checkpoints: dict[str, list[Model]] = {name: [] for name in combined}
+    val_logs: list[Path] = []
+    jobs: dict[tuple[int, str], Job] = {}
     for k in range(args.folds):
         train_part, val_part = split_training_folds(folds, k)
         val_parts.append(val_part)
         fold_dir = out / f"fold{k}"
         train_log = write_log(train_part, fold_dir / "train.parquet")
-        val_log = write_log(val_part, fold_dir / "val.parquet")
+        val_logs.append(write_log(val_part, fold_dir / "val.parquet"))
         for name, start in starts.items():
-            checkpoint = train(
-                fold_dir / name,
-                train_log,
-                val_log,
-                USS_TASKS,
-                args,
-                context=name != "baseline",
-                init_from=start,
-                pooling=args.uss_pooling,
-                patience=args.uss_patience,
-            )
-            checkpoints[name].append(checkpoint)
-            labels = label(checkpoint, val_log, fold_dir / f"val-labels-{name}")
+            options = {
+                "context": name != "baseline",
+                "init_from": start,
+                "pooling": args.uss_pooling,
+                "patience": args.uss_patience,
+            }
+            jobs[k, name] = Job(fold_dir / name, train_log, val_logs[k], USS_TASKS, options)
+    # every fold's models first (side by side with --train-jobs), then each labels its slice
+    trained = train_all(jobs, args)
+    checkpoints: dict[str, list[Model]] = {name: [] for name in combined}
+    for k, val_log in enumerate(val_logs):
+        fold_dir = out / f"fold{k}"
+        for name in starts:
+            checkpoints[name].append(trained[k, name])
+            labels = label(trained[k, name], val_log, fold_dir / f"val-labels-{name}")
             gather(labels, val_labels[name], f"f{k}")
         for name, members in ensembles.items():
             checkpoints[name].append([checkpoints[member][k] for member in members])
@@ -288,19 +291,20 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         cut = len(dialogues) // 5
         train_log = write_log(dialogues[cut:], out / "all.parquet")
         val_log = write_log(dialogues[:cut], out / "all-val.parquet")
-        checkpoint: Model = [
-            train(
-                out / ("all" if name == "model" else f"all-{name}"),
-                train_log,
-                val_log,
-                USS_TASKS,
+        options = {"pooling": args.uss_pooling, "patience": args.uss_patience}
+        checkpoint: Model = list(
+            train_all(
+                {
+                    name: Job(
+                        out / ("all" if name == "model" else f"all-{name}"),
+                        *(train_log, val_log, USS_TASKS),
+                        {**options, "init_from": _sgd_model(args, name)},
+                    )
+                    for name in (members if ensembles else ["model"])
+                },
                 args,
-                init_from=_sgd_model(args, name),
-                pooling=args.uss_pooling,
-                patience=args.uss_patience,
-            )
-            for name in (members if ensembles else ["model"])
-        ]
+            ).values()
+        )
         if len(checkpoint) == 1:
             checkpoint = checkpoint[0]
         # Its cutoff and rating weights by the scored folds' rule, on every fold model's slice

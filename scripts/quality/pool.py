@@ -1,0 +1,116 @@
+"""Models that do not depend on each other, trained side by side (`--train-jobs`): each in a
+process forked from this one once the frozen cache holds every turn they read, each with an
+equal share of torch's threads.
+
+Why: on 2 CPU cores a model this small keeps two threads poorly busy. Session 25 measured two
+single-threaded trainings side by side doing 1.46 times the work of one two-threaded training.
+Forked after the cache is filled, every process reads the parent's cached states (shared
+memory, copied on write): nothing is encoded twice, and each model sees the very states it
+would see trained in this process (`warm_cache`, in the order the models would fill it)."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from quality.runs import MODEL_SECONDS, timed, train, warm_cache
+
+
+@dataclass(frozen=True)
+class Job:
+    """One `train` call: its logs, task weights and keywords. `after`: another job of the same
+    `train_all` call whose checkpoint this one starts from (its `init_from`)."""
+
+    out: Path
+    train_log: Path
+    val_log: Path | None
+    weights: dict[str, float]
+    options: dict[str, Any] = field(default_factory=dict)
+    after: str | None = None
+
+
+def train_all(jobs: dict[str, Job], args: argparse.Namespace) -> dict[str, Path]:
+    """Trains every job; returns each one's best checkpoint by name. One after another in
+    this process when `args.train_jobs` is 1 (or one job alone): session 25's runs. A job
+    starts once the job it comes `after` is done; jobs start in the order given."""
+    names = list(jobs)
+    for name, job in jobs.items():
+        if job.after is not None and (
+            job.after not in jobs or names.index(job.after) > names.index(name)
+        ):
+            raise ValueError(f"job {name} comes after {job.after}, which is not a job before it")
+    if getattr(args, "train_jobs", 1) <= 1 or len(jobs) < 2:
+        done: dict[str, Path] = {}
+        for name, job in jobs.items():
+            done[name] = train(*_inputs(job), args, **_options(job, done))
+        return done
+    return _side_by_side(jobs, args)
+
+
+@timed("train")
+def _side_by_side(jobs: dict[str, Job], args: argparse.Namespace) -> dict[str, Path]:
+    if args.warm_cache:
+        # every log a frozen model reads, in the order the jobs would warm them one after
+        # another: the cache then holds the same states, batch for batch
+        logs: list[Path] = []
+        for job in jobs.values():
+            if job.options.get("encoder_lr") is None:
+                logs += [log for log in (job.train_log, job.val_log) if log and log not in logs]
+        warm_cache(logs, args)
+    workers = min(args.train_jobs, len(jobs))
+    threads = max(1, torch.get_num_threads() // workers)
+    pending = dict(jobs)
+    done: dict[str, Path] = {}
+    running: dict[Future, str] = {}
+    # fork, not spawn: the children share the cache (and everything imported) with this
+    # process; with fork, Python starts every worker at the first job, after the warming
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=torch.set_num_threads,
+        initargs=(threads,),
+    )
+    try:
+        while pending or running:
+            ready = [n for n, job in pending.items() if job.after is None or job.after in done]
+            for name in ready[: workers - len(running)]:
+                job = pending.pop(name)
+                running[pool.submit(_train_child, job, _options(job, done), args)] = name
+            if not running:  # unreachable: train_all checked every job's `after`
+                raise RuntimeError(f"jobs {', '.join(pending)} wait for jobs that never run")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                done[name], seconds = future.result()
+                MODEL_SECONDS.update(seconds)
+    except BaseException:
+        # a failed model stops the run: the queued jobs never start (the running one ends)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return {name: done[name] for name in jobs}
+
+
+def _train_child(
+    job: Job, options: dict[str, Any], args: argparse.Namespace
+) -> tuple[Path, dict[str, float]]:
+    """`train` in a worker process: the checkpoint, and the seconds it took (by its folder)."""
+    MODEL_SECONDS.clear()  # the parent's, inherited by the fork
+    checkpoint = train(*_inputs(job), args, **options)
+    return checkpoint, dict(MODEL_SECONDS)
+
+
+def _inputs(job: Job) -> tuple[Path, Path, Path | None, dict[str, float]]:
+    return job.out, job.train_log, job.val_log, job.weights
+
+
+def _options(job: Job, done: dict[str, Path]) -> dict[str, Any]:
+    if job.after is None:
+        return job.options
+    return {**job.options, "init_from": str(done[job.after])}

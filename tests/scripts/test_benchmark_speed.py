@@ -75,6 +75,24 @@ def test_slot_tagger_benchmark_times_both_ways_on_the_same_batches(tmp_path, sha
 
 
 @pytest.mark.slow
+def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data):
+    out = _run(
+        tmp_path,
+        "benchmark_train_jobs.py",
+        *("--log", str(shared_data / "sgd" / "dev")),
+        *("--dialogues", "8", "--models", "2", "--epochs", "1", "--rounds", "2"),
+    )
+    assert out["training_dialogues"] == 8 and out["held_out_dialogues"] == 2
+    assert out["models_per_way"] == 4
+    for way in ("one_after_another", "side_by_side"):
+        checkpoints = sorted(tmp_path.glob(f"{way}/round*/seed*/best.ckpt"))
+        assert len(checkpoints) == 4, way
+    assert out["speedup"] == pytest.approx(
+        out["one_after_another_seconds"] / out["side_by_side_seconds"], rel=0.01
+    )
+
+
+@pytest.mark.slow
 def test_scale_benchmark_labels_every_dialogue_of_each_size(tmp_path):
     out = _run(tmp_path, "benchmark_scale.py", "--sizes", "10", "20", "40")
     assert [r["dialogues"] for r in out["runs"]] == [10, 20, 40]

@@ -1,0 +1,127 @@
+"""The quality benchmark's models trained side by side (`quality.pool`): the same models as one
+after another, each started after the model it starts from, and a failure that stops the run."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_python
+
+_JOBS = """
+import argparse, json, sys
+from pathlib import Path
+import torch
+from quality.pool import Job, train_all
+from quality.runs import MODEL_SECONDS, read, write_log
+from quality.sgd import SGD_TASKS
+shared, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(1)  # side by side, each process gets this process's threads // jobs
+args = argparse.Namespace(
+    out=out, epochs=2, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
+    warm_cache=True, train_jobs=jobs,
+)
+dialogues = read(shared / "sgd" / "train", "sgd", 30, 0, rejects=out / "rejects.jsonl")[0]
+a, b, v = (write_log(dialogues[i:j], out / f"{n}.parquet") for n, i, j in
+           (("a", 0, 12), ("b", 12, 24), ("v", 24, 30)))
+trained = train_all(
+    {
+        "first": Job(out / "first", a, v, SGD_TASKS),
+        "then": Job(out / "then", b, v, SGD_TASKS, {"seed": 1}, after="first"),
+        "alone": Job(out / "alone", b, v, SGD_TASKS, {"context": False}),
+    },
+    args,
+)
+checkpoints = {k: str(p) for k, p in trained.items()}
+print(json.dumps({"checkpoints": checkpoints, "seconds": MODEL_SECONDS}))
+"""
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return {k: v for k, v in state.items() if not k.startswith("encoder.model.")}
+
+
+@pytest.mark.slow
+def test_side_by_side_trains_the_models_one_after_another_would(tmp_path, shared_data):
+    script = tmp_path / "jobs.py"
+    script.write_text(_JOBS)
+    runs = {}
+    for jobs in (1, 2):  # each in a fresh process, so each fills its own cache
+        out = tmp_path / f"jobs{jobs}"
+        out.mkdir()
+        done = run_python(
+            [str(script), str(shared_data), str(out), str(jobs)],
+            tmp_path,
+            env={"PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}"},
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[jobs] = json.loads(done.stdout.strip().splitlines()[-1])
+    for jobs, run in runs.items():
+        # the workers' seconds reach the parent, by each model's folder
+        assert set(run["seconds"]) == {"first", "then", "alone"}, jobs
+        assert all(seconds > 0 for seconds in run["seconds"].values())
+        # "then" started from "first"'s checkpoint, as it stood when "first" was done
+        settings = json.loads((tmp_path / f"jobs{jobs}" / "then" / "settings.json").read_text())
+        first = (tmp_path / f"jobs{jobs}" / "first" / "best.ckpt").read_bytes()
+        assert settings["init_from"] == hashlib.blake2b(first, digest_size=16).hexdigest()
+    # the same models, bit for bit: the cache was filled in the same order, the threads alike
+    for name in ("first", "then", "alone"):
+        one, two = (_weights(runs[jobs]["checkpoints"][name]) for jobs in (1, 2))
+        assert one.keys() == two.keys()
+        assert all(torch.equal(one[k], two[k]) for k in one), name
+    # and the models differ from each other (the comparison above can fail)
+    first, then = (_weights(runs[2]["checkpoints"][n]) for n in ("first", "then"))
+    assert any(not torch.equal(first[k], then[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_a_failed_model_stops_the_run_and_no_job_waiting_on_it_starts(
+    tmp_path, shared_data, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.pool import Job, train_all
+    from quality.runs import read, write_log
+    from quality.sgd import SGD_TASKS
+
+    dialogues = read(shared_data / "sgd" / "train", "sgd", 16, 0, rejects=tmp_path / "r.jsonl")[0]
+    fine = write_log(dialogues[:12], tmp_path / "fine.parquet")
+    val = write_log(dialogues[12:], tmp_path / "val.parquet")
+    args = argparse.Namespace(
+        out=tmp_path, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0,
+        reuse_models=False, warm_cache=False, train_jobs=2,
+    )  # fmt: skip
+    jobs = {
+        "broken": Job(tmp_path / "broken", tmp_path / "missing.parquet", val, SGD_TASKS),
+        "waits": Job(tmp_path / "waits", fine, val, SGD_TASKS, after="broken"),
+        "fine": Job(tmp_path / "fine", fine, val, SGD_TASKS),
+    }
+    with pytest.raises(Exception) as raised:
+        train_all(jobs, args)
+    # the worker's error, with its traceback, reaches this process
+    assert "missing.parquet" in "".join(map(str, (raised.value, raised.value.__cause__)))
+    assert not (tmp_path / "waits").exists()
+    # the model already training when the other failed ran to its end, nothing half-written
+    assert (tmp_path / "fine" / "best.ckpt").is_file()
+    assert (tmp_path / "fine" / "settings.json").is_file()
+
+
+def test_a_job_can_only_wait_on_a_job_before_it(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.pool import Job, train_all
+
+    args = argparse.Namespace(train_jobs=2)
+    log = tmp_path / "log.parquet"
+    later = {
+        "a": Job(tmp_path / "a", log, None, {}, after="b"),
+        "b": Job(tmp_path / "b", log, None, {}),
+    }
+    with pytest.raises(ValueError, match="job a comes after b, which is not a job before it"):
+        train_all(later, args)
+    with pytest.raises(ValueError, match="job a comes after c"):
+        train_all({"a": Job(tmp_path / "a", log, None, {}, after="c")}, args)
+    assert not list(tmp_path.iterdir())  # refused before anything ran

@@ -4,7 +4,11 @@ cached for training, not for labeling).
 
     python scripts/benchmark_quality.py --quick            # development, ~10 minutes
     python scripts/benchmark_quality.py                    # the full run
-    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, 40-54
+    python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, 42-44 min
+
+Models that do not depend on each other train two at a time (`--train-jobs`), each in a process
+forked once the frozen cache holds its turns, with one of the two threads: on 2 cores that does
+1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,15 +38,24 @@ class Job:
 
 def train_all(jobs: dict[str, Job], args: argparse.Namespace) -> dict[str, Path]:
     """Trains every job; returns each one's best checkpoint by name. One after another in
-    this process when `args.train_jobs` is 1 (or one job alone): session 25's runs. A job
-    starts once the job it comes `after` is done; jobs start in the order given."""
+    this process when `args.train_jobs` is 1, for one job alone, and where processes cannot be
+    forked (Windows): session 25's runs. A job starts once the job it comes `after` is done;
+    jobs start in the order given."""
     names = list(jobs)
     for name, job in jobs.items():
         if job.after is not None and (
             job.after not in jobs or names.index(job.after) > names.index(name)
         ):
             raise ValueError(f"job {name} comes after {job.after}, which is not a job before it")
-    if getattr(args, "train_jobs", 1) <= 1 or len(jobs) < 2:
+    side_by_side = getattr(args, "train_jobs", 1) > 1 and len(jobs) > 1
+    if side_by_side and "fork" not in multiprocessing.get_all_start_methods():
+        # spawned processes would start with an empty cache, each encoding every turn again
+        print(
+            "--train-jobs: this platform cannot fork a process; the models train one after another",
+            file=sys.stderr,
+        )
+        side_by_side = False
+    if not side_by_side:
         done: dict[str, Path] = {}
         for name, job in jobs.items():
             done[name] = train(*_inputs(job), args, **_options(job, done))

@@ -125,3 +125,31 @@ def test_a_job_can_only_wait_on_a_job_before_it(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="job a comes after c"):
         train_all({"a": Job(tmp_path / "a", log, None, {}, after="c")}, args)
     assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_where_no_process_can_fork_the_models_train_one_after_another(
+    monkeypatch, tmp_path, capsys
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import quality.pool as pool
+
+    calls = []
+
+    def train(out, train_log, val_log, weights, args, **options):
+        calls.append((out.name, options.get("init_from")))
+        return out / "best.ckpt"
+
+    # the scheduling alone is under test here: `train` records its calls (the models
+    # themselves are trained in the tests above)
+    monkeypatch.setattr(pool, "train", train)
+    monkeypatch.setattr(pool.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    log = tmp_path / "log.parquet"
+    jobs = {
+        "a": pool.Job(tmp_path / "a", log, None, {}),
+        "b": pool.Job(tmp_path / "b", log, None, {}, after="a"),
+        "c": pool.Job(tmp_path / "c", log, None, {}),
+    }
+    done = pool.train_all(jobs, argparse.Namespace(train_jobs=2, warm_cache=True))
+    assert "cannot fork a process; the models train one after another" in capsys.readouterr().err
+    assert calls == [("a", None), ("b", str(tmp_path / "a" / "best.ckpt")), ("c", None)]
+    assert list(done) == ["a", "b", "c"]

@@ -80,13 +80,13 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
         tmp_path,
         "benchmark_train_jobs.py",
         *("--log", str(shared_data / "sgd" / "dev")),
-        *("--dialogues", "8", "--models", "2", "--epochs", "1", "--rounds", "2"),
+        *("--dialogues", "8", "--models", "2", "--epochs", "1", "--rounds", "1"),
     )
     assert out["training_dialogues"] == 8 and out["held_out_dialogues"] == 2
-    assert out["models_per_way"] == 4
+    assert out["models_per_way"] == 2
     for way in ("one_after_another", "side_by_side"):
-        checkpoints = sorted(tmp_path.glob(f"{way}/round*/seed*/best.ckpt"))
-        assert len(checkpoints) == 4, way
+        checkpoints = sorted(tmp_path.glob(f"{way}/round0/seed*/best.ckpt"))
+        assert len(checkpoints) == 2, way
     assert out["speedup"] == pytest.approx(
         out["one_after_another_seconds"] / out["side_by_side_seconds"], rel=0.01
     )

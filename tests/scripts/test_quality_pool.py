@@ -22,12 +22,12 @@ from quality.sgd import SGD_TASKS
 shared, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)  # side by side, each process gets this process's threads // jobs
 args = argparse.Namespace(
-    out=out, epochs=2, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
+    out=out, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
     warm_cache=True, train_jobs=jobs,
 )
-dialogues = read(shared / "sgd" / "train", "sgd", 30, 0, rejects=out / "rejects.jsonl")[0]
+dialogues = read(shared / "sgd" / "train", "sgd", 20, 0, rejects=out / "rejects.jsonl")[0]
 a, b, v = (write_log(dialogues[i:j], out / f"{n}.parquet") for n, i, j in
-           (("a", 0, 12), ("b", 12, 24), ("v", 24, 30)))
+           (("a", 0, 8), ("b", 8, 16), ("v", 16, 20)))
 trained = train_all(
     {
         "first": Job(out / "first", a, v, SGD_TASKS),
@@ -88,9 +88,9 @@ def test_a_failed_model_stops_the_run_and_no_job_waiting_on_it_starts(
     from quality.runs import read, write_log
     from quality.sgd import SGD_TASKS
 
-    dialogues = read(shared_data / "sgd" / "train", "sgd", 16, 0, rejects=tmp_path / "r.jsonl")[0]
-    fine = write_log(dialogues[:12], tmp_path / "fine.parquet")
-    val = write_log(dialogues[12:], tmp_path / "val.parquet")
+    dialogues = read(shared_data / "sgd" / "train", "sgd", 8, 0, rejects=tmp_path / "r.jsonl")[0]
+    fine = write_log(dialogues[:6], tmp_path / "fine.parquet")
+    val = write_log(dialogues[6:], tmp_path / "val.parquet")
     args = argparse.Namespace(
         out=tmp_path, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0,
         reuse_models=False, warm_cache=False, train_jobs=2,

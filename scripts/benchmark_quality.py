@@ -243,7 +243,7 @@ def main() -> None:
     )
     helps = {
         "sgd_pretrain_extra": "stage 1 also reads this many SGD training dialogues beyond the "
-        "fine-tuning sample",
+        "fine-tuning sample, 'all' = every one no other sample or draw holds",
         "sgd_train_test": "this many SGD training dialogues outside the fine-tuning and stage-1 "
         "samples are only scored, as a test of seen services",
         "sgd_val": "this many SGD training dialogues outside the other samples pick every SGD "
@@ -255,7 +255,7 @@ def main() -> None:
         smoke, quick, full = (str(n or zero) for n in defaults)
         parser.add_argument(
             "--" + name.replace("_", "-"),
-            type=int,
+            type=_count_or_all if name == "sgd_pretrain_extra" else int,
             help=helps.get(name, "random sample of this many dialogues, 0 = all")
             + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
@@ -318,6 +318,16 @@ def main() -> None:
             # one half rerun: keep the other half's figures
             _write_json(path, {**earlier, **results})
     print(json.dumps({**earlier, **results}))
+
+
+def _count_or_all(text: str) -> int | str:
+    """A number of dialogues, or "all" of them."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from quality.runs import (
     satisfaction_starts,
     score,
     sgd_folder,
+    warm_cache,
     write_log,
 )
 
@@ -45,12 +47,15 @@ SGD_HEADLINES = {
 
 def sgd(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / "sgd"
-    train_dialogues, unlabeled, reserved, held_out = read(
+    # stage 1's extra dialogues are drawn last, from what the test and the held-out draws
+    # left: however many it asks for (all of them), those two stay the same dialogues. The
+    # empty first draw keeps their seeds, and so their dialogues, those of sessions 14-26
+    train_dialogues, _, reserved, held_out, unlabeled = read(
         args.sgd_train,
         "sgd",
         args.sgd_train_limit,
         args.seed,
-        (args.sgd_pretrain_extra or 0, args.sgd_train_test or 0, args.sgd_val or 0),
+        (0, args.sgd_train_test or 0, args.sgd_val or 0, _extra(args.sgd_pretrain_extra)),
         rejects=rejects_file(args, "sgd-train"),
     )
     random.Random(args.seed).shuffle(train_dialogues)
@@ -86,6 +91,10 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     pretrain_log = train_log
     if unlabeled:
         pretrain_log = write_log(train_dialogues + unlabeled, out / "pretrain.parquet")
+        if args.warm_cache:
+            # the fine-tuning logs first, in their own batches, as without the extra
+            # dialogues: they change stage 1 alone, not the states the other models read
+            warm_cache([train_log, val_log], args)
     jobs = {
         "pretrain": Job(
             out / "pretrain",
@@ -249,6 +258,11 @@ def sgd_scores(checkpoint: Model, log: Path, out: Path, args: argparse.Namespace
         report, "goal_success", "macro_f1", who="model_last_turn_only"
     )
     return scores
+
+
+def _extra(n: int | str | None) -> int:
+    """`--sgd-pretrain-extra` as a draw's size: "all" asks for more than any log holds."""
+    return sys.maxsize if n == "all" else n or 0
 
 
 def _mean(scores: dict[str, float | None]) -> float:

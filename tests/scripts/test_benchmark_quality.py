@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import math
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -599,6 +600,12 @@ def test_each_draw_is_disjoint_and_leaves_the_sample_as_it_was(monkeypatch, tmp_
     assert ids(read(log, "canonical", 20, seed=5, draws=(15,))[1]) == ids(extra)
     assert (len(sample), len(extra), len(test)) == (20, 15, 25)  # the rest runs out
     assert len(set(ids(sample)) | set(ids(extra)) | set(ids(test))) == 60
+    # a last draw as large as anything takes what the others left (`--sgd-pretrain-extra
+    # all`), and the draws before it stay the dialogues they were
+    *before, rest = read(log, "canonical", 20, seed=5, draws=(0, 10, 8, sys.maxsize))
+    assert [ids(d) for d in before] == [ids(d) for d in read(log, "canonical", 20, 5, (0, 10, 8))]
+    assert len(rest) == 60 - 20 - 10 - 8
+    assert len(set(ids(before[0] + before[2] + before[3] + rest))) == 60
     # without a limit everything is the sample and every draw is empty
     everything, *draws = read(log, "canonical", None, seed=5, draws=(15, 30))
     assert len(everything) == 60 and draws == [[], []]

@@ -164,6 +164,15 @@ def main() -> None:
         "rate (the new heads at the usual 2e-3); default: 2e-3 too",
     )
     parser.add_argument(
+        "--stage1-shrink",
+        type=float,
+        default=1.0,
+        help="the arm with stage 1 starts each weight stage 1 trained at this share of it, "
+        "the rest its fresh initialization (OptimConfig.init_shrink; 1 = stage 1's weights). "
+        "Session 27: stage 1 on every SGD training dialogue (--sgd-pretrain-extra all) was a "
+        "worse start than none, shrunk to 0.25 a better one on the held-out dialogues",
+    )
+    parser.add_argument(
         "--sgd-model",
         choices=["choose", *CANDIDATES],
         default="choose",
@@ -260,6 +269,8 @@ def main() -> None:
             + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
+    if not 0 <= args.stage1_shrink <= 1:
+        parser.error(f"--stage1-shrink must be in [0, 1], got {args.stage1_shrink}")
     if args.train_jobs < 1:
         parser.error(f"--train-jobs needs at least 1 process, got {args.train_jobs}")
     if args.sgd_model == TWO_SEEDS and not args.second_seed:

@@ -137,6 +137,17 @@ class OptimConfig:
     init_lr: float | None = None
     """Learning rate of the weights (outside the pretrained encoder) that `init_from` loaded,
     e.g. a stage-1 dialogue Transformer fine-tuned more gently than the new heads; None: `lr`."""
+    init_shrink: float = 1.0
+    """Each weight `init_from` loaded (outside the pretrained encoder) starts at
+    `init_shrink * loaded + (1 - init_shrink) * its fresh initialization`: 1 keeps the loaded
+    weights, 0 is a fresh start. A network warm-started from weights trained to the end
+    generalizes worse than one started fresh (Ash & Adams, 2020, "shrink and perturb"); on
+    SGD a stage 1 that learned the swaps well was a worse start than none, shrunk a better one
+    (docs/benchmarks.md, session 27)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.init_shrink <= 1.0:
+            raise ValueError(f"optim.init_shrink must be in [0, 1], got {self.init_shrink}")
 
 
 class LabelGenModule(L.LightningModule):
@@ -539,11 +550,18 @@ class LabelGenModule(L.LightningModule):
         """Copy every weight of a checkpoint whose name and shape match, rows of vocabularies
         (services, intents, slot tags) matched by value; report the rest."""
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        matching, report = matching_state(
-            self.state_dict(), self.space, checkpoint, self._vocab_heads()
-        )
+        own = self.state_dict()
+        matching, report = matching_state(own, self.space, checkpoint, self._vocab_heads())
         if not matching:
             raise ValueError(f"init_from {path}: no weight matches this model")
+        shrink = self.optim.init_shrink
+        if shrink < 1.0:
+            # toward this model's own fresh weights; the pretrained encoder's own weights are
+            # the loaded ones, left exactly as they are
+            pretrained = {f"encoder.model.{name}" for name in self.encoder.model.state_dict()}
+            for name, value in matching.items():
+                if name not in pretrained and value.is_floating_point():
+                    matching[name] = shrink * value + (1.0 - shrink) * own[name].to(value.dtype)
         self.load_state_dict(matching, strict=False)
         self.loaded_from_init = set(matching)
         log.info(

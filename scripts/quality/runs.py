@@ -202,6 +202,7 @@ def train(
     patience: int | None = None,
     encoder_lr: float | None = None,
     init_lr: float | None = None,
+    init_shrink: float = 1.0,
     seed: int | None = None,
     pool_sides: bool | None = None,
 ) -> Path:
@@ -211,6 +212,7 @@ def train(
     `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
     without, it is frozen (as loaded: a model starting from an adapted encoder keeps it).
     `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads').
+    `init_shrink`: their share of each starting weight, the rest fresh (`OptimConfig`).
     `seed`: the weights' initialization and the batches' order (default: `--seed`).
     `pool_sides`: the turn's sides pooled apart (`EncoderConfig.pool_sides`); default: as
     `init_from` pools them (its turn vectors have that size), else `--pool-sides`."""
@@ -237,6 +239,8 @@ def train(
         settings["pool_sides"] = True
     if init_lr is not None:  # absent otherwise: earlier runs' settings stay reusable
         settings["init_lr"] = init_lr
+    if init_shrink != 1.0:  # the same
+        settings["init_shrink"] = init_shrink
     if args.warm_cache:  # the same
         settings["warm_cache"] = True
     if args.reuse_models and (out / "best.ckpt").is_file():
@@ -267,6 +271,7 @@ def train(
             lr=2e-3,
             warmup_fraction=0.05,
             init_lr=init_lr,
+            init_shrink=init_shrink,
             **({"encoder_lr": encoder_lr} if encoder_lr else {}),
         ),
         tokenizer=MINILM,

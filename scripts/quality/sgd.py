@@ -112,7 +112,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             train_log,
             val_log,
             SGD_TASKS,
-            {"init_lr": args.stage1_init_lr},
+            {"init_lr": args.stage1_init_lr, "init_shrink": args.stage1_shrink},
             after="pretrain",
         ),
         "no_pretraining": Job(out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from labelgen.data.features import CATEGORICAL, IGNORE, RESERVED, UNKNOWN
-from labelgen.models.labelgen_module import TaskConfig, class_weights
+from labelgen.models.labelgen_module import OptimConfig, TaskConfig, class_weights
 from tests.models.conftest import TINY_ROBERTA, make_module
 
 
@@ -287,6 +287,37 @@ def test_init_lr_fine_tunes_the_loaded_weights_at_their_own_rate(
     assert any(n.startswith("heads.intent") for n in fresh)
     assert all(rates[n] == finetuned.optim.lr for n in fresh)
     assert rates["encoder.model.embeddings.word_embeddings.weight"] == finetuned.optim.encoder_lr
+
+
+def test_init_shrink_starts_between_the_loaded_weights_and_fresh_ones(
+    pretrain_dm, finetune_dm, tmp_path
+):
+    L.seed_everything(0)
+    pretrained = make_module(pretrain_dm, weights={"defect": 1.0})
+    trainer, _ = _fit(pretrained, pretrain_dm, max_steps=2, limit_val_batches=0)
+    path = tmp_path / "pre.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+    def start(shrink=None):
+        L.seed_everything(1)  # the same fresh weights each time
+        module = make_module(finetune_dm)
+        if shrink is not None:
+            module.optim = replace(module.optim, init_shrink=shrink)
+            module.load_matching_weights(str(path))
+        return module.state_dict()
+
+    fresh, whole, shrunk = start(), start(1.0), start(0.25)
+    name = "dialogue.transformer.layers.0.linear1.weight"
+    assert not torch.equal(fresh[name], loaded[name])
+    torch.testing.assert_close(whole[name], loaded[name], rtol=0, atol=0)
+    torch.testing.assert_close(shrunk[name], 0.25 * loaded[name] + 0.75 * fresh[name])
+    # the pretrained encoder is the loaded one, bit for bit; new heads stay fresh
+    for key in (k for k in fresh if k.startswith("encoder.model.")):
+        assert torch.equal(shrunk[key], loaded[key]), key
+    assert torch.equal(shrunk["heads.intent.net.0.weight"], fresh["heads.intent.net.0.weight"])
+    with pytest.raises(ValueError, match="init_shrink"):
+        OptimConfig(init_shrink=1.5)
 
 
 def test_init_from_matches_vocabulary_rows_by_value(finetune_dm, tmp_path):

@@ -54,6 +54,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         tmp_path,
         shared_data,
         *("--pretrain-epochs", "2", "--sgd-model", "no_pretraining_two_seeds"),
+        *("--sgd-pretrain-extra", "6", "--stage1-shrink", "0.5"),
         *("--uss-eval", str(extra), str(single)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -126,6 +127,14 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert len(ids["val"]) == sgd["held_out_training_dialogues"] == 8
     assert len(ids["train"]) == sgd["train_dialogues"] == 36
     assert not set(ids["train"]) & set(ids["val"])
+    # stage 1 reads the training sample and 6 dialogues no other log holds; the arm from it
+    # starts halfway between stage 1's weights and fresh ones
+    pretrain = pq.read_table(tmp_path / "sgd" / "pretrain.parquet")["dialogue_id"].to_pylist()
+    assert len(pretrain) == sgd["pretrain_dialogues"] == 36 + 6
+    assert set(ids["train"]) < set(pretrain)
+    assert not set(pretrain) & (set(ids["val"]) | set(ids["train-test"]))
+    stage1_arm = json.loads((tmp_path / "sgd" / "model" / "settings.json").read_text())
+    assert stage1_arm["init_shrink"] == 0.5
     assert results["finished"] and set(results["seconds_by_half"]) == {"sgd", "uss"}
     # stage 1's held-out loss beside the loss of guessing its defect base rate
     stage1 = sgd["stage1"]

@@ -246,12 +246,18 @@ def test_no_context_baseline_trains(finetune_dm):
     assert "val/intent_acc" in trainer.callback_metrics
 
 
-def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
+def _stage1_checkpoint(pretrain_dm, tmp_path, steps):
+    """A defect-only model trained for a few steps from seed 0, saved: what stage 2 loads."""
     L.seed_everything(0)
     pretrained = make_module(pretrain_dm, weights={"defect": 1.0})
-    trainer, _ = _fit(pretrained, pretrain_dm, max_steps=2, limit_val_batches=0)
+    trainer, _ = _fit(pretrained, pretrain_dm, max_steps=steps, limit_val_batches=0)
     path = tmp_path / "pre.ckpt"
     trainer.save_checkpoint(path)
+    return pretrained, path
+
+
+def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
+    pretrained, path = _stage1_checkpoint(pretrain_dm, tmp_path, steps=2)
     # the checkpoint holds nothing that needs unpickling
     torch.load(path, map_location="cpu", weights_only=True)
     L.seed_everything(1)
@@ -264,11 +270,7 @@ def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
 def test_init_lr_fine_tunes_the_loaded_weights_at_their_own_rate(
     pretrain_dm, finetune_dm, tmp_path
 ):
-    L.seed_everything(0)
-    pretrained = make_module(pretrain_dm, weights={"defect": 1.0})
-    trainer, _ = _fit(pretrained, pretrain_dm, max_steps=1, limit_val_batches=0)
-    path = tmp_path / "pre.ckpt"
-    trainer.save_checkpoint(path)
+    _, path = _stage1_checkpoint(pretrain_dm, tmp_path, steps=1)
     finetuned = make_module(finetune_dm, init_from=str(path))
     finetuned.optim = replace(finetuned.optim, init_lr=1e-4)
     trainer, _ = _fit(finetuned, finetune_dm, max_steps=1, limit_val_batches=0)
@@ -292,11 +294,7 @@ def test_init_lr_fine_tunes_the_loaded_weights_at_their_own_rate(
 def test_init_shrink_starts_between_the_loaded_weights_and_fresh_ones(
     pretrain_dm, finetune_dm, tmp_path
 ):
-    L.seed_everything(0)
-    pretrained = make_module(pretrain_dm, weights={"defect": 1.0})
-    trainer, _ = _fit(pretrained, pretrain_dm, max_steps=2, limit_val_batches=0)
-    path = tmp_path / "pre.ckpt"
-    trainer.save_checkpoint(path)
+    _, path = _stage1_checkpoint(pretrain_dm, tmp_path, steps=2)
     loaded = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
     def start(shrink=None):

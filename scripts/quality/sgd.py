@@ -165,13 +165,13 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         }
 
     candidates_on_val = on_val(candidates)
-    best = max(candidates_on_val, key=lambda name: _mean(candidates_on_val[name]))
+    best = max(candidates_on_val, key=lambda name: headline_mean(candidates_on_val[name]))
     controls_on_val = on_val(controls)
     arm = best if args.sgd_model == "choose" else args.sgd_model  # trained: main() checked
     # the baseline gets the choice the model gets: its pooling, by the same rule on the same
     # held-out dialogues
     baselines_on_val = on_val(baselines)
-    baseline = max(baselines_on_val, key=lambda name: _mean(baselines_on_val[name]))
+    baseline = max(baselines_on_val, key=lambda name: headline_mean(baselines_on_val[name]))
     # USS training starts from these (SGD's dialogues are USS-SGD's dialogues): from each of
     # the model's members, and from the context arm the model's first member is not, to show
     # what stage 1 does to dissatisfaction
@@ -265,6 +265,7 @@ def _extra(n: int | str | None) -> int:
     return sys.maxsize if n == "all" else n or 0
 
 
-def _mean(scores: dict[str, float | None]) -> float:
+def headline_mean(scores: dict[str, float | None]) -> float:
+    """The mean of the headline figures a model has: what chooses the model and the baseline."""
     values = [scores[key] for key in SGD_HEADLINES if scores.get(key) is not None]
     return sum(values) / len(values) if values else float("-inf")

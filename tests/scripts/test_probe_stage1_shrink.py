@@ -1,0 +1,66 @@
+"""The stage-1 shrink probe on a tiny benchmark run: every model scored on the held-out
+dialogues, and shrink 0 the arm without stage 1, bit for bit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, shared_data, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.runs import read, train, write_log
+
+    # what a benchmark run leaves: its SGD logs and stage 1's checkpoint
+    run = tmp_path / "run"
+    dialogues = read(shared_data / "sgd" / "train", "sgd", 12, 0, rejects=run / "r.jsonl")[0]
+    train_log = write_log(dialogues[:8], run / "sgd" / "train.parquet")
+    val_log = write_log(dialogues[8:], run / "sgd" / "val.parquet")
+    args = argparse.Namespace(
+        out=run, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0,
+        reuse_models=False, warm_cache=True,
+    )  # fmt: skip
+    train(run / "sgd" / "pretrain", train_log, val_log, {"defect": 1.0}, args, corrupt=True)
+
+    out = tmp_path / "probe"
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "probe_stage1_shrink.py",
+            *("--run", str(run), "--out", str(out), "--epochs", "1"),
+            *("--shrink", "0", "0.5", "--seeds", "0", "--train-jobs", "1"),
+        ],
+    )
+    import probe_stage1_shrink
+
+    probe_stage1_shrink.main()  # in this process: a fresh one would load torch and MiniLM again
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result == json.loads((out / "result.json").read_text())
+    scores = result["scores"]
+    assert set(scores) == {"no-stage1-seed0", "shrink0.0-seed0", "shrink0.5-seed0"}
+    assert result["held_out_dialogues"] == 4
+    for figures in scores.values():
+        headline = [figures[k] for k in ("intent_accuracy", "slot_span_f1", "boundary_f1")]
+        assert all(0 <= value <= 1 for value in headline) and figures["val_loss"] > 0
+
+    def weights(name):
+        state = torch.load(out / name / "best.ckpt", map_location="cpu", weights_only=False)
+        return {k: v for k, v in state["state_dict"].items() if not k.startswith("encoder.model.")}
+
+    # shrink 0 keeps none of stage 1: the same fresh start and batches as no stage 1 at all
+    names = ("no-stage1-seed0", "shrink0.0-seed0", "shrink0.5-seed0")
+    fresh, zero, half = (weights(name) for name in names)
+    assert fresh.keys() == zero.keys() == half.keys()
+    assert all(torch.equal(fresh[k], zero[k]) for k in fresh)
+    assert any(not torch.equal(fresh[k], half[k]) for k in fresh)  # the check above can fail
+    assert result["minus_no_stage1"]["shrink0.0-seed0"] == {"mean": 0.0, "val_loss": 0.0}
+    half_minus = result["minus_no_stage1"]["shrink0.5-seed0"]["mean"]
+    assert half_minus == pytest.approx(
+        scores["shrink0.5-seed0"]["mean"] - scores["no-stage1-seed0"]["mean"], abs=1e-6
+    )

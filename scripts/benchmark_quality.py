@@ -10,6 +10,11 @@ Models that do not depend on each other train two at a time (`--train-jobs`), ea
 forked once the frozen cache holds its turns, with one of the two threads: on 2 cores that does
 1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time).
 
+Stage 1 can also read every SGD training dialogue no other sample holds (`--sgd-pretrain-extra
+all`), and the arm from it start from stage 1's weights shrunk toward fresh ones
+(`--stage1-shrink 0.25`): session 27's best single SGD model on the held-out dialogues in
+three seeds of three, about 13 minutes longer, so not the default.
+
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
 plots) under --out and prints one JSON line with the headline figures. Input records a reader

@@ -13,7 +13,7 @@ forked once the frozen cache holds its turns, with one of the two threads: on 2 
 Stage 1 can also read every SGD training dialogue no other sample holds (`--sgd-pretrain-extra
 all`), and the arm from it start from stage 1's weights shrunk toward fresh ones
 (`--stage1-shrink 0.25`): session 27's best single SGD model on the held-out dialogues in
-three seeds of three, about 13 minutes longer, so not the default.
+three seeds of three, 12-15 minutes longer, so not the default.
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

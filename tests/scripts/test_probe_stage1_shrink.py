@@ -34,7 +34,7 @@ def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, shared_data, monkey
         [
             "probe_stage1_shrink.py",
             *("--run", str(run), "--out", str(out), "--epochs", "1"),
-            *("--shrink", "0", "0.5", "--seeds", "0", "--train-jobs", "1"),
+            *("--shrink", "0", "--seeds", "0", "--train-jobs", "1"),
         ],
     )
     import probe_stage1_shrink
@@ -43,7 +43,7 @@ def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, shared_data, monkey
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result == json.loads((out / "result.json").read_text())
     scores = result["scores"]
-    assert set(scores) == {"no-stage1-seed0", "shrink0.0-seed0", "shrink0.5-seed0"}
+    assert set(scores) == {"no-stage1-seed0", "shrink0.0-seed0"}
     assert result["held_out_dialogues"] == 4
     for figures in scores.values():
         headline = [figures[k] for k in ("intent_accuracy", "slot_span_f1", "boundary_f1")]
@@ -54,13 +54,9 @@ def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, shared_data, monkey
         return {k: v for k, v in state["state_dict"].items() if not k.startswith("encoder.model.")}
 
     # shrink 0 keeps none of stage 1: the same fresh start and batches as no stage 1 at all
-    names = ("no-stage1-seed0", "shrink0.0-seed0", "shrink0.5-seed0")
-    fresh, zero, half = (weights(name) for name in names)
-    assert fresh.keys() == zero.keys() == half.keys()
+    # (loaded whole, stage 1's weights would differ from fresh ones: this can fail; the blend
+    # itself is tested in tests/models)
+    fresh, zero = (weights(name) for name in ("no-stage1-seed0", "shrink0.0-seed0"))
+    assert fresh.keys() == zero.keys()
     assert all(torch.equal(fresh[k], zero[k]) for k in fresh)
-    assert any(not torch.equal(fresh[k], half[k]) for k in fresh)  # the check above can fail
-    assert result["minus_no_stage1"]["shrink0.0-seed0"] == {"mean": 0.0, "val_loss": 0.0}
-    half_minus = result["minus_no_stage1"]["shrink0.5-seed0"]["mean"]
-    assert half_minus == pytest.approx(
-        scores["shrink0.5-seed0"]["mean"] - scores["no-stage1-seed0"]["mean"], abs=1e-6
-    )
+    assert result["minus_no_stage1"] == {"shrink0.0-seed0": {"mean": 0.0, "val_loss": 0.0}}

@@ -13,14 +13,19 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import sys
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from quality.runs import MODEL_SECONDS, timed, train, warm_cache
+from quality import runs
+from quality.runs import MODEL_SECONDS, TIMINGS, timed, train, warm_cache
+
+K = TypeVar("K")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,47 @@ def _options(job: Job, done: dict[str, Path]) -> dict[str, Any]:
     if job.after is None:
         return job.options
     return {**job.options, "init_from": str(done[job.after])}
+
+
+def map_side_by_side(
+    fn: Callable[..., R], calls: dict[K, tuple[Any, ...]], args: argparse.Namespace
+) -> dict[K, R]:
+    """`fn(*call)` for every call, each by key: side by side in `--train-jobs` processes forked
+    from this one (each with an equal share of torch's threads), or one after another here as
+    `train_all` decides. For labeling and scoring after training: each of the many label
+    calls loads a model and runs its small heads, which keep two threads poorly busy, as
+    training does (session 28). A worker encodes each log once for all the models it labels
+    it with (`label`'s memo: its own, at its own thread count, so its labels are exactly those
+    of `labelgen label` at that thread count). Side by side, the whole map's seconds count as
+    labeling (the scoring in it too)."""
+    workers = min(getattr(args, "train_jobs", 1), len(calls))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {key: fn(*call) for key, call in calls.items()}
+    return _forked(fn, calls, workers)
+
+
+@timed("label")
+def _forked(fn: Callable[..., R], calls: dict[K, tuple[Any, ...]], workers: int) -> dict[K, R]:
+    threads = max(1, torch.get_num_threads() // workers)
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_child_threads,
+        initargs=(threads, workers),
+    ) as pool:
+        futures = {key: pool.submit(fn, *call) for key, call in calls.items()}
+        try:
+            return {key: future.result() for key, future in futures.items()}
+        except BaseException:
+            for future in futures.values():
+                future.cancel()  # a failed call stops the run: the queued ones never start
+            raise
+
+
+def _child_threads(threads: int, workers: int) -> None:
+    torch.set_num_threads(threads)
+    runs.LABEL_THREADS = threads
+    # each process its share of the labeling memo: a log's states at a time (the largest log
+    # here, SGD dev's unseen services, about 1.4 GB)
+    runs.LABEL_MEMO_MB //= workers
+    TIMINGS.clear()  # the parent's, inherited by the fork; the parent times the whole map

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from labelgen.data.schema import Dialogue
-from quality.pool import Job, train_all
+from quality.pool import Job, map_side_by_side, train_all
 from quality.runs import (
     BASELINES,
     CANDIDATES,
@@ -158,11 +158,23 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             checkpoints = [models[member] for member in members]
             candidates[name] = checkpoints if len(checkpoints) > 1 else checkpoints[0]
 
+    # every model labels every log it is scored on at once (side by side with --train-jobs):
+    # the held-out dialogues that choose the model and the baseline, and each dev split
+    scored = {**candidates, **baselines, **controls}
+    splits = [s for s in logs if s != "unseen" or unseen]
+    calls = {
+        (name, "val"): (model, val_log, out / f"val-{name}", args) for name, model in scored.items()
+    }
+    # log by log: each labeling process then still holds a log's states for its next model
+    calls |= {
+        (name, split): (model, logs[split], out / f"{name}-{split}", args)
+        for split in splits
+        for name, model in scored.items()
+    }
+    figures = map_side_by_side(sgd_scores, calls, args)
+
     def on_val(named: dict[str, Model]) -> dict[str, dict[str, float | None]]:
-        return {
-            name: sgd_scores(model, val_log, out / f"val-{name}", args)
-            for name, model in named.items()
-        }
+        return {name: figures[name, "val"] for name in named}
 
     candidates_on_val = on_val(candidates)
     best = max(candidates_on_val, key=lambda name: headline_mean(candidates_on_val[name]))
@@ -206,14 +218,9 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             for name, checkpoint in {**models, **baselines}.items()
         },
     }
-    # log by log, each labeled by every arm in turn: the labeling batches' states are then
-    # still in memory for the next arm (`label`)
-    scored = {**candidates, **baselines, **controls}
-    for split, log in logs.items():
-        if split == "unseen" and not unseen:
-            continue
-        for name, checkpoint in scored.items():
-            results[f"{name}/{split}"] = sgd_scores(checkpoint, log, out / f"{name}-{split}", args)
+    for split in splits:
+        for name in scored:
+            results[f"{name}/{split}"] = figures[name, split]
     for split in logs:
         if f"{arm}/{split}" in results:
             results[f"model/{split}"] = results[f"{arm}/{split}"]

@@ -16,7 +16,7 @@ from labelgen.data.schema import Dialogue
 from labelgen.evaluation.metrics import BINARY
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
-from quality.pool import Job, train_all
+from quality.pool import Job, map_side_by_side, train_all
 from quality.runs import (
     CANDIDATES,
     ENSEMBLE,
@@ -198,20 +198,26 @@ def cross_validate(
     # every fold's models first (side by side with --train-jobs), then each labels its slice
     trained = train_all(jobs, args)
     checkpoints: dict[str, list[Model]] = {name: [] for name in combined}
-    for k, val_log in enumerate(val_logs):
-        fold_dir = out / f"fold{k}"
+    for k in range(args.folds):
         for name in starts:
             checkpoints[name].append(trained[k, name])
-            labels = label(trained[k, name], val_log, fold_dir / f"val-labels-{name}")
-            gather(labels, val_labels[name], f"f{k}")
         for name, members in ensembles.items():
             checkpoints[name].append([checkpoints[member][k] for member in members])
-            labels = label(checkpoints[name][k], val_log, fold_dir / f"val-labels-{name}")
-            gather(labels, val_labels[name], f"f{k}")
+    slices = map_side_by_side(
+        label,
+        {
+            (k, name): (checkpoints[name][k], val_log, out / f"fold{k}" / f"val-labels-{name}")
+            for k, val_log in enumerate(val_logs)
+            for name in combined
+        },
+        args,
+    )
+    for (k, name), labels in slices.items():
+        gather(labels, val_labels[name], f"f{k}")
     # Every fold model has labeled its own slice; now each scored fold's cutoff and rating
     # weights come from all slices but its own dialogues' (nested: never the scored fold).
-    cutoffs: dict[str, list[float | None]] = {name: [] for name in combined}
     pools: list[int] = []
+    calls = {}
     for k, held_out in enumerate(folds):
         fold_dir = out / f"fold{k}"
         pool = calibration_pool(val_parts, held_out)
@@ -219,10 +225,14 @@ def cross_validate(
         pool_log = write_log(pool, fold_dir / "calibration-pool.parquet")
         test_log = write_log(held_out, fold_dir / "test.parquet")
         for name, labels_dir in val_labels.items():
-            calibration = calibrate(labels_dir, pool_log, fold_dir / f"calibrate-{name}", args)
-            cutoffs[name].append(read_cutoff(str(calibration)))
-            labels = label(checkpoints[name][k], test_log, fold_dir / f"labels-{name}", calibration)
-            gather(labels, combined[name], f"f{k}")
+            calls[k, name] = (
+                *(labels_dir, pool_log, fold_dir / f"calibrate-{name}"),
+                *(checkpoints[name][k], test_log, fold_dir / f"labels-{name}", args),
+            )
+    cutoffs: dict[str, list[float | None]] = {name: [] for name in combined}
+    for (k, name), (cutoff, labels) in map_side_by_side(_calibrated, calls, args).items():
+        cutoffs[name].append(cutoff)  # fold by fold: the calls are in the folds' order
+        gather(labels, combined[name], f"f{k}")
     figures: dict[str, dict[str, Any]] = {}
     for name, folder in combined.items():
         report = score(folder, reference, "uss", out_dir=out / f"eval-{name}", seed=args.seed)
@@ -233,6 +243,21 @@ def cross_validate(
             "fold_cutoffs": cutoffs[name],
         }
     return figures, val_parts, val_labels, pools
+
+
+def _calibrated(
+    val_labels: Path,
+    pool_log: Path,
+    calibration_dir: Path,
+    model: Model,
+    test_log: Path,
+    out: Path,
+    args: argparse.Namespace,
+) -> tuple[float | None, Path]:
+    """A scored fold's cutoff and rating weights chosen on its calibration pool, and its labels
+    by that fold's model with them: the cutoff, and the labels' folder."""
+    calibration = calibrate(val_labels, pool_log, calibration_dir, args)
+    return read_cutoff(str(calibration)), label(model, test_log, out, calibration)
 
 
 def uss(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import json
@@ -55,6 +56,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         shared_data,
         *("--pretrain-epochs", "2", "--sgd-model", "no_pretraining_two_seeds"),
         *("--sgd-pretrain-extra", "6", "--stage1-shrink", "0.5"),
+        *("--pretrain-encoder-lr", "1e-3"),
         *("--uss-eval", str(extra), str(single)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -135,6 +137,23 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert not set(pretrain) & (set(ids["val"]) | set(ids["train-test"]))
     stage1_arm = json.loads((tmp_path / "sgd" / "model" / "settings.json").read_text())
     assert stage1_arm["init_shrink"] == 0.5
+
+    # stage 1 trained the encoder too (--pretrain-encoder-lr), and the arm from it keeps the
+    # adapted encoder whole and frozen (the shrink blends only the weights stage 1 added)
+    def load(name):
+        return torch.load(tmp_path / "sgd" / name / "best.ckpt", weights_only=False)
+
+    def encoder(checkpoint):
+        state = checkpoint["state_dict"]
+        return {k: v for k, v in state.items() if k.startswith("encoder.model.")}
+
+    stage1, model, untouched = load("pretrain"), load("model"), load("no-pretraining")
+    assert stage1["hyper_parameters"]["encoder"]["frozen"] is False
+    assert stage1["hyper_parameters"]["optim"]["encoder_lr"] == 1e-3
+    changed = [k for k, v in encoder(stage1).items() if not torch.equal(v, encoder(untouched)[k])]
+    assert len(changed) > 10  # stage 1 moved the pretrained weights ...
+    assert model["hyper_parameters"]["encoder"]["frozen"] is True
+    assert all(torch.equal(v, encoder(stage1)[k]) for k, v in encoder(model).items())
     assert results["finished"] and set(results["seconds_by_half"]) == {"sgd", "uss"}
     # stage 1's held-out loss beside the loss of guessing its defect base rate
     stage1 = sgd["stage1"]
@@ -317,44 +336,37 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert again["training_seconds_by_model"] == {}  # nothing trained again
     assert again["sgd"] == sgd  # the other half's figures are kept
 
-    # ... but a model the flags would train differently is trained again, never reused
-    result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models", "--uss-patience", "2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "trained with other settings" in result.stderr
-    retrained = json.loads((tmp_path / "results.json").read_text())["training_seconds_by_model"]
-    assert {f"uss/fold{k}/{name}" for k in (0, 1) for name in ("model", "baseline")} <= set(
-        retrained
-    )
-    settings = json.loads((tmp_path / "uss" / "fold0" / "model" / "settings.json").read_text())
-    assert settings["patience"] == 2 and settings["pooling"] == "attention"
-
 
 @pytest.mark.slow
-def test_stage1_can_train_the_encoder(tmp_path, shared_data):
-    # only the two arms: no second seed, one baseline (what this test looks at, at less cost)
-    result = _smoke(
-        tmp_path,
-        shared_data,
-        *("--only", "sgd", "--pretrain-encoder-lr", "1e-3"),
-        *("--no-second-seed", "--no-choose-baseline-pooling"),
+def test_reuse_takes_a_model_only_where_this_run_would_train_the_same(
+    tmp_path, shared_data, monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.runs import MODEL_SECONDS, read, train, write_log
+    from quality.sgd import SGD_TASKS
+
+    dialogues = read(shared_data / "sgd" / "train", "sgd", 8, 0, rejects=tmp_path / "r.jsonl")[0]
+    logs = (
+        write_log(dialogues[:6], tmp_path / "t.parquet"),
+        write_log(dialogues[6:], tmp_path / "v.parquet"),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    def load(name):
-        return torch.load(tmp_path / "sgd" / name / "best.ckpt", weights_only=False)
-
-    def encoder(checkpoint):
-        state = checkpoint["state_dict"]
-        return {k: v for k, v in state.items() if k.startswith("encoder.model.")}
-
-    stage1, model, untouched = load("pretrain"), load("model"), load("no-pretraining")
-    assert stage1["hyper_parameters"]["encoder"]["frozen"] is False
-    assert stage1["hyper_parameters"]["optim"]["encoder_lr"] == 1e-3
-    changed = [k for k, v in encoder(stage1).items() if not torch.equal(v, encoder(untouched)[k])]
-    assert len(changed) > 10  # stage 1 moved the pretrained weights ...
-    # ... and the fine-tuned model starts from them and keeps them (frozen, as adapted)
-    assert model["hyper_parameters"]["encoder"]["frozen"] is True
-    assert all(torch.equal(v, encoder(stage1)[k]) for k, v in encoder(model).items())
+    args = argparse.Namespace(
+        out=tmp_path, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0,
+        reuse_models=True, warm_cache=True,
+    )  # fmt: skip
+    first = train(tmp_path / "m", *logs, SGD_TASKS, args)
+    kept = first.read_bytes()
+    MODEL_SECONDS.clear()
+    # the same settings: the earlier model, untouched, nothing trained
+    assert train(tmp_path / "m", *logs, SGD_TASKS, args) == first
+    assert first.read_bytes() == kept and MODEL_SECONDS == {}
+    assert "trained with other settings" not in capsys.readouterr().err
+    # ... but a model the flags would train otherwise is trained again, never reused
+    again = train(tmp_path / "m", *logs, SGD_TASKS, args, patience=2)
+    assert "trained with other settings" in capsys.readouterr().err
+    assert set(MODEL_SECONDS) == {"m"}
+    settings = json.loads((tmp_path / "m" / "settings.json").read_text())
+    assert settings["patience"] == 2 and again.is_file()
 
 
 _TWICE = """

@@ -1,12 +1,16 @@
-"""The quality benchmark's models trained side by side (`quality.pool`): the same models as one
-after another, each started after the model it starts from, and a failure that stops the run."""
+"""The quality benchmark's models trained and labeling side by side (`quality.pool`): the same
+models and labels as one after another, each model started after the model it starts from, and
+a failure that stops the run."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -16,11 +20,13 @@ _JOBS = """
 import argparse, json, sys
 from pathlib import Path
 import torch
-from quality.pool import Job, train_all
-from quality.runs import MODEL_SECONDS, read, write_log
+import quality.runs
+from quality.pool import Job, map_side_by_side, train_all
+from quality.runs import MODEL_SECONDS, label, read, write_log
 from quality.sgd import SGD_TASKS
 shared, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)  # side by side, each process gets this process's threads // jobs
+quality.runs.LABEL_THREADS = 1  # as each labeling process side by side
 args = argparse.Namespace(
     out=out, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
     warm_cache=True, train_jobs=jobs,
@@ -37,7 +43,12 @@ trained = train_all(
     args,
 )
 checkpoints = {k: str(p) for k, p in trained.items()}
-print(json.dumps({"checkpoints": checkpoints, "seconds": MODEL_SECONDS}))
+# each model and an ensemble label the held-out log, each log twice
+calls = {(k, log.stem): (p, log, out / f"labels-{k}-{log.stem}") for k, p in trained.items()
+         for log in (v, a)}
+calls["pair", "v"] = ([trained["then"], trained["alone"]], v, out / "labels-pair-v")
+labels = {"/".join(k): str(p) for k, p in map_side_by_side(label, calls, args).items()}
+print(json.dumps({"checkpoints": checkpoints, "seconds": MODEL_SECONDS, "labels": labels}))
 """
 
 
@@ -77,6 +88,22 @@ def test_side_by_side_trains_the_models_one_after_another_would(tmp_path, shared
     # and the models differ from each other (the comparison above can fail)
     first, then = (_weights(runs[2]["checkpoints"][n]) for n in ("first", "then"))
     assert any(not torch.equal(first[k], then[k]) for k in first)
+    # labeled side by side, each model's labels are those of one after another, bit for bit
+    assert list(runs[1]["labels"]) == list(runs[2]["labels"])  # every call, in its order
+    tables = {
+        jobs: {key: _labels(folder) for key, folder in run["labels"].items()}
+        for jobs, run in runs.items()
+    }
+    assert len(tables[2]) == 7 and all(table.num_rows > 0 for table in tables[2].values())
+    for key in tables[1]:
+        assert tables[1][key].equals(tables[2][key]), key
+    assert not tables[2]["first/v"].equals(tables[2]["then/v"])  # the models' labels differ
+
+
+def _labels(folder):
+    parts = sorted(Path(folder).glob("part-*.parquet"))
+    assert parts, folder
+    return pa.concat_tables([pq.read_table(part) for part in parts])
 
 
 @pytest.mark.slow
@@ -153,3 +180,20 @@ def test_where_no_process_can_fork_the_models_train_one_after_another(
     assert "cannot fork a process; the models train one after another" in capsys.readouterr().err
     assert calls == [("a", None), ("b", str(tmp_path / "a" / "best.ckpt")), ("c", None)]
     assert list(done) == ["a", "b", "c"]
+
+
+def test_a_failed_labeling_call_stops_the_map(monkeypatch, tmp_path, shared_data):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.pool import map_side_by_side
+    from quality.runs import label, read, write_log
+
+    dialogues = read(shared_data / "sgd" / "train", "sgd", 2, 0, rejects=tmp_path / "r.jsonl")[0]
+    log = write_log(dialogues, tmp_path / "log.parquet")
+    calls = {
+        name: (tmp_path / f"{name}.ckpt", log, tmp_path / f"labels-{name}")
+        for name in ("missing", "absent")
+    }
+    with pytest.raises(Exception) as raised:
+        map_side_by_side(label, calls, argparse.Namespace(train_jobs=2))
+    # the worker's error reaches this process, naming what it could not read
+    assert "missing.ckpt" in "".join(map(str, (raised.value, raised.value.__cause__)))

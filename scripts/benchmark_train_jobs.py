@@ -10,6 +10,11 @@ side by side in `--jobs` processes forked from it, each with an equal share of t
 (`quality.pool`). The frozen cache is filled before anything is timed, so both ways time
 training alone. The rounds alternate which way goes first; the figure is the ratio of their
 summed seconds.
+
+Then the last round's models label (and score) the held-out and the training log both ways, as
+the quality benchmark labels after training (`quality.pool.map_side_by_side`): one after another
+here with every thread, and side by side, each process with its share. Every way starts with
+empty memos, so each encodes the logs it labels.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from pathlib import Path
 
 import torch
 from benchmark_labeling import report  # this folder, run as a script
-from quality.pool import Job, train_all
+from quality import runs
+from quality.pool import Job, map_side_by_side, train_all
 from quality.runs import read, warm_cache, write_log
-from quality.sgd import SGD_TASKS
+from quality.sgd import SGD_TASKS, sgd_scores
+
+from labelgen.models.components.turn_encoder import clear_shared_caches
 
 
 def main() -> None:
@@ -66,6 +74,7 @@ def main() -> None:
                 args,
             )
             seconds[way] += time.perf_counter() - start
+    labeled = _label_both_ways(folder, [val_log, train_log], models, args)
     result = {
         "benchmark": "train_jobs",
         "training_dialogues": n,
@@ -76,8 +85,41 @@ def main() -> None:
         "one_after_another_seconds": round(seconds["one_after_another"], 6),
         "side_by_side_seconds": round(seconds["side_by_side"], 6),
         "speedup": round(seconds["one_after_another"] / seconds["side_by_side"], 3),
+        **labeled,
     }
     report(result, args.out)
+
+
+def _label_both_ways(
+    folder: Path, logs: list[Path], models: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """The seconds of every model labeling and scoring each log, one after another with every
+    thread, then side by side (`map_side_by_side`), and their ratio."""
+    seconds = {}
+    for way, jobs in (("one_after_another", 1), ("side_by_side", args.jobs)):
+        clear_shared_caches()  # each way encodes the logs anew
+        args.train_jobs = jobs
+        runs.LABEL_THREADS = args.threads
+        out = args.out / "labels" / way
+        calls = {
+            (s, log.stem): (
+                folder / f"seed{s}" / "best.ckpt",
+                log,
+                out / f"s{s}-{log.stem}",
+                args,
+            )
+            for log in logs
+            for s in range(models)
+        }
+        start = time.perf_counter()
+        map_side_by_side(sgd_scores, calls, args)
+        seconds[way] = time.perf_counter() - start
+    return {
+        "label_calls_per_way": models * len(logs),
+        "label_one_after_another_seconds": round(seconds["one_after_another"], 6),
+        "label_side_by_side_seconds": round(seconds["side_by_side"], 6),
+        "label_speedup": round(seconds["one_after_another"] / seconds["side_by_side"], 3),
+    }
 
 
 if __name__ == "__main__":

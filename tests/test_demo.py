@@ -9,7 +9,7 @@ from tests.conftest import run_python
 
 def test_demo_end_to_end(tmp_path):
     result = run_python(
-        ["-m", "labelgen.cli", "demo", "--dialogues", "120"], tmp_path, {"WANDB_MODE": "offline"}
+        ["-m", "labelgen.cli", "demo", "--dialogues", "60"], tmp_path, {"WANDB_MODE": "offline"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -20,7 +20,7 @@ def test_demo_end_to_end(tmp_path):
     metrics = json.loads((demo / "eval" / "metrics.json").read_text())
     assert metrics["reference"]["rejects"] == 0
     assert list((demo / "eval").glob("*.png"))
-    assert json.loads((demo / "labels-test" / "_manifest.json").read_text())["dialogues"] == 60
+    assert json.loads((demo / "labels-test" / "_manifest.json").read_text())["dialogues"] == 30
     assert list((tmp_path / "runs" / "demo-finetune" / "wandb").glob("offline-run-*"))
     assert "model vs a single annotator" in result.stdout
     # the evaluation went to W&B too: the metrics table and the plots in the offline run

@@ -90,6 +90,13 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
     assert out["speedup"] == pytest.approx(
         out["one_after_another_seconds"] / out["side_by_side_seconds"], rel=0.01
     )
+    # the last round's models labeled and scored both ways: the same figures either way
+    assert out["label_calls_per_way"] == 2 * 2
+    assert out["label_speedup"] == pytest.approx(
+        out["label_one_after_another_seconds"] / out["label_side_by_side_seconds"], rel=0.01
+    )
+    for way in ("one_after_another", "side_by_side"):
+        assert len(list(tmp_path.glob(f"labels/{way}/labels-s*-*"))) == 4, way
 
 
 @pytest.mark.slow

@@ -8,14 +8,12 @@ cached for training, not for labeling).
 
 Models that do not depend on each other train two at a time (`--train-jobs`), each in a process
 forked once the frozen cache holds its turns, with one of the two threads: on 2 cores that does
-1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time). The
-models then label and are scored two at a time too, the SGD logs and the USS folds' (session 28).
+1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time).
 
-Stage 1 reads every SGD training dialogue no other sample holds (`--sgd-pretrain-extra all`,
-the full run's default since session 28), and the arm from it starts from stage 1's weights
-shrunk toward fresh ones (`--stage1-shrink 0.25`): session 27's best single SGD model on the
-held-out dialogues in three seeds of three. `--sgd-pretrain-extra 0 --stage1-shrink 1` runs
-session 26's stage 1 (on the fine-tuning sample alone, about 12 minutes shorter).
+Stage 1 can also read every SGD training dialogue no other sample holds (`--sgd-pretrain-extra
+all`), and the arm from it start from stage 1's weights shrunk toward fresh ones
+(`--stage1-shrink 0.25`): session 27's best single SGD model on the held-out dialogues in
+three seeds of three, 12-15 minutes longer, so not the default.
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -86,9 +84,8 @@ LIMITS = {
     # its epoch and the context arm is chosen; 0 = a tenth of the sample (sessions 2-14: 200)
     "sgd_val": (8, 150, 600),
     # stage 1 reads only text, so it can use training dialogues the fine-tuning never sees
-    # (as a user pretrains on a large unlabeled log): this many more, 0 = none, "all" = every
-    # one no other sample or draw holds (9,274 here; the full run's default since session 28)
-    "sgd_pretrain_extra": (0, 0, "all"),
+    # (as a user pretrains on a large unlabeled log): this many more, 0 = none
+    "sgd_pretrain_extra": (0, 0, 0),
     "sgd_dev_limit": (20, 200, 0),
     # more training dialogues set aside as a test of seen services with enough failed goals
     # to score goal success (SGD dev's seen services hold none here); 0 = none
@@ -174,11 +171,11 @@ def main() -> None:
     parser.add_argument(
         "--stage1-shrink",
         type=float,
+        default=1.0,
         help="the arm with stage 1 starts each weight stage 1 trained at this share of it, "
         "the rest its fresh initialization (OptimConfig.init_shrink; 1 = stage 1's weights). "
         "Session 27: stage 1 on every SGD training dialogue (--sgd-pretrain-extra all) was a "
-        "worse start than none, shrunk to 0.25 a better one on the held-out dialogues "
-        "(default: 0.25 full, 1 quick and smoke, whose stage 1 reads no extra dialogue)",
+        "worse start than none, shrunk to 0.25 a better one on the held-out dialogues",
     )
     parser.add_argument(
         "--sgd-model",
@@ -277,8 +274,6 @@ def main() -> None:
             + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
-    if args.stage1_shrink is None:
-        args.stage1_shrink = 1.0 if args.quick or args.smoke else 0.25
     if not 0 <= args.stage1_shrink <= 1:
         parser.error(f"--stage1-shrink must be in [0, 1], got {args.stage1_shrink}")
     if args.train_jobs < 1:

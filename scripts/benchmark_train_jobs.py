@@ -11,10 +11,11 @@ side by side in `--jobs` processes forked from it, each with an equal share of t
 training alone. The rounds alternate which way goes first; the figure is the ratio of their
 summed seconds.
 
-Then the last round's models label (and score) the held-out and the training log both ways, as
-the quality benchmark labels after training (`quality.pool.map_side_by_side`): one after another
-here with every thread, and side by side, each process with its share. Every way starts with
-empty memos, so each encodes the logs it labels.
+Then the last round's models label (and score) `--label-logs` logs both ways, as the quality
+benchmark labels its four SGD logs after training (`quality.pool.map_side_by_side`): one after
+another here with every thread, and side by side, each log's calls in one process with its
+share. The logs are the training sample cut into equal parts. Every way starts with empty
+memos, so each encodes the logs it labels.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--label-logs", type=int, default=4, help="logs each model labels")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark-train-jobs"))
     args = parser.parse_args()
@@ -74,7 +76,9 @@ def main() -> None:
                 args,
             )
             seconds[way] += time.perf_counter() - start
-    labeled = _label_both_ways(folder, [val_log, train_log], models, args)
+    parts = [dialogues[:n][k :: args.label_logs] for k in range(args.label_logs)]
+    logs = [write_log(part, args.out / f"label{k}.parquet") for k, part in enumerate(parts)]
+    labeled = _label_both_ways(folder, logs, models, args)
     result = {
         "benchmark": "train_jobs",
         "training_dialogues": n,

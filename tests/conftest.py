@@ -35,6 +35,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def sgd_file(shared_data) -> Path:
+    """One file of SGD's training split (about a hundred dialogues): for tests that sample a
+    few, since reading the whole split (97 files) takes longer than such a test needs."""
+    return shared_data / "sgd" / "train" / "dialogues_001.json.gz"
+
+
 def full_dialogue(dialogue_id: str = "d1") -> dict[str, Any]:
     """A canonical dialogue that sets every field of the contract at least once."""
     slot = {"slot": "song", "start": 5, "end": 16, "value": "Purple Haze"}

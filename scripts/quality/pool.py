@@ -132,24 +132,41 @@ def _options(job: Job, done: dict[str, Path]) -> dict[str, Any]:
 
 
 def map_side_by_side(
-    fn: Callable[..., R], calls: dict[K, tuple[Any, ...]], args: argparse.Namespace
+    fn: Callable[..., R],
+    calls: dict[K, tuple[Any, ...]],
+    args: argparse.Namespace,
+    log: int = 1,
 ) -> dict[K, R]:
     """`fn(*call)` for every call, each by key: side by side in `--train-jobs` processes forked
     from this one (each with an equal share of torch's threads), or one after another here as
     `train_all` decides. For labeling and scoring after training: each of the many label
     calls loads a model and runs its small heads, which keep two threads poorly busy, as
-    training does (session 28). A worker encodes each log once for all the models it labels
-    it with (`label`'s memo: its own, at its own thread count, so its labels are exactly those
-    of `labelgen label` at that thread count). Side by side, the whole map's seconds count as
+    training does. The calls that label the same log (`call[log]`) run in one process, one
+    after another, so each log is encoded once (`label`'s memo, at that process's thread count:
+    its labels are exactly those of `labelgen label` at that count); the logs go largest
+    first to whichever process is free. Side by side, the whole map's seconds count as
     labeling (the scoring in it too)."""
     workers = min(getattr(args, "train_jobs", 1), len(calls))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return {key: fn(*call) for key, call in calls.items()}
-    return _forked(fn, calls, workers)
+    groups: dict[Any, list[K]] = {}
+    for key, call in calls.items():
+        groups.setdefault(call[log], []).append(key)
+    return _forked(fn, calls, list(groups.values()), workers, log)
 
 
 @timed("label")
-def _forked(fn: Callable[..., R], calls: dict[K, tuple[Any, ...]], workers: int) -> dict[K, R]:
+def _forked(
+    fn: Callable[..., R],
+    calls: dict[K, tuple[Any, ...]],
+    groups: list[list[K]],
+    workers: int,
+    log: int,
+) -> dict[K, R]:
+    def size(keys: list[K]) -> int:
+        path = Path(calls[keys[0]][log])
+        return len(keys) * (path.stat().st_size if path.is_file() else 0)
+
     threads = max(1, torch.get_num_threads() // workers)
     with ProcessPoolExecutor(
         workers,
@@ -157,13 +174,25 @@ def _forked(fn: Callable[..., R], calls: dict[K, tuple[Any, ...]], workers: int)
         initializer=_child_threads,
         initargs=(threads, workers),
     ) as pool:
-        futures = {key: pool.submit(fn, *call) for key, call in calls.items()}
+        futures = {
+            tuple(keys): pool.submit(_in_turn, fn, [calls[key] for key in keys])
+            for keys in sorted(groups, key=size, reverse=True)
+        }
         try:
-            return {key: future.result() for key, future in futures.items()}
+            done = {
+                key: result
+                for keys, future in futures.items()
+                for key, result in zip(keys, future.result(), strict=True)
+            }
         except BaseException:
             for future in futures.values():
                 future.cancel()  # a failed call stops the run: the queued ones never start
             raise
+    return {key: done[key] for key in calls}  # in the calls' order
+
+
+def _in_turn(fn: Callable[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
+    return [fn(*call) for call in calls]
 
 
 def _child_threads(threads: int, workers: int) -> None:

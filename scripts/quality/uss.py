@@ -230,7 +230,7 @@ def cross_validate(
                 *(checkpoints[name][k], test_log, fold_dir / f"labels-{name}", args),
             )
     cutoffs: dict[str, list[float | None]] = {name: [] for name in combined}
-    for (k, name), (cutoff, labels) in map_side_by_side(_calibrated, calls, args).items():
+    for (k, name), (cutoff, labels) in map_side_by_side(_calibrated, calls, args, 4).items():
         cutoffs[name].append(cutoff)  # fold by fold: the calls are in the folds' order
         gather(labels, combined[name], f"f{k}")
     figures: dict[str, dict[str, Any]] = {}

@@ -339,13 +339,13 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
 
 @pytest.mark.slow
 def test_reuse_takes_a_model_only_where_this_run_would_train_the_same(
-    tmp_path, shared_data, monkeypatch, capsys
+    tmp_path, sgd_file, monkeypatch, capsys
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.runs import MODEL_SECONDS, read, train, write_log
     from quality.sgd import SGD_TASKS
 
-    dialogues = read(shared_data / "sgd" / "train", "sgd", 8, 0, rejects=tmp_path / "r.jsonl")[0]
+    dialogues = read(sgd_file, "sgd", 8, 0, rejects=tmp_path / "r.jsonl")[0]
     logs = (
         write_log(dialogues[:6], tmp_path / "t.parquet"),
         write_log(dialogues[6:], tmp_path / "v.parquet"),
@@ -375,12 +375,12 @@ from pathlib import Path
 import torch
 from quality.runs import read, train, write_log
 from quality.sgd import SGD_TASKS
-shared, out, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "warm"
+source, out, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "warm"
 args = argparse.Namespace(
     out=out, epochs=2, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
     warm_cache=warm,
 )
-dialogues = read(shared / "sgd" / "train", "sgd", 24, 0, rejects=out / "rejects.jsonl")[0]
+dialogues = read(source, "sgd", 24, 0, rejects=out / "rejects.jsonl")[0]
 logs = [write_log(dialogues[:18], out / "t.parquet"), write_log(dialogues[18:], out / "v.parquet")]
 weights = []
 for name in ("first", "second"):
@@ -391,9 +391,7 @@ print(json.dumps(max((weights[0][k] - weights[1][k]).abs().max().item() for k in
 
 
 @pytest.mark.slow
-def test_a_warm_cache_trains_the_first_model_of_a_process_as_the_ones_after_it(
-    tmp_path, shared_data
-):
+def test_a_warm_cache_trains_the_first_model_of_a_process_as_the_ones_after_it(tmp_path, sgd_file):
     # the same model trained twice in a fresh process: the first, trained while the frozen
     # cache fills, differs from the second; with --warm-cache both are the same, bit for bit
     script = tmp_path / "twice.py"
@@ -402,7 +400,7 @@ def test_a_warm_cache_trains_the_first_model_of_a_process_as_the_ones_after_it(
     for mode in ("cold", "warm"):
         (tmp_path / mode).mkdir()
         done = run_python(
-            [str(script), str(shared_data), str(tmp_path / mode), mode],
+            [str(script), str(sgd_file), str(tmp_path / mode), mode],
             tmp_path,
             env={"PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}"},
         )

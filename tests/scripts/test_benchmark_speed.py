@@ -81,6 +81,7 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
         "benchmark_train_jobs.py",
         *("--log", str(shared_data / "sgd" / "dev")),
         *("--dialogues", "8", "--models", "2", "--epochs", "1", "--rounds", "1"),
+        *("--label-logs", "2"),
     )
     assert out["training_dialogues"] == 8 and out["held_out_dialogues"] == 2
     assert out["models_per_way"] == 2
@@ -90,7 +91,7 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
     assert out["speedup"] == pytest.approx(
         out["one_after_another_seconds"] / out["side_by_side_seconds"], rel=0.01
     )
-    # the last round's models labeled and scored both ways: the same figures either way
+    # the last round's models labeled and scored both ways (2 models, 2 logs)
     assert out["label_calls_per_way"] == 2 * 2
     assert out["label_speedup"] == pytest.approx(
         out["label_one_after_another_seconds"] / out["label_side_by_side_seconds"], rel=0.01

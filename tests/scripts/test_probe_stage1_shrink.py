@@ -13,13 +13,13 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.slow
-def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, shared_data, monkeypatch, capsys):
+def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, sgd_file, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.runs import read, train, write_log
 
     # what a benchmark run leaves: its SGD logs and stage 1's checkpoint
     run = tmp_path / "run"
-    dialogues = read(shared_data / "sgd" / "train", "sgd", 12, 0, rejects=run / "r.jsonl")[0]
+    dialogues = read(sgd_file, "sgd", 12, 0, rejects=run / "r.jsonl")[0]
     train_log = write_log(dialogues[:8], run / "sgd" / "train.parquet")
     val_log = write_log(dialogues[8:], run / "sgd" / "val.parquet")
     args = argparse.Namespace(

@@ -24,14 +24,14 @@ import quality.runs
 from quality.pool import Job, map_side_by_side, train_all
 from quality.runs import MODEL_SECONDS, label, read, write_log
 from quality.sgd import SGD_TASKS
-shared, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+source, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)  # side by side, each process gets this process's threads // jobs
 quality.runs.LABEL_THREADS = 1  # as each labeling process side by side
 args = argparse.Namespace(
     out=out, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False,
     warm_cache=True, train_jobs=jobs,
 )
-dialogues = read(shared / "sgd" / "train", "sgd", 20, 0, rejects=out / "rejects.jsonl")[0]
+dialogues = read(source, "sgd", 20, 0, rejects=out / "rejects.jsonl")[0]
 a, b, v = (write_log(dialogues[i:j], out / f"{n}.parquet") for n, i, j in
            (("a", 0, 8), ("b", 8, 16), ("v", 16, 20)))
 trained = train_all(
@@ -58,7 +58,7 @@ def _weights(path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_side_by_side_trains_the_models_one_after_another_would(tmp_path, shared_data):
+def test_side_by_side_trains_the_models_one_after_another_would(tmp_path, sgd_file):
     script = tmp_path / "jobs.py"
     script.write_text(_JOBS)
     runs = {}
@@ -66,7 +66,7 @@ def test_side_by_side_trains_the_models_one_after_another_would(tmp_path, shared
         out = tmp_path / f"jobs{jobs}"
         out.mkdir()
         done = run_python(
-            [str(script), str(shared_data), str(out), str(jobs)],
+            [str(script), str(sgd_file), str(out), str(jobs)],
             tmp_path,
             env={"PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}"},
         )
@@ -108,14 +108,14 @@ def _labels(folder):
 
 @pytest.mark.slow
 def test_a_failed_model_stops_the_run_and_no_job_waiting_on_it_starts(
-    tmp_path, shared_data, monkeypatch
+    tmp_path, sgd_file, monkeypatch
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.pool import Job, train_all
     from quality.runs import read, write_log
     from quality.sgd import SGD_TASKS
 
-    dialogues = read(shared_data / "sgd" / "train", "sgd", 8, 0, rejects=tmp_path / "r.jsonl")[0]
+    dialogues = read(sgd_file, "sgd", 8, 0, rejects=tmp_path / "r.jsonl")[0]
     fine = write_log(dialogues[:6], tmp_path / "fine.parquet")
     val = write_log(dialogues[6:], tmp_path / "val.parquet")
     args = argparse.Namespace(
@@ -182,12 +182,12 @@ def test_where_no_process_can_fork_the_models_train_one_after_another(
     assert list(done) == ["a", "b", "c"]
 
 
-def test_a_failed_labeling_call_stops_the_map(monkeypatch, tmp_path, shared_data):
+def test_a_failed_labeling_call_stops_the_map(monkeypatch, tmp_path, sgd_file):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.pool import map_side_by_side
     from quality.runs import label, read, write_log
 
-    dialogues = read(shared_data / "sgd" / "train", "sgd", 2, 0, rejects=tmp_path / "r.jsonl")[0]
+    dialogues = read(sgd_file, "sgd", 2, 0, rejects=tmp_path / "r.jsonl")[0]
     log = write_log(dialogues, tmp_path / "log.parquet")
     calls = {
         name: (tmp_path / f"{name}.ckpt", log, tmp_path / f"labels-{name}")

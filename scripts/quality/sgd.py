@@ -158,14 +158,14 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             checkpoints = [models[member] for member in members]
             candidates[name] = checkpoints if len(checkpoints) > 1 else checkpoints[0]
 
-    # every model labels every log it is scored on at once (side by side with --train-jobs):
-    # the held-out dialogues that choose the model and the baseline, and each dev split
+    # every model labels and scores every log at once (side by side with --train-jobs, each
+    # log's calls in one process, so each log is encoded once): the held-out dialogues that
+    # choose the model and the baseline, and each dev split
     scored = {**candidates, **baselines, **controls}
     splits = [s for s in logs if s != "unseen" or unseen]
     calls = {
         (name, "val"): (model, val_log, out / f"val-{name}", args) for name, model in scored.items()
     }
-    # log by log: each labeling process then still holds a log's states for its next model
     calls |= {
         (name, split): (model, logs[split], out / f"{name}-{split}", args)
         for split in splits

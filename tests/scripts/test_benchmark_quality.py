@@ -139,7 +139,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert stage1_arm["init_shrink"] == 0.5
 
     # stage 1 trained the encoder too (--pretrain-encoder-lr), and the arm from it keeps the
-    # adapted encoder whole and frozen (the shrink blends only the weights stage 1 added)
+    # adapted encoder whole and frozen (the shrink leaves the encoder's weights out)
     def load(name):
         return torch.load(tmp_path / "sgd" / name / "best.ckpt", weights_only=False)
 

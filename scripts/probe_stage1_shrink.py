@@ -109,7 +109,7 @@ def main() -> None:
 
 
 def _pretrain(logs: Path, args: argparse.Namespace) -> Path:
-    """Stage 1 as the benchmark trains it (`quality.sgd`): the held-out log's turns encoded
+    """Stage 1 as the benchmark trains it (`quality.sgd`): the fine-tuning logs' turns encoded
     first, then the stage-1 log's, so its extra dialogues change no state the arms read."""
     warm_cache([logs / "train.parquet", logs / "val.parquet"], args)
     log = logs / "pretrain.parquet"

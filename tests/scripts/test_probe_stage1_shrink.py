@@ -3,7 +3,6 @@ dialogues, and shrink 0 the arm without stage 1, bit for bit."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -15,18 +14,13 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, sgd_file, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from quality.runs import read, train, write_log
+    from quality.runs import read, write_log
 
-    # what a benchmark run leaves: its SGD logs and stage 1's checkpoint
+    # what a benchmark run leaves: its SGD logs (stage 1 trained by the probe, as the run would)
     run = tmp_path / "run"
     dialogues = read(sgd_file, "sgd", 12, 0, rejects=run / "r.jsonl")[0]
-    train_log = write_log(dialogues[:8], run / "sgd" / "train.parquet")
-    val_log = write_log(dialogues[8:], run / "sgd" / "val.parquet")
-    args = argparse.Namespace(
-        out=run, epochs=1, pooling="mean", pool_sides=True, layers=4, seed=0,
-        reuse_models=False, warm_cache=True,
-    )  # fmt: skip
-    train(run / "sgd" / "pretrain", train_log, val_log, {"defect": 1.0}, args, corrupt=True)
+    write_log(dialogues[:8], run / "sgd" / "train.parquet")
+    write_log(dialogues[8:], run / "sgd" / "val.parquet")
 
     out = tmp_path / "probe"
     monkeypatch.setattr(
@@ -34,7 +28,7 @@ def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, sgd_file, monkeypat
         [
             "probe_stage1_shrink.py",
             *("--run", str(run), "--out", str(out), "--epochs", "1"),
-            *("--shrink", "0", "--seeds", "0", "--train-jobs", "1"),
+            *("--shrink", "0", "--seeds", "0", "--train-jobs", "1", "--pretrain-epochs", "1"),
         ],
     )
     import probe_stage1_shrink
@@ -42,6 +36,10 @@ def test_shrink_zero_trains_the_arm_without_stage1(tmp_path, sgd_file, monkeypat
     probe_stage1_shrink.main()  # in this process: a fresh one would load torch and MiniLM again
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result == json.loads((out / "result.json").read_text())
+    # the arms started from the probe's own stage 1, on the run's training log (no extras)
+    assert result["stage1"] == str(out / "pretrain" / "best.ckpt")
+    stage1 = json.loads((out / "pretrain" / "settings.json").read_text())
+    assert stage1["tasks"] == {"defect": 1.0} and stage1["corrupt"] and stage1["epochs"] == 1
     scores = result["scores"]
     assert set(scores) == {"no-stage1-seed0", "shrink0.0-seed0"}
     assert result["held_out_dialogues"] == 4

@@ -156,6 +156,14 @@ def main() -> None:
         "the swaps better and hurt the fine-tuned model more (docs/benchmarks.md)",
     )
     parser.add_argument(
+        "--pretrain-cycle",
+        type=int,
+        default=0,
+        help="stage 1's batches, and so its swaps, repeat every this many epochs (0: new "
+        "ones every epoch). With the encoder frozen a swapped turn is encoded once a cycle, "
+        "the costliest part of a stage-1 epoch",
+    )
+    parser.add_argument(
         "--pretrain-encoder-lr",
         type=float,
         help="stage 1 also trains the encoder, at this learning rate (fine-tuning keeps the "
@@ -276,6 +284,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.stage1_shrink <= 1:
         parser.error(f"--stage1-shrink must be in [0, 1], got {args.stage1_shrink}")
+    if args.pretrain_cycle < 0:
+        parser.error(f"--pretrain-cycle must be >= 0, got {args.pretrain_cycle}")
     if args.train_jobs < 1:
         parser.error(f"--train-jobs needs at least 1 process, got {args.train_jobs}")
     if args.sgd_model == TWO_SEEDS and not args.second_seed:

@@ -16,8 +16,9 @@ without stage 1 differed by 0.005 in the mean and 0.028 in the loss (session 26)
 
 `--pretrain-epochs N` first trains a stage 1 of its own for N epochs, as the benchmark does, on
 the run's stage-1 log (`sgd/pretrain.parquet`, left by `--sgd-pretrain-extra`; else its
-training log), and starts the arms from it. `--no-controls` leaves out the arms without stage
-1 (deterministic on one machine: an earlier probe's figures stand for them).
+training log), and starts the arms from it; `--pretrain-cycle K` repeats that stage 1's
+batches and swaps every K epochs (`LogDataModule.order_cycle`). `--no-controls` leaves out the
+arms without stage 1 (deterministic on one machine: an earlier probe's figures stand for them).
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def main() -> None:
         "--pretrain-epochs",
         type=int,
         help="train a stage 1 of this many epochs on the run's stage-1 log and start from it",
+    )
+    parser.add_argument(
+        "--pretrain-cycle",
+        type=int,
+        default=0,
+        help="that stage 1's batches and swaps repeat every this many epochs (0: never)",
     )
     parser.add_argument(
         "--controls",
@@ -123,6 +130,7 @@ def _pretrain(logs: Path, args: argparse.Namespace) -> Path:
         args,
         corrupt=True,
         epochs=args.pretrain_epochs,
+        order_cycle=args.pretrain_cycle,
     )
 
 

@@ -111,6 +111,10 @@ class LogDataModule(L.LightningDataModule):
         max_dialogues: Read at most this many dialogues of each log (quick runs).
         cache_dir: Tokenized datasets and reject files.
         seed: Shuffling, held-out split and corruption seed.
+        order_cycle: The training batches repeat every this many epochs (0: a new order every
+            epoch), and with them the corruptions, which are seeded by the batch: with a frozen
+            encoder, whose states are cached, a corrupted turn is then encoded once a cycle,
+            not once an epoch, so long pretraining costs the encoding of a few epochs.
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class LogDataModule(L.LightningDataModule):
         audio: AudioConfig | None = None,
         cache_dir: str = ".cache/labelgen",
         seed: int = 0,
+        order_cycle: int = 0,
     ) -> None:
         super().__init__()
         # Checkpoints carry hparams and must load with torch.load(weights_only=True): plain
@@ -260,6 +265,7 @@ class LogDataModule(L.LightningDataModule):
             seed=self.hparams.seed,
             num_replicas=trainer.world_size if trainer else 1,
             rank=trainer.global_rank if trainer else 0,
+            cycle=self.hparams.order_cycle,
         )
         kwargs = {
             "batch_sampler": sampler,

@@ -18,7 +18,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     fixed order. Ranks take every `num_replicas`-th batch; the batch list is padded by
     repetition so every rank runs the same number of steps (DDP needs that).
 
-    The order depends only on (seed, epoch), so a resumed run sees the same batches.
+    The order depends only on (seed, epoch), so a resumed run sees the same batches. With
+    `cycle`, only on (seed, epoch % cycle): the batches repeat every `cycle` epochs, and with
+    them whatever is drawn per batch (pretraining's corruptions, seeded by the batch's
+    dialogues).
     """
 
     def __init__(
@@ -30,9 +33,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         pool_batches: int = 50,
         num_replicas: int = 1,
         rank: int = 0,
+        cycle: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if cycle < 0:
+            raise ValueError(f"cycle must be >= 0 (0: a new order every epoch), got {cycle}")
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -40,6 +46,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.pool_batches = pool_batches
         self.num_replicas = num_replicas
         self.rank = rank
+        self.cycle = cycle
         self.epoch = 0
         self._skip = 0
 
@@ -55,7 +62,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def _all_batches(self) -> list[list[int]]:
         order = list(range(len(self.lengths)))
-        rng = random.Random(f"{self.seed}:{self.epoch}")
+        epoch = self.epoch % self.cycle if self.cycle else self.epoch
+        rng = random.Random(f"{self.seed}:{epoch}")
         if self.shuffle:
             rng.shuffle(order)
         else:

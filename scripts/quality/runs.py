@@ -174,6 +174,7 @@ def data_module(
     args: argparse.Namespace,
     corrupt: bool = False,
     seed: int | None = None,
+    order_cycle: int = 0,
 ) -> LogDataModule:
     """The data every model here trains on: stage 1 corrupts it, fine-tuning does not."""
     return LogDataModule(
@@ -184,6 +185,7 @@ def data_module(
         seed=args.seed if seed is None else seed,
         corruption=CorruptionConfig() if corrupt else None,
         cache_dir=str(args.out / "cache"),
+        order_cycle=order_cycle,
     )
 
 
@@ -205,6 +207,7 @@ def train(
     init_shrink: float = 1.0,
     seed: int | None = None,
     pool_sides: bool | None = None,
+    order_cycle: int = 0,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
@@ -215,7 +218,9 @@ def train(
     `init_shrink`: their share of each starting weight, the rest fresh (`OptimConfig`).
     `seed`: the weights' initialization and the batches' order (default: `--seed`).
     `pool_sides`: the turn's sides pooled apart (`EncoderConfig.pool_sides`); default: as
-    `init_from` pools them (its turn vectors have that size), else `--pool-sides`."""
+    `init_from` pools them (its turn vectors have that size), else `--pool-sides`.
+    `order_cycle`: the batches, and stage 1's corruptions, repeat every this many epochs
+    (`LogDataModule.order_cycle`; 0: new ones every epoch)."""
     seed = args.seed if seed is None else seed
     if pool_sides is None:
         pool_sides = args.pool_sides if init_from is None else pools_sides(Path(init_from))
@@ -241,6 +246,8 @@ def train(
         settings["init_lr"] = init_lr
     if init_shrink != 1.0:  # the same
         settings["init_shrink"] = init_shrink
+    if order_cycle:  # the same
+        settings["order_cycle"] = order_cycle
     if args.warm_cache:  # the same
         settings["warm_cache"] = True
     if args.reuse_models and (out / "best.ckpt").is_file():
@@ -256,7 +263,7 @@ def train(
     if args.warm_cache and encoder_lr is None:
         warm_cache([train_log, *([val_log] if val_log is not None else [])], args)
     L.seed_everything(seed)
-    dm = data_module(train_log, val_log, args, corrupt, seed)
+    dm = data_module(train_log, val_log, args, corrupt, seed, order_cycle)
     module = LabelGenModule(
         encoder=EncoderConfig(
             pretrained=MINILM,

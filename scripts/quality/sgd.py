@@ -105,6 +105,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
                 "corrupt": True,
                 "epochs": args.pretrain_epochs,
                 "encoder_lr": args.pretrain_encoder_lr,
+                "order_cycle": args.pretrain_cycle,
             },
         ),
         "with_pretraining": Job(

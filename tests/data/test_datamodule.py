@@ -87,6 +87,26 @@ def test_worker_processes_give_the_same_batches(tmp_path):
     assert first == second and len(first) == 6
 
 
+def test_an_order_cycle_repeats_the_corrupted_batches(tmp_path):
+    from labelgen.data.corruptions import CorruptionConfig
+
+    def epochs(dm, n):
+        loader = dm.train_dataloader()
+        seen = []
+        for epoch in range(n):
+            loader.batch_sampler.set_epoch(epoch)
+            seen.append([(b["input_ids"].tolist(), b["defect"].tolist()) for b in loader])
+        return seen
+
+    corrupt = CorruptionConfig(swap_system=0.5)
+    cycled = epochs(_dm(tmp_path, "synth:24:0", corruption=corrupt, order_cycle=2), 3)
+    assert cycled[0] == cycled[2] and cycled[0] != cycled[1]
+    # without a cycle, the third epoch is a new one, swaps and all
+    plain = epochs(_dm(tmp_path, "synth:24:0", corruption=corrupt), 3)
+    assert plain[:2] == cycled[:2] and plain[2] != cycled[2]
+    assert any(flag == 1 for batch in cycled[0] for flag in batch[1])  # swaps were drawn
+
+
 def _loader(dm):
     dm.datasets["val"] = dm.datasets["train"]
     return dm.val_dataloader()

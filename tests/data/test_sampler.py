@@ -25,6 +25,27 @@ def test_every_item_once_per_epoch_and_order_per_epoch_seed():
     assert list(sampler) != first
 
 
+def test_a_cycle_repeats_the_order_every_cycle_epochs():
+    sampler = BucketBatchSampler(LENGTHS, batch_size=8, seed=1, cycle=3)
+    orders = []
+    for epoch in range(7):
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    assert orders[0] == orders[3] == orders[6] and orders[1] == orders[4]
+    assert len({str(order) for order in orders[:3]}) == 3
+    # the cycle's epochs are the plain sampler's first ones
+    assert orders[:3] == [
+        list(_at_epoch(BucketBatchSampler(LENGTHS, batch_size=8, seed=1), e)) for e in range(3)
+    ]
+    with pytest.raises(ValueError, match="cycle"):
+        BucketBatchSampler(LENGTHS, 8, cycle=-1)
+
+
+def _at_epoch(sampler: BucketBatchSampler, epoch: int) -> BucketBatchSampler:
+    sampler.set_epoch(epoch)
+    return sampler
+
+
 def test_bucketing_cuts_padding():
     bucketed = list(BucketBatchSampler(LENGTHS, batch_size=8, pool_batches=50))
     plain = list(BucketBatchSampler(LENGTHS, batch_size=8, pool_batches=1))

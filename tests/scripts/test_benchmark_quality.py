@@ -54,7 +54,8 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     result = _smoke(
         tmp_path,
         shared_data,
-        *("--pretrain-epochs", "2", "--sgd-model", "no_pretraining_two_seeds"),
+        *("--pretrain-epochs", "2", "--pretrain-cycle", "1"),
+        *("--sgd-model", "no_pretraining_two_seeds"),
         *("--sgd-pretrain-extra", "6", "--stage1-shrink", "0.5"),
         *("--pretrain-encoder-lr", "1e-3"),
         *("--uss-eval", str(extra), str(single)),
@@ -148,6 +149,9 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         return {k: v for k, v in state.items() if k.startswith("encoder.model.")}
 
     stage1, model, untouched = load("pretrain"), load("model"), load("no-pretraining")
+    # its two epochs read the same batches, swaps and all (--pretrain-cycle 1)
+    assert stage1["datamodule_hyper_parameters"]["order_cycle"] == 1
+    assert untouched["datamodule_hyper_parameters"]["order_cycle"] == 0
     assert stage1["hyper_parameters"]["encoder"]["frozen"] is False
     assert stage1["hyper_parameters"]["optim"]["encoder_lr"] == 1e-3
     changed = [k for k, v in encoder(stage1).items() if not torch.equal(v, encoder(untouched)[k])]

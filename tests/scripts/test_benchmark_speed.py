@@ -1,5 +1,5 @@
-"""The window, training and scale benchmarks on tiny inputs: they run, count what they
-measured, and their ratios are the ratios of their own figures."""
+"""The window, training, train-jobs, stage-1 cycle and scale benchmarks on tiny inputs: they
+run, count what they measured, and their ratios are the ratios of their own figures."""
 
 from __future__ import annotations
 
@@ -98,6 +98,26 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
     )
     for way in ("one_after_another", "side_by_side"):
         assert len(list(tmp_path.glob(f"labels/{way}/labels-s*-*"))) == 4, way
+
+
+@pytest.mark.slow
+def test_stage1_cycle_benchmark_encodes_fewer_turns_when_the_swaps_repeat(tmp_path, sgd_file):
+    out = _run(
+        tmp_path,
+        "benchmark_stage1_cycle.py",
+        # batches of 16: with a batch or two, every epoch would hold the same batches anyway
+        *("--log", str(sgd_file), "--dialogues", "40", "--epochs", "3", "--cycle", "1"),
+    )
+    assert out["training_dialogues"] == 40 and out["held_out_dialogues"] == 13
+    plain, cycled = out["every_epoch"], out["cycled"]
+    assert (plain["order_cycle"], cycled["order_cycle"]) == (0, 1)
+    # three epochs of new swaps against one epoch's, read from the cache twice more
+    assert 0 < cycled["turns_encoded"] < plain["turns_encoded"]
+    assert plain["val_loss"] > 0 and cycled["val_loss"] > 0
+    assert out["speedup"] == pytest.approx(plain["seconds"] / cycled["seconds"], rel=0.01)
+    for way in ("every_epoch", "cycled"):
+        settings = json.loads((tmp_path / way / "settings.json").read_text())
+        assert settings["corrupt"] and settings.get("order_cycle", 0) == out[way]["order_cycle"]
 
 
 @pytest.mark.slow

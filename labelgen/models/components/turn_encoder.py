@@ -115,6 +115,12 @@ _BATCH_MEMOS: dict[tuple, BatchMemo] = {}
 budget, threads, device): everything besides the inputs that decides a batch's bits."""
 
 
+def shared_cache_turns() -> int:
+    """Turns in this process's frozen caches: each one was encoded once (fewer than that when
+    a cache outgrew `EncoderConfig.cache_turns` and dropped its oldest)."""
+    return sum(len(cache) for cache in _SHARED_CACHES.values())
+
+
 def clear_shared_caches() -> None:
     """Empties every frozen encoder's cache of turn states in this process, for work that must
     not depend on what ran before it. A turn's cached states are those of the chunk it was first

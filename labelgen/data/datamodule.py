@@ -113,8 +113,8 @@ class LogDataModule(L.LightningDataModule):
         seed: Shuffling, held-out split and corruption seed.
         order_cycle: The training batches repeat every this many epochs (0: a new order every
             epoch), and with them the corruptions, which are seeded by the batch: with a frozen
-            encoder, whose states are cached, a corrupted turn is then encoded once a cycle,
-            not once an epoch, so long pretraining costs the encoding of a few epochs.
+            encoder, whose states are cached, the corrupted turns are encoded in the first
+            cycle only, so long pretraining costs the encoding of a few epochs.
     """
 
     def __init__(

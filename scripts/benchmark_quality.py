@@ -8,12 +8,16 @@ cached for training, not for labeling).
 
 Models that do not depend on each other train two at a time (`--train-jobs`), each in a process
 forked once the frozen cache holds its turns, with one of the two threads: on 2 cores that does
-1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time).
+1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time). The
+models then label and are scored two at a time too, each log's calls in one process (session
+28).
 
 Stage 1 can also read every SGD training dialogue no other sample holds (`--sgd-pretrain-extra
-all`), and the arm from it start from stage 1's weights shrunk toward fresh ones
+all`), and the arm from it starts from stage 1's weights shrunk toward fresh ones
 (`--stage1-shrink 0.25`): session 27's best single SGD model on the held-out dialogues in
-three seeds of three, 12-15 minutes longer, so not the default.
+three seeds of three, 12-15 minutes longer, so not the default. Twelve stage-1 epochs on the
+fine-tuning sample alone (`--pretrain-epochs 12 --stage1-shrink 0.25`) raised held-out slot
+F1 in five seeds of five in session 29, and nothing else; not yet run in a full run.
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

@@ -33,6 +33,7 @@ from quality.runs import (
     warm_cache,
     write_log,
 )
+from quality.scarce import scarce_jobs, scarce_summary
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 SGD_HEADLINES = {
@@ -95,6 +96,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             # the fine-tuning logs first, in their own batches, as without the extra
             # dialogues: they change stage 1 alone, not the states the other models read
             warm_cache([train_log, val_log], args)
+    stage1_start = {"init_lr": args.stage1_init_lr, "init_shrink": args.stage1_shrink}
     jobs = {
         "pretrain": Job(
             out / "pretrain",
@@ -113,7 +115,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             train_log,
             val_log,
             SGD_TASKS,
-            {"init_lr": args.stage1_init_lr, "init_shrink": args.stage1_shrink},
+            stage1_start,
             after="pretrain",
         ),
         "no_pretraining": Job(out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS),
@@ -142,9 +144,17 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # 1 and the two baselines, a few minutes shorter each; in the order of the dict above,
     # the twin trained alone at the end, on one core, for about 4 minutes.
     jobs.update({name: baselines_jobs[name] for name in other_baselines})
+    # the small models last: they fill the two processes' ends (the scarce sample's turns
+    # are in the cache already, so they change no state the other models read)
+    scarce_sample = train_dialogues[: args.sgd_scarce or 0]  # a random share: shuffled above
+    if scarce_sample:
+        scarce_log = write_log(scarce_sample, out / "scarce.parquet")
+        start = {**stage1_start, "init_shrink": args.scarce_stage1_shrink}
+        jobs.update(scarce_jobs(scarce_log, val_log, SGD_TASKS, start, out, args))
     trained = train_all(jobs, args)
     pre = trained.pop("pretrain")
     baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
+    scarce = {name: trained.pop(name) for name in list(trained) if name.startswith("scarce_")}
     models: dict[str, Path] = trained  # the context arms, and the next seed's twin
     # scored alone beside the candidates, never chosen: how far a seed alone moves a model
     controls: dict[str, Model] = {NEXT_SEED: models[NEXT_SEED]} if NEXT_SEED in models else {}
@@ -162,7 +172,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # every model labels and scores every log at once (side by side with --train-jobs, each
     # log's calls in one process, so each log is encoded once): the held-out dialogues that
     # choose the model and the baseline, and each dev split
-    scored = {**candidates, **baselines, **controls}
+    scored = {**candidates, **baselines, **controls, **scarce}
     splits = [s for s in logs if s != "unseen" or unseen]
     calls = {
         (name, "val"): (model, val_log, out / f"val-{name}", args) for name, model in scored.items()
@@ -215,12 +225,20 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         # proper score of every head's probabilities, where the headline figures count only
         # the decisions (session 25: the stage-1 arm's 0.146 against 0.160 and 0.162 without)
         "held_out_loss": {
-            name: dict(zip(("epoch", "val_loss"), best_epoch(checkpoint), strict=True))
-            for name, checkpoint in {**models, **baselines}.items()
+            name: _loss(checkpoint) for name, checkpoint in {**models, **baselines}.items()
         },
     }
+    if scarce:
+        results["scarce_labels"] = scarce_summary(
+            figures,
+            splits,
+            {name: _loss(checkpoint) for name, checkpoint in scarce.items()},
+            len(scarce_sample),
+            headline_mean,
+            args,
+        )
     for split in splits:
-        for name in scored:
+        for name in {**candidates, **baselines, **controls}:
             results[f"{name}/{split}"] = figures[name, split]
     for split in logs:
         if f"{arm}/{split}" in results:
@@ -253,6 +271,10 @@ def best_epoch(checkpoint: Path) -> tuple[int, float]:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
     scores = [c["best_model_score"] for c in state["callbacks"].values() if "best_model_score" in c]
     return state["epoch"], round(float(scores[0]), 4)
+
+
+def _loss(checkpoint: Path) -> dict[str, float]:
+    return dict(zip(("epoch", "val_loss"), best_epoch(checkpoint), strict=True))
 
 
 def sgd_scores(checkpoint: Model, log: Path, out: Path, args: argparse.Namespace) -> dict:

@@ -138,6 +138,41 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert not set(pretrain) & (set(ids["val"]) | set(ids["train-test"]))
     stage1_arm = json.loads((tmp_path / "sgd" / "model" / "settings.json").read_text())
     assert stage1_arm["init_shrink"] == 0.5
+    # where labels are scarce: both arms again on 12 of the 36, from two seeds each, the arm
+    # with stage 1 from the same stage 1, shrunk by its own default; scored on every log
+    scarce = sgd["scarce_labels"]
+    assert (scarce["labeled_dialogues"], scarce["seeds"]) == (12, [0, 1])
+    few = pq.read_table(tmp_path / "sgd" / "scarce.parquet")["dialogue_id"].to_pylist()
+    assert len(few) == 12 and set(few) < set(ids["train"])
+    for seed in (0, 1):
+        with_, without = (
+            json.loads((tmp_path / "sgd" / f"{arm}-seed{seed}" / "settings.json").read_text())
+            for arm in ("scarce-model", "scarce-no-pretraining")
+        )
+        assert with_["seed"] == without["seed"] == seed
+        assert with_["init_from"] == stage1_arm["init_from"] and without["init_from"] is None
+        assert with_["init_shrink"] == 0.25 and with_["data"] == without["data"]
+        assert with_["data"][1] == stage1_arm["data"][1]  # epochs chosen on the same dialogues
+        assert with_["data"][0] != stage1_arm["data"][0]
+    by_seed = scarce["by_seed"]
+    assert len(by_seed) == 4
+    for split in ("val", "seen", "unseen", "train-test"):
+        arms = scarce[split]
+        for key, difference in arms["with_minus_without"].items():
+            if key == "mean":  # of the headline figures: below
+                continue
+            runs = [
+                [by_seed[f"scarce_{arm}_seed{seed}"][split][key] for seed in (0, 1)]
+                for arm in ("with_pretraining", "no_pretraining")
+            ]
+            if None in runs[0] + runs[1]:
+                continue
+            means = [sum(values) / 2 for values in runs]
+            assert arms["with_pretraining"][key] == pytest.approx(means[0])
+            assert difference == pytest.approx(means[0] - means[1])
+        assert arms["with_minus_without"]["mean"] == pytest.approx(
+            arms["with_pretraining"]["mean"] - arms["no_pretraining"]["mean"]
+        )
 
     # stage 1 trained the encoder too (--pretrain-encoder-lr), and the arm from it keeps the
     # adapted encoder whole and frozen (the shrink leaves the encoder's weights out)

@@ -17,7 +17,14 @@ all`), and the arm from it starts from stage 1's weights shrunk toward fresh one
 (`--stage1-shrink 0.25`): session 27's best single SGD model on the held-out dialogues in
 three seeds of three, 12-15 minutes longer, so not the default. Twelve stage-1 epochs on the
 fine-tuning sample alone (`--pretrain-epochs 12 --stage1-shrink 0.25`) raised held-out slot
-F1 in five seeds of five in session 29, and nothing else; not yet run in a full run.
+F1 in five seeds of five in session 29, and nothing else; through a full run in session 30,
+level with the arm without stage 1, and 7.5 minutes longer.
+
+Where labels are scarce (`--sgd-scarce 200`, the default), both context arms are fine-tuned
+again on 200 of the training sample's dialogues, from two seeds each, the stage-1 arm from the
+same stage 1 shrunk to a quarter (`--scarce-stage1-shrink`): what stage 1 does for a team with
+a large log and few labels (`sgd.scarce_labels`, each log's means over the seeds and the
+difference; session 30).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -162,7 +169,7 @@ def main() -> None:
         help="stage 1's epochs (default: 2 full, 1 quick); in session 7, 10 epochs learned "
         "the swaps better and hurt the fine-tuned model more; in session 29, 12 epochs with "
         "--stage1-shrink 0.25 raised held-out slot F1 in five seeds of five, and nothing "
-        "else (docs/benchmarks.md)",
+        "else; in session 30's full run, level with no stage 1 (docs/benchmarks.md)",
     )
     parser.add_argument(
         "--pretrain-cycle",

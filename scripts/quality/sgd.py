@@ -147,14 +147,15 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # the small models last: they fill the two processes' ends (the scarce sample's turns
     # are in the cache already, so they change no state the other models read)
     scarce_sample = train_dialogues[: args.sgd_scarce or 0]  # a random share: shuffled above
+    few_labels: dict[str, Job] = {}
     if scarce_sample:
         scarce_log = write_log(scarce_sample, out / "scarce.parquet")
         start = {**stage1_start, "init_shrink": args.scarce_stage1_shrink}
-        jobs.update(scarce_jobs(scarce_log, val_log, SGD_TASKS, start, out, args))
-    trained = train_all(jobs, args)
+        few_labels = scarce_jobs(scarce_log, val_log, SGD_TASKS, start, out, args)
+    trained = train_all(jobs | few_labels, args)
     pre = trained.pop("pretrain")
     baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
-    scarce = {name: trained.pop(name) for name in list(trained) if name.startswith("scarce_")}
+    scarce = {name: trained.pop(name) for name in few_labels}
     models: dict[str, Path] = trained  # the context arms, and the next seed's twin
     # scored alone beside the candidates, never chosen: how far a seed alone moves a model
     controls: dict[str, Model] = {NEXT_SEED: models[NEXT_SEED]} if NEXT_SEED in models else {}

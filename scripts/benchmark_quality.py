@@ -100,6 +100,9 @@ LIMITS = {
     # stage 1 where labels are scarce: both context arms fine-tuned again, from two seeds
     # each, on only this many of the training sample's dialogues; 0 = not (quality.scarce)
     "sgd_scarce": (12, 60, 200),
+    # a random this many of the held-out dialogues pick those models' epochs, as a team
+    # with few labels holds few out; every held-out dialogue still scores them
+    "sgd_scarce_val": (4, 50, 200),
     "sgd_dev_limit": (20, 200, 0),
     # more training dialogues set aside as a test of seen services with enough failed goals
     # to score goal success (SGD dev's seen services hold none here); 0 = none
@@ -298,6 +301,9 @@ def main() -> None:
         "sgd_scarce": "the context arms, with and without stage 1, also fine-tuned from two "
         "seeds each on only this many of the fine-tuning sample's dialogues (stage 1 reading "
         "its whole log): what stage 1 does where labels are scarce",
+        "sgd_scarce_val": "a random this many of the held-out training dialogues (--sgd-val) "
+        "pick the epochs of the models on the scarce sample; every one of them scores those "
+        "models, 0 = all of them pick",
     }
     for name, defaults in LIMITS.items():
         # 0 reads all for a sample, none for the draws beside it

@@ -31,9 +31,9 @@ def scarce_jobs(
     out: Path,
     args: argparse.Namespace,
 ) -> dict[str, Job]:
-    """Each arm from each seed, on the scarce log, choosing its epoch on the same held-out
-    dialogues as every SGD model; the arm with stage 1 starts from the run's stage 1 as
-    `stage1_start` says (`--scarce-stage1-shrink`)."""
+    """Each arm from each seed, on the scarce log, choosing its epoch on `val_log` (a share
+    of the held-out dialogues every SGD model chooses on, `--sgd-scarce-val`); the arm with
+    stage 1 starts from the run's stage 1 as `stage1_start` says (`--scarce-stage1-shrink`)."""
     jobs = {}
     for seed in scarce_seeds(args):
         for arm, folder in SCARCE_ARMS.items():
@@ -62,15 +62,21 @@ def scarce_summary(
     splits: list[str],
     losses: dict[str, dict[str, float]],
     labeled: int,
+    chosen_on: int,
     headline_mean: Callable[[dict[str, float | None]], float],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Per log ("val": the held-out training dialogues), each arm's figures and their
     `headline_mean` ("mean"), averaged over the seeds, and the arm with stage 1 minus the arm
-    without; each model's figures and held-out loss beside. `figures` by (model name, log), as
-    the SGD half scores every model."""
+    without; each model's figures and held-out loss (on the `chosen_on` held-out dialogues
+    that chose its epoch) beside. `figures` by (model name, log), as the SGD half scores every
+    model."""
     seeds = scarce_seeds(args)
-    summary: dict[str, Any] = {"labeled_dialogues": labeled, "seeds": seeds}
+    summary: dict[str, Any] = {
+        "labeled_dialogues": labeled,
+        "epochs_chosen_on_dialogues": chosen_on,
+        "seeds": seeds,
+    }
     for split in ["val", *splits]:
         arms = {
             arm: _mean(

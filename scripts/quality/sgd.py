@@ -148,10 +148,19 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # are in the cache already, so they change no state the other models read)
     scarce_sample = train_dialogues[: args.sgd_scarce or 0]  # a random share: shuffled above
     few_labels: dict[str, Job] = {}
+    picked = held_out  # the held-out dialogues that choose the scarce models' epochs
     if scarce_sample:
         scarce_log = write_log(scarce_sample, out / "scarce.parquet")
+        # a random share of the held-out dialogues (they are in file order, which groups
+        # services), as small as the sample: each of these models validates every epoch,
+        # which on all 600 took half of its 88 s (session 30)
+        scarce_val = val_log
+        if args.sgd_scarce_val and args.sgd_scarce_val < len(held_out):
+            share = random.Random(args.seed).sample(range(len(held_out)), args.sgd_scarce_val)
+            picked = [held_out[i] for i in sorted(share)]
+            scarce_val = write_log(picked, out / "scarce-val.parquet")
         start = {**stage1_start, "init_shrink": args.scarce_stage1_shrink}
-        few_labels = scarce_jobs(scarce_log, val_log, SGD_TASKS, start, out, args)
+        few_labels = scarce_jobs(scarce_log, scarce_val, SGD_TASKS, start, out, args)
     trained = train_all(jobs | few_labels, args)
     pre = trained.pop("pretrain")
     baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
@@ -176,10 +185,19 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     scored = {**candidates, **baselines, **controls, **scarce}
     splits = [s for s in logs if s != "unseen" or unseen]
     calls = {
-        (name, "val"): (model, val_log, out / f"val-{name}", args) for name, model in scored.items()
+        (name, "val"): (model, val_log, out / f"val-{name}", args, False)
+        for name, model in scored.items()
     }
+    # plots where a reader looks: the candidates' and baselines' on dev and the train-test
+    # (at ~1.5 s a call, the other 26 calls' plots cost the full run about half a minute)
     calls |= {
-        (name, split): (model, logs[split], out / f"{name}-{split}", args)
+        (name, split): (
+            model,
+            logs[split],
+            out / f"{name}-{split}",
+            args,
+            name in candidates or name in baselines,
+        )
         for split in splits
         for name, model in scored.items()
     }
@@ -235,6 +253,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             splits,
             {name: _loss(checkpoint) for name, checkpoint in scarce.items()},
             len(scarce_sample),
+            len(picked),
             headline_mean,
             args,
         )
@@ -278,10 +297,19 @@ def _loss(checkpoint: Path) -> dict[str, float]:
     return dict(zip(("epoch", "val_loss"), best_epoch(checkpoint), strict=True))
 
 
-def sgd_scores(checkpoint: Model, log: Path, out: Path, args: argparse.Namespace) -> dict:
-    """Labels an SGD log with one model (or an ensemble) and scores it: the headline figures."""
+def sgd_scores(
+    checkpoint: Model, log: Path, out: Path, args: argparse.Namespace, plots: bool = True
+) -> dict:
+    """Labels an SGD log with one model (or an ensemble) and scores it: the headline figures
+    (and the plots beside the metrics, with `plots`)."""
     labels = label(checkpoint, log, out.with_name("labels-" + out.name))
-    report = score(labels, log, out_dir=out.with_name("eval-" + out.name), seed=args.seed)
+    report = score(
+        labels,
+        log,
+        out_dir=out.with_name("eval-" + out.name),
+        seed=args.seed,
+        make_plots=plots,
+    )
     scores = {key: headline(report, *where) for key, where in SGD_HEADLINES.items()}
     # goal success read on each goal's last turn only (the matching rule until session 22):
     # reported beside, never part of the choice

@@ -139,11 +139,15 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     stage1_arm = json.loads((tmp_path / "sgd" / "model" / "settings.json").read_text())
     assert stage1_arm["init_shrink"] == 0.5
     # where labels are scarce: both arms again on 12 of the 36, from two seeds each, the arm
-    # with stage 1 from the same stage 1, shrunk by its own default; scored on every log
+    # with stage 1 from the same stage 1, shrunk by its own default; their epochs chosen on
+    # 4 of the 8 held-out dialogues, scored on all 8 and on every other log
     scarce = sgd["scarce_labels"]
     assert (scarce["labeled_dialogues"], scarce["seeds"]) == (12, [0, 1])
+    assert scarce["epochs_chosen_on_dialogues"] == 4
     few = pq.read_table(tmp_path / "sgd" / "scarce.parquet")["dialogue_id"].to_pylist()
     assert len(few) == 12 and set(few) < set(ids["train"])
+    few_val = tmp_path / "sgd" / "scarce-val.parquet"
+    assert len(set(pq.read_table(few_val)["dialogue_id"].to_pylist()) & set(ids["val"])) == 4
     for seed in (0, 1):
         with_, without = (
             json.loads((tmp_path / "sgd" / f"{arm}-seed{seed}" / "settings.json").read_text())
@@ -152,10 +156,16 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         assert with_["seed"] == without["seed"] == seed
         assert with_["init_from"] == stage1_arm["init_from"] and without["init_from"] is None
         assert with_["init_shrink"] == 0.25 and with_["data"] == without["data"]
-        assert with_["data"][1] == stage1_arm["data"][1]  # epochs chosen on the same dialogues
+        digest = hashlib.blake2b(few_val.read_bytes(), digest_size=16).hexdigest()
+        assert with_["data"][1] == digest
         assert with_["data"][0] != stage1_arm["data"][0]
     by_seed = scarce["by_seed"]
     assert len(by_seed) == 4
+    # plots for the candidates and baselines on the scored logs, none for the held-out
+    # dialogues nor for the models only reported beside them
+    plotted = {d.name for d in (tmp_path / "sgd").glob("eval-*") if any(d.glob("*.png"))}
+    logs = ("seen", "unseen", "train-test")
+    assert plotted == {f"eval-{name}-{log}" for name in (*CANDIDATES, *BASELINES) for log in logs}
     for split in ("val", "seen", "unseen", "train-test"):
         arms = scarce[split]
         for key, difference in arms["with_minus_without"].items():

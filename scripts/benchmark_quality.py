@@ -22,9 +22,10 @@ level with the arm without stage 1, and 7.5 minutes longer.
 
 Where labels are scarce (`--sgd-scarce 200`, the default), both context arms are fine-tuned
 again on 200 of the training sample's dialogues, from two seeds each, the stage-1 arm from the
-same stage 1 shrunk to a quarter (`--scarce-stage1-shrink`): what stage 1 does for a team with
-a large log and few labels (`sgd.scarce_labels`, each log's means over the seeds and the
-difference; session 30).
+same stage 1 shrunk to a quarter (`--scarce-stage1-shrink`), their epochs chosen on 200 of the
+held-out dialogues (`--sgd-scarce-val`): what stage 1 does for a team with a large log and few
+labels (`sgd.scarce_labels`, each log's means over the seeds and the difference; sessions
+30-31).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

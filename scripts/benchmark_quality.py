@@ -312,7 +312,7 @@ def main() -> None:
         smoke, quick, full = (str(n or zero) for n in defaults)
         parser.add_argument(
             "--" + name.replace("_", "-"),
-            type=_count_or_all if name == "sgd_pretrain_extra" else int,
+            type=_count_or_all if name == "sgd_pretrain_extra" else _count,
             help=helps.get(name, "random sample of this many dialogues, 0 = all")
             + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
@@ -383,14 +383,26 @@ def main() -> None:
     print(json.dumps({**earlier, **results}))
 
 
+def _count(text: str) -> int:
+    """A number of dialogues: a negative one would slice a sample from its end, or fail deep
+    in a draw, instead of being refused here."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    return n
+
+
 def _count_or_all(text: str) -> int | str:
     """A number of dialogues, or "all" of them."""
     if text == "all":
         return text
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+        return _count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'all', got {text!r}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -641,6 +641,29 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no partial file left
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--sgd-scarce", "-5", "expected a number >= 0, got -5"),
+        ("--sgd-val", "many", "expected a number, got 'many'"),
+        ("--sgd-pretrain-extra", "-1", "expected a number >= 0 or 'all', got '-1'"),
+    ],
+)
+def test_a_count_of_dialogues_below_zero_is_refused(
+    monkeypatch, tmp_path, capsys, flag, value, says
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    argv = ["benchmark_quality.py", "--smoke", "--out", str(tmp_path), f"{flag}={value}"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        benchmark_quality.main()
+    assert stop.value.code == 2
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path, shared_data):
     ccpe = shared_data / "uss" / "CCPE.txt"
     (tmp_path / "copy").mkdir()

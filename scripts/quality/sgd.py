@@ -153,7 +153,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         scarce_log = write_log(scarce_sample, out / "scarce.parquet")
         # a random share of the held-out dialogues (they are in file order, which groups
         # services), as small as the sample: each of these models validates every epoch,
-        # which on all 600 took half of its 88 s (session 30)
+        # which on all 600 was about half of its 88 s (session 30; 57-61 s on 200)
         scarce_val = val_log
         if args.sgd_scarce_val and args.sgd_scarce_val < len(held_out):
             share = random.Random(args.seed).sample(range(len(held_out)), args.sgd_scarce_val)

@@ -649,7 +649,7 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
         ("--sgd-pretrain-extra", "-1", "expected a number >= 0 or 'all', got '-1'"),
     ],
 )
-def test_a_count_of_dialogues_below_zero_is_refused(
+def test_a_count_of_dialogues_not_a_number_or_below_zero_is_refused(
     monkeypatch, tmp_path, capsys, flag, value, says
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))

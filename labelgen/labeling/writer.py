@@ -18,7 +18,7 @@ from labelgen.data.atomic import committed
 from labelgen.data.features import FEEDBACK, SEGMENT_TAGS, FeatureSpace
 from labelgen.data.rejects import RejectWriter
 from labelgen.evaluation.rating_decision import decide_rating
-from labelgen.labeling.decode import decode_slots, viterbi_bio
+from labelgen.labeling.decode import decode_slots, viterbi_bio_batch
 from labelgen.labeling.shards import (
     DONE_DIR,
     REJECTS_DIR,
@@ -105,6 +105,13 @@ class ShardWriter(BasePredictionWriter):
     def rows(self, batch: dict[str, Any], probs: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         probs = {k: v.detach().cpu() for k, v in probs.items()}
         best = {k: v.max(-1) for k, v in probs.items() if v.dim() >= 2}
+        slots = (
+            viterbi_bio_batch(
+                probs["slots"].double().numpy(), batch["user_len"].numpy(), self.space.slot_tags
+            )
+            if "slots" in probs
+            else None
+        )
         out, flat = [], 0
         for dialogue in batch["meta"].dialogues:
             goal_names: dict[int, str] = {}
@@ -115,8 +122,8 @@ class ShardWriter(BasePredictionWriter):
                     "turn_id": turn.turn_id,
                 }
                 self._turn_labels(row, probs, best, flat)
-                if "slots" in probs:
-                    self._slots(row, probs["slots"], batch, flat, turn.user_text)
+                if slots is not None:
+                    self._slots(row, *slots[flat], batch["meta"].user_offsets[flat], turn.user_text)
                 if "goal_success" in probs:
                     g = int(probs["goal"][flat])
                     if g >= 0:
@@ -169,16 +176,8 @@ class ShardWriter(BasePredictionWriter):
         margin = (low - c) / (1 - c) if dissatisfied else (c - low) / c
         row["dissatisfied_confidence"] = 0.5 + 0.5 * margin
 
-    def _slots(self, row, probs, batch, flat, text) -> None:
-        n = int(batch["user_len"][flat])
-        tags, conf = viterbi_bio(probs[flat, :n].double().numpy(), self.space.slot_tags)
-        row["slots"] = decode_slots(
-            tags,
-            conf,
-            batch["meta"].user_offsets[flat],
-            self.space.slot_tags,
-            text,
-        )
+    def _slots(self, row, tags, conf, offsets, text) -> None:
+        row["slots"] = decode_slots(tags, conf, offsets, self.space.slot_tags, text)
         row["slots_confidence"] = min(conf) if conf else 1.0
 
     def _write_shard(self, shard: int, rows: list[dict[str, Any]], rejects: list) -> None:

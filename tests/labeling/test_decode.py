@@ -3,11 +3,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from labelgen.labeling.decode import BEGIN as B
 from labelgen.labeling.decode import INSIDE as I
 from labelgen.labeling.decode import OUTSIDE as O
-from labelgen.labeling.decode import decode_goals, decode_slots, viterbi_bio
+from labelgen.labeling.decode import decode_goals, decode_slots, viterbi_bio, viterbi_bio_batch
 
 
 def test_goals_from_segment_tags():
@@ -36,10 +37,10 @@ def test_slot_spans_from_bio_tags():
 NAMES = ["O", "B-date", "I-date", "B-time", "I-time"]
 
 
-def _valid(tags: list[int]) -> bool:
+def _valid(tags: list[int], names: list[str] = NAMES) -> bool:
     previous = "O"
     for tag in tags:
-        name = NAMES[tag]
+        name = names[tag]
         if name.startswith("I-") and previous[2:] != name[2:]:
             return False
         previous = name
@@ -69,3 +70,27 @@ def test_viterbi_keeps_a_hesitant_value_whole():
     assert probs.argmax(1).tolist() == [0, 2]
     tags, _ = viterbi_bio(probs, NAMES)
     assert tags == [1, 2]
+
+
+def _brute_force(probs: np.ndarray, names: list[str]) -> list[int]:
+    valid = (s for s in itertools.product(range(len(names)), repeat=len(probs)) if _valid(s, names))
+    return list(max(valid, key=lambda seq: sum(np.log(probs[t, s]) for t, s in enumerate(seq))))
+
+
+# the space's layout (each I-x right after its B-x) and another, read by index lists
+@pytest.mark.parametrize("names", [NAMES, ["I-time", "B-date", "O", "B-time", "I-date"]])
+def test_a_batch_of_utterances_of_different_lengths_decodes_each_as_if_alone(names):
+    rng = np.random.default_rng(1)
+    lengths = np.array([3, 0, 1, 4, 2, 4, 1])
+    # padding past each utterance's length holds probabilities that would win if read
+    probs = np.zeros((len(lengths), 5, len(names)))
+    probs[..., names.index("I-time")] = 1.0
+    for i, n in enumerate(lengths):
+        probs[i, :n] = rng.dirichlet(np.ones(len(names)), size=n)
+    decoded = viterbi_bio_batch(probs, lengths, names)
+    assert [len(tags) for tags, _ in decoded] == lengths.tolist()
+    for i, (tags, conf) in enumerate(decoded):
+        best = _brute_force(probs[i, : lengths[i]], names) if lengths[i] else []
+        assert tags == best
+        assert conf == [float(probs[i, t, s]) for t, s in enumerate(best)]
+    assert viterbi_bio_batch(np.zeros((2, 0, 5)), np.array([0, 0]), names) == [([], [])] * 2

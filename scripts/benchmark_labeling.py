@@ -19,11 +19,13 @@ of the same work differ by up to 30%, so one pair of passes cannot resolve a 5% 
 Without `--model`, a model with the full run's shapes (MiniLM, every head) is built untrained:
 the speed of a forward pass does not depend on what its weights learned.
 
-With `--memo-mb`, two more jobs label the log with the encoder's batch memo (`LabelJob.
+With `--memo-mb`, three more jobs label the log with the encoder's batch memo (`LabelJob.
 encoder_memo_mb`): the first fills it, the second (a model with the same frozen encoder, as
 a benchmark's next arm) finds every batch there; `memo_speedup` is the median uncached job's
-seconds over the second's, and `memo_labels_identical` whether both wrote the uncached
-job's labels byte for byte.
+seconds over the second's. The third also finds the log's collated batches the first kept
+(`LabelJob.batch_memo`: nothing read or featurized), `memo_and_batches_speedup`; and
+`memo_labels_identical` says whether all three wrote the uncached job's labels byte for
+byte.
 """
 
 from __future__ import annotations
@@ -84,7 +86,12 @@ def bare_encoder(module: LabelGenModule, batches: list[dict]) -> tuple[float, in
 
 
 def timed_label(
-    model: Path, log: Path, out: Path, args: argparse.Namespace, memo_mb: int = 0
+    model: Path,
+    log: Path,
+    out: Path,
+    args: argparse.Namespace,
+    memo_mb: int = 0,
+    batch_memo: int = 0,
 ) -> tuple[float, dict]:
     """Seconds and manifest of a fresh `run_label` job (CPU, the run's batch size and threads)."""
     shutil.rmtree(out, ignore_errors=True)
@@ -96,6 +103,7 @@ def timed_label(
         accelerator="cpu",
         threads=args.threads,
         encoder_memo_mb=memo_mb,
+        batch_memo=batch_memo,
     )
     start = time.perf_counter()
     manifest = run_label(job)
@@ -183,18 +191,26 @@ def main() -> None:
 
 
 def memo_jobs(model: Path, log: Path, uncached: float, args: argparse.Namespace) -> dict:
-    """Two jobs with the batch memo: the first fills it, the second finds every batch there.
-    `uncached` is the seconds of a job without it (the labels in --out/labels are its)."""
+    """Three jobs with the encoder's batch memo: the first fills it (and keeps the input's
+    collated batches, `LabelJob.batch_memo`), the second finds every batch's states there,
+    the third its states and the batches themselves, as the quality benchmark's next models
+    on a log do. `uncached` is the seconds of a job without either (the labels in
+    --out/labels are its)."""
     expected = _parts(args.out / "labels")
-    fill, _ = timed_label(model, log, args.out / "labels-memo-fill", args, args.memo_mb)
-    hit, _ = timed_label(model, log, args.out / "labels-memo-hit", args, args.memo_mb)
+    jobs = {"fill": (args.memo_mb, 1), "hit": (args.memo_mb, 0), "hit-batches": (args.memo_mb, 1)}
+    seconds = {
+        name: timed_label(model, log, args.out / f"labels-memo-{name}", args, *memos)[0]
+        for name, memos in jobs.items()
+    }
     return {
         "memo_mb": args.memo_mb,
-        "memo_fill_s": round(fill, 2),
-        "memo_hit_s": round(hit, 2),
-        "memo_speedup": round(uncached / hit, 2),
+        "memo_fill_s": round(seconds["fill"], 2),
+        "memo_hit_s": round(seconds["hit"], 2),
+        "memo_speedup": round(uncached / seconds["hit"], 2),
+        "memo_and_batches_hit_s": round(seconds["hit-batches"], 2),
+        "memo_and_batches_speedup": round(uncached / seconds["hit-batches"], 2),
         "memo_labels_identical": all(
-            _parts(args.out / name) == expected for name in ("labels-memo-fill", "labels-memo-hit")
+            _parts(args.out / f"labels-memo-{name}") == expected for name in jobs
         ),
     }
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,12 @@ class LabelJob:
     with the same frozen encoder in this process that label the same input (a benchmark's
     arms and folds): they skip the encoder and get the very states it would give them, so
     their labels are those of an uncached run. 0: none."""
+    batch_memo: int = 0
+    """Keep the collated batches of this many inputs (the most recent; per featurization) in
+    this process, for the next jobs here that label the same input with models featurizing it
+    alike (a benchmark's arms and folds): they neither read nor featurize it again, and get
+    the very batches they would have made. The input's files are checked unchanged (size,
+    modification time). In one process only, without audio; 0: none."""
     threads: int = 1
     """CPU threads per process. Float sums can round differently with another thread count, so
     a fixed count keeps labels bit-identical however many processes share the work; on CPU,
@@ -214,20 +221,46 @@ def labeling_dataset(module: LabelGenModule, job: LabelJob) -> LabelingDataset:
         n_intents=len(module.space.intents),
         audio=AudioFeaturizer(AudioConfig(root=job.audio_root)) if fusion_audio else None,
     )
+    featurizer = Featurizer(
+        tokenizer,
+        module.space,
+        job.max_user_tokens or module.data_settings.get("max_user_tokens", 48),
+        job.max_system_tokens or module.data_settings.get("max_system_tokens", 48),
+    )
     return LabelingDataset(
         job.input,
         job.format,
         Path(job.output),
-        Featurizer(
-            tokenizer,
-            module.space,
-            job.max_user_tokens or module.data_settings.get("max_user_tokens", 48),
-            job.max_system_tokens or module.data_settings.get("max_system_tokens", 48),
-        ),
+        featurizer,
         collator,
         job.shard_size,
         job.batch_size,
         _reject_limit(job),
+        memo_key=None if fusion_audio or not job.batch_memo else _memo_key(job, featurizer),
+        memo_inputs=job.batch_memo,
+    )
+
+
+def _memo_key(job: LabelJob, featurizer: Featurizer) -> tuple:
+    """Everything that decides an input's batches (`LabelJob.batch_memo`): the input as it is
+    on disk, how it is read and cut, and the model's featurization (the tokenizer by what it
+    does, as exports of one run each hold their own copy of it; the feature space; the token
+    budgets; the collator follows from them)."""
+    tokenizer = featurizer.tokenizer
+    return (
+        str(Path(job.input).resolve()),
+        tuple(files_state(job.input)),
+        job.format,
+        job.shard_size,
+        job.batch_size,
+        type(tokenizer).__name__,
+        tokenizer.truncation_side,
+        hashlib.blake2b(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+        if tokenizer.is_fast
+        else tokenizer.name_or_path,
+        json.dumps(asdict(featurizer.space), sort_keys=True),
+        featurizer.max_user_tokens,
+        featurizer.max_system_tokens,
     )
 
 

@@ -11,7 +11,8 @@ job removes)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,12 +131,23 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+_BATCH_MEMO: OrderedDict[tuple, list[tuple[int, list[dict[str, Any]]]]] = OrderedDict()
+"""Whole inputs' collated batches, shard by shard, by `LabelingDataset.memo_key`; the most
+recently used last."""
+
+
 class LabelingDataset(IterableDataset):
     """Collated micro-batches of the shards this process owns and has not finished.
 
     Shard i belongs to process (i mod processes), counting every DataLoader worker of every
     rank, so no dialogue is labeled twice. Each micro-batch's `meta` carries its shard index and
     dialogues for decoding; the last one of a shard is marked `end` and carries its rejects.
+
+    With a `memo_key` (what made the batches: the input as it is on disk, its featurization
+    and batching) and `memo_inputs` > 0, a job in one process keeps every batch of its input,
+    done shards' too, for the next job here with the same key (`LabelJob.batch_memo`): that one
+    reads and featurizes nothing, and gets the very batches (copies) it would have made. A
+    job stopped early keeps none.
     """
 
     def __init__(
@@ -148,27 +160,52 @@ class LabelingDataset(IterableDataset):
         shard_size: int = 512,
         batch_size: int = 32,
         reject_limit: RejectLimit | None = None,
+        memo_key: tuple | None = None,
+        memo_inputs: int = 0,
     ) -> None:
         self.path, self.fmt, self.output = path, fmt, output
         self.featurizer, self.collator = featurizer, collator
         self.shard_size, self.batch_size = shard_size, batch_size
         self.reject_limit = reject_limit
+        self.memo_key, self.memo_inputs = memo_key, memo_inputs
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rank, world = _rank_and_world()
         worker = get_worker_info()
         workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
         me, processes = rank * workers + worker_id, world * workers
-        for shard in iter_shards(self.path, self.fmt, self.shard_size):
-            if shard.index % processes != me or is_done(self.output, shard.index):
+        for index, batches in self._shards(memoize=processes == 1):
+            if index % processes != me or is_done(self.output, index):
                 continue
-            for batch in self._batches(shard):
+            for batch in batches:
                 # Checked per batch, not per shard: the predict loop fetches one batch ahead,
                 # so by the next fetch the shard that crossed the limit is committed and the
                 # one already begun is dropped unwritten.
                 if self.reject_limit is not None and self.reject_limit.exceeded():
                     return
                 yield batch
+
+    def _shards(self, memoize: bool) -> Iterator[tuple[int, Iterable[dict[str, Any]]]]:
+        """Each shard's index and batches: read and featurized, or from the memo."""
+        key = self.memo_key if memoize and self.memo_inputs > 0 else None
+        if key is None:
+            for shard in iter_shards(self.path, self.fmt, self.shard_size):
+                yield shard.index, self._batches(shard)
+            return
+        kept = _BATCH_MEMO.get(key)
+        if kept is None:
+            kept = []
+            for shard in iter_shards(self.path, self.fmt, self.shard_size):
+                kept.append((shard.index, list(self._batches(shard))))
+                yield shard.index, map(_copy, kept[-1][1])
+            # reached only once every shard was read: a job stopped early keeps nothing
+            _BATCH_MEMO[key] = kept
+            while len(_BATCH_MEMO) > self.memo_inputs:
+                _BATCH_MEMO.popitem(last=False)
+            return
+        _BATCH_MEMO.move_to_end(key)
+        for index, batches in kept:
+            yield index, map(_copy, batches)
 
     def _batches(self, shard: Shard) -> Iterator[dict[str, Any]]:
         dialogues = shard.dialogues
@@ -185,6 +222,11 @@ class LabelingDataset(IterableDataset):
                 shard.index, end, chunk, shard.rejects if end else [], offsets
             )
             yield batch
+
+
+def _copy(batch: dict[str, Any]) -> dict[str, Any]:
+    """A memo's batch as its own: nothing downstream can change the memo's tensors."""
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

@@ -382,6 +382,9 @@ def label(model: Model, log: Path, out: Path, calibration: Path | None = None) -
             # model asks (session 16: 300 SGD dev dialogues, 301 MB; the largest log labeled
             # here, dev's unseen services, about 1.4 GB)
             encoder_memo_mb=LABEL_MEMO_MB,
+            # and so are its batches, read and featurized once: the SGD logs are labeled by
+            # models of two feature spaces (the scarce ones learned fewer intents and slots)
+            batch_memo=2,
         )
     )
     return out

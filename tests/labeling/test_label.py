@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import time
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from labelgen.cli import main
+from labelgen.labeling import shards
 from labelgen.labeling.label import LabelJob, run_label
 from labelgen.models.components import turn_encoder
 from labelgen.models.export import export_model
@@ -307,6 +309,66 @@ def test_models_sharing_a_frozen_encoder_label_through_the_memo_as_without_it(tm
         outputs["ensemble", memo_mb] = parts(out)
         assert (sum(m.hits for m in memos.values()) > 0) == (memo_mb == "64")
     assert outputs["ensemble", "64"] == outputs["ensemble", "0"]
+
+
+def test_jobs_labeling_an_input_alike_read_and_featurize_it_once(tmp_path, log, monkeypatch):
+    # two models with the same features and different heads (a benchmark's arms)
+    dm = make_datamodule(tmp_path / "cache")
+    models = []
+    for k in range(2):
+        L.seed_everything(k)
+        models.append(export_model(make_module(dm), tmp_path / f"model{k}"))
+    reads: list[str] = []
+    read = shards.iter_shards
+    monkeypatch.setattr(shards, "iter_shards", lambda *a: reads.append(a[0]) or read(*a))
+    monkeypatch.setattr(shards, "_BATCH_MEMO", type(shards._BATCH_MEMO)())
+
+    def run(model: Path, out: str, memo: int, **more) -> Path:
+        reads.clear()
+        job = LabelJob(
+            model=str(model),
+            input=str(more.pop("input", log)),
+            output=str(tmp_path / out),
+            accelerator="cpu",
+            shard_size=16,
+            batch_size=4,
+            batch_memo=memo,
+            **more,
+        )
+        assert run_label(job)["rejected"] == 2  # a memo's batches carry their shards' rejects
+        return tmp_path / out
+
+    def written(out: Path) -> dict[str, bytes]:
+        rejects = {p.name: p.read_bytes() for p in sorted((out / "_rejects").glob("*"))}
+        return {**parts(out), **rejects}
+
+    outputs = {}
+    for memo in (0, 2):
+        for k, model in enumerate(models):
+            outputs[k, memo] = written(run(model, f"labels{k}-{memo}", memo))
+            # without a memo every job reads the input; with one, the second reads nothing
+            assert reads == ([] if memo and k == 1 else [str(log)])
+    assert outputs[0, 0] != outputs[1, 0]  # the heads differ, so do the labels ...
+    for k in range(2):
+        assert outputs[k, 2] == outputs[k, 0]  # ... but not with the memo, byte for byte
+    # other token budgets are another featurization; the first one's batches are still kept
+    run(models[1], "budget", 2, max_user_tokens=8)
+    assert reads == [str(log)]
+    run(models[1], "again", 2)
+    assert reads == []
+    # an input rewritten in place is read again
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(log.read_bytes())
+    run(models[0], "copy", 2, input=copy)
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))
+    run(models[1], "copy-rewritten", 2, input=copy)
+    assert reads == [str(copy)]
+    # a job stopped early keeps nothing: the next one reads the input whole
+    shards._BATCH_MEMO.clear()
+    with pytest.raises(shards.RejectLimitExceeded):
+        run(models[0], "stopped", 2, max_reject_fraction=0.0)
+    run(models[1], "after-stop", 2)
+    assert reads == [str(log)]
 
 
 def test_an_ensemble_labels_with_its_members_mean_probabilities(

@@ -43,6 +43,11 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
     assert len(printed["ratios"]) == 2 and len(printed["bare_pass_s"]) == 3
     assert printed["ratio"] in printed["ratios"]
     assert printed["label_turns_per_s_with_model_load"] < label
-    # the memo's jobs wrote the uncached job's labels; the second skipped the encoder
+    # the memo's jobs wrote the uncached job's labels; the second skipped the encoder, the
+    # third the reading and featurizing too (each job's own labels folder)
     assert printed["memo_labels_identical"] is True
     assert printed["memo_speedup"] > 0 and printed["memo_hit_s"] > 0
+    assert printed["memo_and_batches_speedup"] > 0 and printed["memo_and_batches_hit_s"] > 0
+    for name in ("fill", "hit", "hit-batches"):
+        written = tmp_path / f"labels-memo-{name}"
+        assert sum(pq.read_metadata(p).num_rows for p in written.glob("part-*")) == labeled

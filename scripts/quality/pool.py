@@ -143,7 +143,8 @@ def map_side_by_side(
     calls loads a model and runs its small heads, which keep two threads poorly busy, as
     training does. The calls that label the same log (`call[log]`) run in one process, one
     after another, so each log is encoded once (`label`'s memo, at that process's thread count:
-    its labels are exactly those of `labelgen label` at that count); the logs go largest
+    its labels are exactly those of `labelgen label` at that count), and read and featurized
+    once (`LabelJob.batch_memo`); the logs go largest
     first to whichever process is free. Side by side, the whole map's seconds count as
     labeling (the scoring in it too)."""
     workers = min(getattr(args, "train_jobs", 1), len(calls))

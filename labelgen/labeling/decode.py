@@ -47,11 +47,6 @@ def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
     return indices
 
 
-def viterbi_bio(probs: np.ndarray, tag_names: list[str]) -> tuple[list[int], list[float]]:
-    """The most probable tag sequence of one utterance (`viterbi_bio_batch` of one)."""
-    return viterbi_bio_batch(probs[None], np.array([len(probs)]), tag_names)[0]
-
-
 def viterbi_bio_batch(
     probs: np.ndarray, lengths: np.ndarray, tag_names: list[str]
 ) -> list[tuple[list[int], list[float]]]:

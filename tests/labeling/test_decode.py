@@ -8,7 +8,7 @@ import pytest
 from labelgen.labeling.decode import BEGIN as B
 from labelgen.labeling.decode import INSIDE as I
 from labelgen.labeling.decode import OUTSIDE as O
-from labelgen.labeling.decode import decode_goals, decode_slots, viterbi_bio, viterbi_bio_batch
+from labelgen.labeling.decode import decode_goals, decode_slots, viterbi_bio_batch
 
 
 def test_goals_from_segment_tags():
@@ -35,6 +35,11 @@ def test_slot_spans_from_bio_tags():
 
 
 NAMES = ["O", "B-date", "I-date", "B-time", "I-time"]
+
+
+def viterbi_bio(probs: np.ndarray, names: list[str]) -> tuple[list[int], list[float]]:
+    """One utterance's tags: a batch of one."""
+    return viterbi_bio_batch(probs[None], np.array([len(probs)]), names)[0]
 
 
 def _valid(tags: list[int], names: list[str] = NAMES) -> bool:

@@ -13,11 +13,24 @@ Mapping onto the contract:
 - turn = a USER utterance and the SYSTEM utterance that follows it (None if the log ends on
   the user); a SYSTEM utterance before the first USER one becomes `system_opening`; two USER
   or two SYSTEM utterances in a row break the format and reject the dialogue.
-- the USER utterance's frame is the one with a non-NONE active intent and actions (else the
-  first); `domain` = its service, `intent` = its `state.active_intent` ("NONE" kept as a
-  class: the user is not pursuing any intent).
+- the USER utterance's frame is the one with a non-NONE active intent and actions;
+  `domain` = its service, `intent` = its `state.active_intent` ("NONE" kept as a class: the
+  user is not pursuing any intent). Without such a frame (MultiWOZ 2.2, in this format, keeps
+  its acts in a separate `dialog_acts.json` and repeats every service's frame on every user
+  turn, an intent often staying active after the user moved on), the frame is read from what
+  changed since the user's previous utterance (a service absent there counts as changed):
+  the first frame with an active intent and something new (a slot value or request added,
+  or the intent itself); else the first active one that changed otherwise (a request
+  answered drops out); else the first that changed at all (an intent ended: NONE); else the
+  previous turn's service; else the first active frame; else the first frame.
 - `slots` = the spans of every USER frame's `slots` (`start`/`exclusive_end`), value = the
-  text at the span; `user_acts` / `system_acts` = the frames' dialogue acts, in order.
+  text at the span. A slot carried over from another (MultiWOZ 2.2's `copy_from`, with no
+  `start`) names no text in the utterance and is not a span to tag: it is skipped.
+- `user_acts` / `system_acts` = the frames' dialogue acts, in order. A dialogue with no act
+  on any frame has no acts annotated (MultiWOZ 2.2's dialogues_*.json): acts, `rejection`
+  and every goal's success are None there, not "no act" and not a failed transaction.
+- `schema.json` is read beside the dialogue files, else from their parent directory
+  (MultiWOZ 2.2 keeps one schema above its train/dev/test folders).
 - goals: a goal is a maximal run of consecutive turns with the same (service, active intent);
   a new goal starts wherever that pair changes, so returning to an earlier intent after
   another one starts a new goal. Turns whose active intent is NONE serve no goal.
@@ -64,11 +77,14 @@ def read_sgd(path: str | Path) -> Iterator[Dialogue | Reject]:
         files.sort(key=lambda p: p.name)
         if not files:
             raise LogReadError(f"{path} holds no dialogues_*.json or dialogues_*.json.gz files")
-        schema_path = path / "schema.json"
+        folder = path
     else:
         files = [path]
-        schema_path = path.parent / "schema.json"
-    transactional = _load_transactional(schema_path) if schema_path.exists() else {}
+        folder = path.parent
+    schema_path = next(
+        (p for p in (folder / "schema.json", folder.parent / "schema.json") if p.exists()), None
+    )
+    transactional = {} if schema_path is None else _load_transactional(schema_path)
     for file in files:
         for source, raw in _iter_file(file):
             if isinstance(raw, Reject):
@@ -183,15 +199,21 @@ def convert_dialogue(raw: Any, transactional: dict[tuple[str, str], bool]) -> di
     if not isinstance(utterances, list):
         raise SgdFormatError("'turns' is missing or not a list")
     opening, pairs = _pair_turns(utterances)
-    turns = [_turn(user, system) for user, system in pairs]
-    keys = [_goal_key(user) for user, _ in pairs]
-    for k, turn in enumerate(turns[:-1]):
-        turn["rejection"] = _rejects(turn["system_acts"], turns[k + 1]["user_acts"])
+    annotated = any(a for utt in utterances for a in _acts_of(utt))
+    frames = _main_frames([user for user, _ in pairs])
+    turns = [
+        _turn(user, system, frame, annotated)
+        for (user, system), frame in zip(pairs, frames, strict=True)
+    ]
+    keys = [_goal_key(frame) for frame in frames]
+    if annotated:
+        for k, turn in enumerate(turns[:-1]):
+            turn["rejection"] = _rejects(turn["system_acts"], turns[k + 1]["user_acts"])
     return {
         "dialogue_id": raw.get("dialogue_id"),
         "turns": turns,
         "system_opening": opening,
-        "goals": _goals(turns, keys, transactional),
+        "goals": _goals(turns, keys, transactional if annotated else None),
     }
 
 
@@ -229,12 +251,43 @@ def _frames(utt: dict) -> list[dict]:
     return frames
 
 
-def _main_frame(user: dict) -> dict | None:
-    frames = _frames(user)
-    for frame in frames:
-        if frame.get("actions") and _active_intent(frame) not in (None, "NONE"):
-            return frame
-    return frames[0] if frames else None
+def _main_frames(users: list[dict]) -> list[dict | None]:
+    """Each USER utterance's frame (the rule in the module docstring)."""
+    chosen: list[dict | None] = []
+    states: dict[Any, Any] = {}  # service -> its state on the previous user utterance
+    previous = None  # the previous turn's service
+    for user in users:
+        frames = _frames(user)
+        active = [f for f in frames if _active_intent(f) not in (None, "NONE")]
+        frame = next((f for f in active if f.get("actions")), None)
+        if frame is None:
+            changed = [f for f in frames if states.get(f.get("service")) != f.get("state")]
+            moved = [f for f in changed if _active_intent(f) not in (None, "NONE")]
+            news = [f for f in moved if _news(f, states.get(f.get("service")))]
+            same = [f for f in frames if f.get("service") == previous]
+            frame = next(iter(news or moved or changed or same or active or frames), None)
+        chosen.append(frame)
+        states = {f.get("service"): f.get("state") for f in frames}
+        previous = None if frame is None else frame.get("service")
+    return chosen
+
+
+def _news(frame: dict, before: Any) -> bool:
+    """Whether the frame's state adds a slot value, a request or its intent to `before`."""
+    state, before = _as_dict(frame.get("state")), _as_dict(before)
+    values, old_values = _as_dict(state.get("slot_values")), _as_dict(before.get("slot_values"))
+    asked, old_asked = state.get("requested_slots"), before.get("requested_slots")
+    asked = asked if isinstance(asked, list) else []
+    old_asked = old_asked if isinstance(old_asked, list) else []
+    return (
+        state.get("active_intent") != before.get("active_intent")
+        or any(old_values.get(k) != v for k, v in values.items())
+        or any(r not in old_asked for r in asked)
+    )
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _active_intent(frame: dict) -> str | None:
@@ -242,9 +295,7 @@ def _active_intent(frame: dict) -> str | None:
     return state.get("active_intent") if isinstance(state, dict) else None
 
 
-def _acts(utt: dict | None) -> list[str] | None:
-    if utt is None:
-        return None
+def _acts_of(utt: dict) -> list[str]:
     try:
         acts = [a["act"] for f in _frames(utt) for a in f.get("actions", [])]
     except (KeyError, TypeError) as err:
@@ -254,13 +305,17 @@ def _acts(utt: dict | None) -> list[str] | None:
     return acts
 
 
-def _turn(user: dict, system: dict | None) -> dict[str, Any]:
-    frame = _main_frame(user)
+def _acts(utt: dict | None) -> list[str] | None:
+    return None if utt is None else _acts_of(utt)
+
+
+def _turn(user: dict, system: dict | None, frame: dict | None, annotated: bool) -> dict[str, Any]:
     try:
         slots = [
             {"slot": s["slot"], "start": s["start"], "end": s["exclusive_end"]}
             for f in _frames(user)
             for s in f.get("slots", [])
+            if not ("copy_from" in s and "start" not in s)
         ]
     except (KeyError, TypeError) as err:
         raise SgdFormatError(f"malformed slot span: {err!r}") from err
@@ -270,13 +325,12 @@ def _turn(user: dict, system: dict | None) -> dict[str, Any]:
         "domain": None if frame is None else frame.get("service"),
         "intent": None if frame is None else _active_intent(frame),
         "slots": slots,
-        "user_acts": _acts(user),
-        "system_acts": _acts(system),
+        "user_acts": _acts(user) if annotated else None,
+        "system_acts": _acts(system) if annotated else None,
     }
 
 
-def _goal_key(user: dict) -> tuple[str, str] | None:
-    frame = _main_frame(user)
+def _goal_key(frame: dict | None) -> tuple[str, str] | None:
     intent = None if frame is None else _active_intent(frame)
     return None if intent in (None, "NONE") else (frame.get("service"), intent)
 
@@ -291,8 +345,9 @@ def _rejects(system_acts: list[str] | None, next_user_acts: list[str] | None) ->
 def _goals(
     turns: list[dict[str, Any]],
     keys: list[tuple[str, str] | None],
-    transactional: dict[tuple[str, str], bool],
+    transactional: dict[tuple[str, str], bool] | None,
 ) -> list[dict[str, Any]]:
+    """The goals; `transactional` None when the dialogue has no acts, so no outcome is known."""
     goals: list[dict[str, Any]] = []
     acts_per_goal: list[list[str]] = []
     previous = None
@@ -305,7 +360,7 @@ def _goals(
             acts_per_goal[-1].extend(turn["system_acts"] or [])
         previous = key
     for goal, key, acts in zip(goals, _dedupe(keys), acts_per_goal, strict=True):
-        goal["success"] = _success(acts, transactional.get(key))
+        goal["success"] = None if transactional is None else _success(acts, transactional.get(key))
     return goals
 
 

@@ -85,7 +85,7 @@ from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS
 from quality.sgd import sgd
 from quality.uss import uss
 
-from labelgen.evaluation.evaluate import CUTOFF_RULES
+from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
 
 LIMITS = {
     # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues are

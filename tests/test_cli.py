@@ -134,7 +134,7 @@ def test_evaluate_predictions_with_dawid_skene_and_wandb(tmp_path, monkeypatch, 
 def test_the_cli_offers_the_cutoff_rules_evaluate_knows():
     # the CLI lists them itself, so that `labelgen --help` imports nothing heavy
     from labelgen.cli import build_parser
-    from labelgen.evaluation.evaluate import CUTOFF_RULES
+    from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,14 @@ from labelgen.data.readers import read_log
 from labelgen.data.rejects import Reject
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation import plots
-from labelgen.evaluation.annotators import leave_one_out, leave_one_out_dawid_skene
-from labelgen.evaluation.consensus import binary_vote, majority_vote, rating_mode, span_vote
-from labelgen.evaluation.items import (
-    FEEDBACK_TASKS,
-    Items,
-    Key,
-    goal_items,
-    opening_items,
-    segment_items,
-    turn_items,
+from labelgen.evaluation.dissatisfaction import (
+    CUTOFF_RULES,
+    add_ranking,
+    dissatisfaction_cutoffs,
+    rating_weights_on,
 )
+from labelgen.evaluation.gold import CONSENSUS, Gold, gold_labels, task_items
+from labelgen.evaluation.items import FEEDBACK_TASKS, Key
 from labelgen.evaluation.metrics import (
     BINARY,
     N_RESAMPLES,
@@ -58,7 +55,6 @@ from labelgen.evaluation.metrics import (
     binary_difference,
     binary_scores,
     macro_scores,
-    ranking_scores,
     segmentation_scores,
     span_scores,
     value_accuracy,
@@ -67,18 +63,10 @@ from labelgen.evaluation.predictions import (
     MODEL_COLUMNS,
     READERS,
     Predictions,
-    dissatisfaction_probability,
     read_predictions,
     sample_rows,
 )
-from labelgen.evaluation.rating_decision import rating_weights
-from labelgen.evaluation.thresholds import (
-    best_f1_cutoff,
-    calibrated,
-    summarize,
-    sweep,
-    write_calibration,
-)
+from labelgen.evaluation.thresholds import calibrated, summarize, sweep, write_calibration
 from labelgen.evaluation.uss_protocol import confusion_matrix, uss_scores
 
 GATED_TASKS = ("intent", "segment", "goal_success", "slots", "satisfaction")
@@ -87,114 +75,6 @@ thresholds go to calibration.json's `other_thresholds`."""
 TASKS = ("intent", "slots", "segment", "goal_success", "satisfaction", "dissatisfaction")
 TASKS += FEEDBACK_TASKS
 HEADLINE = "dissatisfaction"
-
-
-def _dissatisfied(rating: int) -> bool:
-    return rating <= 2
-
-
-def _segment_consensus(tag_sequences: list[tuple[str, ...]]) -> tuple[str, ...]:
-    return tuple(majority_vote(list(column)) for column in zip(*tag_sequences, strict=True))
-
-
-CONSENSUS: dict[str, Callable[[list[Any]], Any]] = {
-    "intent": majority_vote,
-    "slots": span_vote,
-    "segment": _segment_consensus,
-    "goal_success": lambda votes: binary_vote(votes, tie=True),
-    "satisfaction": rating_mode,
-    "dissatisfaction": lambda votes: binary_vote(votes, tie=False),
-}
-"""Task -> consensus of annotator labels (tie rules in `consensus`)."""
-
-
-def task_items(dialogues: Sequence[Dialogue], task: str, include_opening: bool = False) -> Items:
-    """The task's items in a reference log."""
-    if task == "segment":
-        return segment_items(dialogues)
-    if task == "goal_success":
-        return goal_items(dialogues)
-    if task in ("satisfaction", "dissatisfaction"):
-        items = turn_items(dialogues, "satisfaction")
-        if include_opening:
-            extra = opening_items(dialogues)
-            items = Items(
-                items.ids + extra.ids,
-                items.keys + extra.keys,
-                items.reference + extra.reference,
-                items.votes + extra.votes,
-            )
-        return items.map(_dissatisfied) if task == "dissatisfaction" else items
-    return turn_items(dialogues, task)
-
-
-@dataclass
-class Gold:
-    """A task's scored items: gold, and the single annotator's labels where annotators exist."""
-
-    ids: list[str]
-    keys: list[Key | None]
-    gold: list[Any]
-    human: list[Any] | None
-    source: str
-    reference: list[Any] | None = None
-    """The log's reference labels of the same items, where it has both kinds."""
-    earlier: dict[str, tuple[Key, ...]] = field(default_factory=dict)
-    """Item id -> its earlier turns, read where the key's turn holds no prediction
-    (`Items.earlier`)."""
-
-    @property
-    def dialogues(self) -> list[str]:
-        """The dialogue of each item: the bootstrap's resampling unit."""
-        return [
-            key[0] if key is not None else item_id.removesuffix("#opening")
-            for item_id, key in zip(self.ids, self.keys, strict=True)
-        ]
-
-
-DAWID_SKENE_TASKS = ("intent", "goal_success", "satisfaction", "dissatisfaction")
-"""Tasks with one categorical label per item, which Dawid-Skene can aggregate; slot sets and
-segmentations keep the majority rule."""
-
-
-def gold_labels(items: Items, task: str, seed: int = 0, consensus: str = "majority") -> Gold | None:
-    """Leave-one-out gold where the items have votes, else the reference labels.
-
-    `consensus` is "majority" (vote with the tie rules of `CONSENSUS`) or "dawid-skene"
-    (annotator confusion matrices learned by EM over all items, for `DAWID_SKENE_TASKS`).
-    """
-    if consensus not in ("majority", "dawid-skene"):
-        raise ValueError(f"consensus must be majority or dawid-skene, got {consensus!r}")
-    if items.has_votes:
-        position = {item_id: i for i, item_id in enumerate(items.ids)}
-        rows = [(i, v) for i, v in zip(items.ids, items.votes, strict=True)]
-        if consensus == "dawid-skene" and task in DAWID_SKENE_TASKS:
-            loo = leave_one_out_dawid_skene(rows, seed)
-        else:
-            loo = leave_one_out(rows, CONSENSUS[task], seed)
-        keys = [items.keys[position[i]] for i in loo.item_ids]
-        reference = [items.reference[position[i]] for i in loo.item_ids]
-        has_reference = any(r is not None for r in reference)
-        return Gold(
-            loo.item_ids,
-            keys,
-            loo.gold,
-            loo.human,
-            "leave_one_out_consensus",
-            reference if has_reference else None,
-            items.earlier,
-        )
-    if items.has_reference:
-        kept = [i for i, r in enumerate(items.reference) if r is not None]
-        return Gold(
-            [items.ids[i] for i in kept],
-            [items.keys[i] for i in kept],
-            [items.reference[i] for i in kept],
-            None,
-            "reference",
-            earlier=items.earlier,
-        )
-    return None
 
 
 # ---- scoring, per kind of task ---------------------------------------------------------------
@@ -377,74 +257,6 @@ def _task_report(
     return section, extra | {"gold": a.gold, "model": a.model}
 
 
-def _rating_weights(gold: Gold, preds: Predictions, cutoff: float) -> list[float] | None:
-    """Weights for labeling other data's 1-5 ratings, chosen on these items (`rating_decision`)."""
-    pairs = [
-        (g, probs)
-        for key, g in zip(gold.keys, gold.gold, strict=True)
-        if g is not None and key is not None
-        if (probs := preds.get(key, "satisfaction_probs"))
-    ]
-    return rating_weights([g for g, _ in pairs], [p for _, p in pairs], cutoff)
-
-
-def _dissatisfaction_items(
-    gold: Gold, preds: Predictions
-) -> tuple[list[float], list[bool], list[Any], list[str]]:
-    """P(dissatisfied), the gold decision, the single annotator's (None without) and the
-    dialogue of each scored item the model gave a probability for."""
-    scores: list[float] = []
-    positive: list[bool] = []
-    humans: list[Any] = []
-    dialogues: list[str] = []
-    human = gold.human or [None] * len(gold.gold)
-    for key, g, h in zip(gold.keys, gold.gold, human, strict=True):
-        if g is None or key is None:
-            continue
-        if (p := dissatisfaction_probability(preds, key)) is not None:
-            scores.append(p)
-            positive.append(bool(g))
-            humans.append(h)
-            dialogues.append(key[0])
-    return scores, positive, humans, dialogues
-
-
-CUTOFF_RULES = ("f1", "f1-at-annotator-accuracy")
-"""How the dissatisfaction cutoff is chosen on the evaluated items: best F1; or best F1 among
-the cutoffs at least as accurate as the single annotator on the same items (where the log has
-annotators; else best F1)."""
-
-
-def _cutoffs(gold: Gold, preds: Predictions, rule: str = "f1") -> tuple[dict[str, float], dict]:
-    """The dissatisfaction cutoff on these items by `rule`, for labeling other data with, and
-    what chose it (the rule, and the annotator accuracy it had to match)."""
-    scores, positive, human, _ = _dissatisfaction_items(gold, preds)
-    chosen: dict[str, Any] = {"rule": rule}
-    bar = None
-    judged = [(h, g) for h, g in zip(human, positive, strict=True) if h is not None]
-    if rule == "f1-at-annotator-accuracy" and judged:
-        bar = sum(bool(h) == g for h, g in judged) / len(judged)
-        chosen["annotator_accuracy"] = bar
-    cutoff = best_f1_cutoff(scores, positive, min_accuracy=bar) if scores else None
-    return ({} if cutoff is None else {"dissatisfaction": cutoff}), chosen
-
-
-def _add_ranking(section: dict[str, Any], gold: Gold, preds: Predictions, n: int, seed: int):
-    """The model's average precision and ROC AUC of P(dissatisfied), beside its decisions'
-    scores: they do not depend on the cutoff, so on a new domain they tell a ranking that
-    holds under a cutoff that does not transfer from one that fails. `positive_rate` is the
-    gold prevalence on those items (what a random ranking's average precision comes to)."""
-    scores, positive, _, dialogues = _dissatisfaction_items(gold, preds)
-    if not scores:
-        return  # decisions without probabilities (another tool's labels): nothing to rank
-    ranking = ranking_scores(scores, positive, n, seed, dialogues)
-    ranking = {k: e.to_dict() for k, e in ranking.items()}
-    section["model"].update(
-        average_precision=ranking["average_precision"], roc_auc=ranking["roc_auc"]
-    )
-    section["positive_rate"] = ranking["prevalence"]
-
-
 def _read(
     task: str, preds: Predictions, key: Key | None, dialogue_turns: dict[str, int]
 ) -> tuple[Any, list[float | None]] | None:
@@ -581,7 +393,7 @@ def evaluate(
                 _score(task, strict.gold, strict.model, n_resamples, seed, strict.dialogues)
             )
         if task == "dissatisfaction":
-            _add_ranking(section, gold, preds, n_resamples, seed)
+            add_ranking(section, gold, preds, n_resamples, seed)
         tasks[task] = {"gold": gold.source, **section}
         if not extra:
             continue
@@ -595,12 +407,12 @@ def evaluate(
     report["plots"] = figures
     report["samples"] = sample_rows(dialogues, preds, seed)
     cutoffs, chosen = (
-        _cutoffs(golds["dissatisfaction"], preds, cutoff_rule)
+        dissatisfaction_cutoffs(golds["dissatisfaction"], preds, cutoff_rule)
         if "dissatisfaction" in tasks
         else ({}, {"rule": cutoff_rule})
     )
     weights = (
-        _rating_weights(golds["satisfaction"], preds, cutoffs.get("dissatisfaction", 0.5))
+        rating_weights_on(golds["satisfaction"], preds, cutoffs.get("dissatisfaction", 0.5))
         if "satisfaction" in tasks
         else None
     )

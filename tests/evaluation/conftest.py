@@ -14,7 +14,7 @@ import pytest
 
 from labelgen.data.schema import Dialogue
 from labelgen.data.synth import SynthConfig, generate
-from labelgen.evaluation.evaluate import Gold, gold_labels, task_items
+from labelgen.evaluation.gold import Gold, gold_labels, task_items
 from labelgen.evaluation.items import reference_tags
 from labelgen.labeling.writer import LABEL_SCHEMA
 

@@ -9,7 +9,8 @@ import pytest
 from labelgen.data.readers import read_log
 from labelgen.data.schema import Dialogue, TurnAnnotation
 from labelgen.evaluation.consensus import majority_vote
-from labelgen.evaluation.evaluate import evaluate, gold_labels, task_items
+from labelgen.evaluation.evaluate import evaluate
+from labelgen.evaluation.gold import gold_labels, task_items
 from labelgen.evaluation.items import segment_items, turn_items
 from labelgen.review.export import export_tasks
 from labelgen.review.ingest import ImportFormatError, annotator_name, import_annotations

@@ -136,6 +136,8 @@ def map_side_by_side(
     calls: dict[K, tuple[Any, ...]],
     args: argparse.Namespace,
     log: int = 1,
+    by_log: bool = True,
+    kind: str = "label",
 ) -> dict[K, R]:
     """`fn(*call)` for every call, each by key: side by side in `--train-jobs` processes forked
     from this one (each with an equal share of torch's threads), or one after another here as
@@ -144,19 +146,18 @@ def map_side_by_side(
     training does. The calls that label the same log (`call[log]`) run in one process, one
     after another, so each log is encoded once (`label`'s memo, at that process's thread count:
     its labels are exactly those of `labelgen label` at that count), and read and featurized
-    once (`LabelJob.batch_memo`); the logs go largest
-    first to whichever process is free. Side by side, the whole map's seconds count as
-    labeling (the scoring in it too)."""
+    once (`LabelJob.batch_memo`); with `by_log` False (calls that encode nothing, e.g.
+    scoring), each call goes alone. The logs go largest first to whichever process is free.
+    Side by side, the whole map's seconds count as `kind` (into `TIMINGS`)."""
     workers = min(getattr(args, "train_jobs", 1), len(calls))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return {key: fn(*call) for key, call in calls.items()}
     groups: dict[Any, list[K]] = {}
     for key, call in calls.items():
-        groups.setdefault(call[log], []).append(key)
-    return _forked(fn, calls, list(groups.values()), workers, log)
+        groups.setdefault(call[log] if by_log else key, []).append(key)
+    return timed(kind)(_forked)(fn, calls, list(groups.values()), workers, log)
 
 
-@timed("label")
 def _forked(
     fn: Callable[..., R],
     calls: dict[K, tuple[Any, ...]],

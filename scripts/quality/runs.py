@@ -348,6 +348,10 @@ def _digest(path: Path) -> str:
 LABEL_MEMO_MB = 3072
 """The labeling batches' states kept for the next model labeling the same log (`label`)."""
 
+LABEL_SHARD = LabelJob.shard_size
+"""Dialogues per labeling shard (`LabelJob.shard_size`): `quality.pieces` cuts logs at whole
+shards."""
+
 LABEL_THREADS = 2
 """Each labeling process's torch threads: 2 here, 1 in each of two labeling processes side by
 side (`quality.pool.map_side_by_side`). Labels are those of `labelgen label --threads` this."""
@@ -370,6 +374,7 @@ def label(model: Model, log: Path, out: Path, calibration: Path | None = None) -
             output=str(out),
             accelerator="cpu",
             threads=LABEL_THREADS,
+            shard_size=LABEL_SHARD,
             dissatisfaction_cutoff=cutoff or 0.5,
             rating_weights=read_rating_weights(str(calibration) if calibration else None),
             # Uncached, as `labelgen label` runs: a turn's states then come from the labeling

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from labelgen.data.schema import Dialogue
+from quality.pieces import label_in_pieces, piece_size, write_pieces
 from quality.pool import Job, map_side_by_side, train_all
 from quality.runs import (
     BASELINES,
@@ -179,29 +180,36 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             checkpoints = [models[member] for member in members]
             candidates[name] = checkpoints if len(checkpoints) > 1 else checkpoints[0]
 
-    # every model labels and scores every log at once (side by side with --train-jobs, each
-    # log's calls in one process, so each log is encoded once): the held-out dialogues that
-    # choose the model and the baseline, and each dev split
+    # every model labels every log at once (side by side with --train-jobs, each piece of a
+    # log labeled by every model in one process, so each is encoded once: `quality.pieces`),
+    # then scores it: the held-out dialogues that choose the model and the baseline, and each
+    # dev split
     scored = {**candidates, **baselines, **controls, **scarce}
     splits = [s for s in logs if s != "unseen" or unseen]
-    calls = {
-        (name, "val"): (model, val_log, out / f"val-{name}", args, False)
-        for name, model in scored.items()
-    }
-    # plots where a reader looks: the candidates' and baselines' on dev and the train-test
-    # (at ~1.5 s a call, the other 26 calls' plots cost the full run about half a minute)
-    calls |= {
-        (name, split): (
-            model,
-            logs[split],
-            out / f"{name}-{split}",
-            args,
-            name in candidates or name in baselines,
-        )
+    by_split = {"seen": seen, "unseen": unseen, "train-test": train_test}
+    size = piece_size(args.train_jobs)
+    pieces = {log: write_pieces(by_split[split], log, size) for split, log in logs.items()}
+    pieces[val_log] = write_pieces(held_out, val_log, size)
+    # (model, log) -> (the log, where its scores go, whether with plots: where a reader looks,
+    # the candidates' and baselines' on dev and the train-test; at ~1.5 s a call, the other 26
+    # calls' plots cost the full run about half a minute)
+    where = {(name, "val"): (val_log, out / f"val-{name}", False) for name in scored}
+    where |= {
+        (name, split): (logs[split], out / f"{name}-{split}", name in {**candidates, **baselines})
         for split in splits
-        for name, model in scored.items()
+        for name in scored
     }
-    figures = map_side_by_side(sgd_scores, calls, args)
+    labels = label_in_pieces(
+        {key: (scored[key[0]], pieces[log], _labels(at)) for key, (log, at, _) in where.items()},
+        args,
+    )
+    figures = map_side_by_side(
+        sgd_figures,
+        {key: (labels[key], log, at, args, plots) for key, (log, at, plots) in where.items()},
+        args,
+        by_log=False,
+        kind="score",
+    )
 
     def on_val(named: dict[str, Model]) -> dict[str, dict[str, float | None]]:
         return {name: figures[name, "val"] for name in named}
@@ -302,7 +310,19 @@ def sgd_scores(
 ) -> dict:
     """Labels an SGD log with one model (or an ensemble) and scores it: the headline figures
     (and the plots beside the metrics, with `plots`)."""
-    labels = label(checkpoint, log, out.with_name("labels-" + out.name))
+    return sgd_figures(label(checkpoint, log, _labels(out)), log, out, args, plots)
+
+
+def _labels(out: Path) -> Path:
+    """Where the labels scored into `out` go."""
+    return out.with_name("labels-" + out.name)
+
+
+def sgd_figures(
+    labels: Path, log: Path, out: Path, args: argparse.Namespace, plots: bool = True
+) -> dict:
+    """Scores an SGD log's labels: the headline figures (and the plots beside the metrics,
+    with `plots`)."""
     report = score(
         labels,
         log,

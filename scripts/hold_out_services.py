@@ -54,7 +54,12 @@ def main() -> None:
     unknown = held - {s for d in train for s in d["services"]}
     if unknown:
         parser.error(f"no training dialogue touches {sorted(unknown)}")
-    moved = [d for d in train if held & set(d["services"])]
+    # SGD's ids are unique within a split only (train and dev share 4_00019 and others)
+    moved = [
+        {**d, "dialogue_id": "train_" + d["dialogue_id"]}
+        for d in train
+        if held & set(d["services"])
+    ]
     kept = [d for d in train if not held & set(d["services"])]
     schemas = [json.loads((f / "schema.json").read_text()) for f in (args.sgd_train, args.sgd_dev)]
     merged = list({s["service_name"]: s for schema in schemas for s in schema}.values())

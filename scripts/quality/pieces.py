@@ -25,7 +25,7 @@ from typing import TypeVar
 from labelgen.data.schema import Dialogue
 from quality import runs
 from quality.pool import map_side_by_side
-from quality.runs import Model, label, write_log
+from quality.runs import Model, gather, label, write_log
 
 K = TypeVar("K")
 
@@ -74,7 +74,6 @@ def label_in_pieces(
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
             for k in range(len(pieces)):
-                for part in sorted(labeled[key, k].glob("part-*.parquet")):
-                    part.rename(out / f"part-p{k}-{part.name.removeprefix('part-')}")
+                gather(labeled[key, k], out, f"p{k}")
                 shutil.rmtree(labeled[key, k])
     return {key: out for key, (_, _, out) in calls.items()}

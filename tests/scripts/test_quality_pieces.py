@@ -20,10 +20,10 @@ def _table(folder):
     return table.sort_by([("dialogue_id", "ascending"), ("turn_index", "ascending")])
 
 
-def _misses() -> int:
+def _memos():
     from labelgen.models.components import turn_encoder
 
-    return sum(memo.misses for memo in turn_encoder._BATCH_MEMOS.values())
+    return turn_encoder._BATCH_MEMOS.values()
 
 
 @pytest.mark.slow
@@ -60,7 +60,7 @@ def test_pieces_encode_each_batch_once_and_label_as_the_whole_log(tmp_path, sgd_
     clear_shared_caches()
     monkeypatch.setattr(runs, "LABEL_MEMO_MB", 4096)
     label(model, log, tmp_path / "measure")
-    log_mb = sum(memo.bytes for memo in _memo_values()) / 2**20
+    log_mb = sum(memo.bytes for memo in _memos()) / 2**20
     monkeypatch.setattr(runs, "LABEL_MEMO_MB", math.ceil(log_mb / 2))
     assert log_mb > 3  # so the half is well above a piece's share of it (a quarter)
 
@@ -68,7 +68,7 @@ def test_pieces_encode_each_batch_once_and_label_as_the_whole_log(tmp_path, sgd_
         clear_shared_caches()
         calls = {k: (model, pieces, tmp_path / f"{name}-{k}") for k in ("a", "b")}
         labeled = label_in_pieces(calls, args)
-        return labeled, _misses()
+        return labeled, sum(memo.misses for memo in _memos())
 
     whole, whole_misses = way([log], "whole")
     pieces = write_pieces(log_dialogues, log, 2)
@@ -86,9 +86,3 @@ def test_pieces_encode_each_batch_once_and_label_as_the_whole_log(tmp_path, sgd_
         assert _table(cut[key]).equals(_table(whole[key]))  # bit for bit
     turns = sum(len(d.turns) for d in log_dialogues)
     assert _table(cut["a"]).num_rows == turns
-
-
-def _memo_values():
-    from labelgen.models.components import turn_encoder
-
-    return turn_encoder._BATCH_MEMOS.values()

@@ -10,6 +10,11 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One thread per test process, and for the scripts they start (run_python passes the
+# environment on): `pytest -n 2` already keeps both cores busy, and a second thread in each
+# worker only made them wait on each other. The suite took 22:01 with torch's default of 2
+# threads and 14:27 with 1 on session 35's 2-core machine (docs/benchmarks.md).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,6 +24,7 @@ def test_quick_run_reports_the_ratio_of_the_same_turns(tmp_path):
             "2",
             "--memo-mb",
             "64",
+            *("--threads", "1"),  # beside the other test worker (tests/conftest.py)
             "--out",
             str(tmp_path),
         ],

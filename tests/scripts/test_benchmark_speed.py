@@ -9,6 +9,10 @@ import pytest
 
 from tests.conftest import ROOT, run_python
 
+ONE_THREAD = ("--threads", "1")
+"""The scripts' default is the 2 threads they are measured with; beside the other test worker
+a second thread only waits (tests/conftest.py)."""
+
 
 def _run(tmp_path, script: str, *args: str) -> dict:
     result = run_python([str(ROOT / "scripts" / script), "--out", str(tmp_path), *args], tmp_path)
@@ -23,6 +27,7 @@ def test_window_benchmark_grows_the_window_with_the_history(tmp_path, shared_dat
     out = _run(
         tmp_path,
         "benchmark_window.py",
+        *ONE_THREAD,
         "--log",
         str(shared_data / "sgd" / "dev"),
         "--per-bucket",
@@ -42,6 +47,7 @@ def test_training_benchmark_counts_real_tokens_and_padding(tmp_path, shared_data
     out = _run(
         tmp_path,
         "benchmark_training.py",
+        *ONE_THREAD,
         "--log",
         str(shared_data / "sgd" / "dev"),
         "--steps",
@@ -61,6 +67,7 @@ def test_slot_tagger_benchmark_times_both_ways_on_the_same_batches(tmp_path, sha
     out = _run(
         tmp_path,
         "benchmark_slot_tagger.py",
+        *ONE_THREAD,
         "--log",
         str(shared_data / "sgd" / "dev"),
         "--batches",
@@ -79,6 +86,7 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
     out = _run(
         tmp_path,
         "benchmark_train_jobs.py",
+        *ONE_THREAD,
         *("--log", str(shared_data / "sgd" / "dev")),
         *("--dialogues", "8", "--models", "2", "--epochs", "1", "--rounds", "1"),
         *("--label-logs", "2"),
@@ -105,6 +113,7 @@ def test_stage1_cycle_benchmark_encodes_fewer_turns_when_the_swaps_repeat(tmp_pa
     out = _run(
         tmp_path,
         "benchmark_stage1_cycle.py",
+        *ONE_THREAD,
         # batches of 16: with a batch or two, every epoch would hold the same batches anyway
         *("--log", str(sgd_file), "--dialogues", "40", "--epochs", "3", "--cycle", "1"),
     )

@@ -13,7 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # One thread per test process, and for the scripts they start (run_python passes the
 # environment on): `pytest -n 2` already keeps both cores busy, and a second thread in each
 # worker only made them wait on each other. The suite took 22:01 with torch's default of 2
-# threads and 14:27 with 1 on session 35's 2-core machine (docs/benchmarks.md).
+# threads, 14:27 with 1, and 10:38 with the benchmark scripts' tests at one thread too, on
+# session 35's 2-core machine (docs/benchmarks.md, "11.").
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,21 +16,25 @@ Mapping onto the contract:
 - the USER utterance's frame is the one with a non-NONE active intent and actions;
   `domain` = its service, `intent` = its `state.active_intent` ("NONE" kept as a class: the
   user is not pursuing any intent). Without such a frame (MultiWOZ 2.2, in this format, keeps
-  its acts in a separate `dialog_acts.json` and repeats every service's frame on every user
-  turn, an intent often staying active after the user moved on), the frame is read from what
-  changed since the user's previous utterance (a service absent there counts as changed):
-  the first frame with an active intent and something new (a slot value or request added,
-  or the intent itself); else the first active one that changed otherwise (a request
-  answered drops out); else the first that changed at all (an intent ended: NONE); else the
-  previous turn's service; else the first active frame; else the first frame.
+  its acts per utterance in a separate `dialog_acts.json` and repeats every service's frame
+  on every user turn, an intent often staying active after the user moved on), the frame is
+  read from what changed since the user's previous utterance (a service absent there counts
+  as changed): the first frame with an active intent and something new (a slot value or
+  request added, or the intent itself); else the first active one that changed otherwise (a
+  request answered drops out); else the first that changed at all (an intent ended: NONE);
+  else the previous turn's service; else the first active frame; else the first frame.
 - `slots` = the spans of every USER frame's `slots` (`start`/`exclusive_end`), value = the
   text at the span. A slot carried over from another (MultiWOZ 2.2's `copy_from`, with no
   `start`) names no text in the utterance and is not a span to tag: it is skipped.
 - `user_acts` / `system_acts` = the frames' dialogue acts, in order. A dialogue with no act
-  on any frame has no acts annotated (MultiWOZ 2.2's dialogues_*.json): acts, `rejection`
-  and every goal's success are None there, not "no act" and not a failed transaction.
-- `schema.json` is read beside the dialogue files, else from their parent directory
-  (MultiWOZ 2.2 keeps one schema above its train/dev/test folders).
+  on any frame (MultiWOZ 2.2's dialogues_*.json) takes its acts from a `dialog_acts.json`
+  that holds its id: each utterance's act types (e.g. `Booking-Book`), and goal success read
+  from what they stand for in SGD's acts (`labelgen.data.multiwoz_acts`), counting only acts
+  of the goal's service or of no domain (`Booking-*`); `rejection` stays None (MultiWOZ's
+  user acts hold no decline). Without such an entry, acts, `rejection` and every goal's
+  success are None, not "no act" and not a failed transaction.
+- `schema.json` and `dialog_acts.json` are read beside the dialogue files, else from their
+  parent directory (MultiWOZ 2.2 keeps both above its train/dev/test folders).
 - goals: a goal is a maximal run of consecutive turns with the same (service, active intent);
   a new goal starts wherever that pair changes, so returning to an earlier intent after
   another one starts a new goal. Turns whose active intent is NONE serve no goal.
@@ -60,6 +64,7 @@ from typing import Any
 
 from labelgen.data.canonical import RAW_LIMIT, lone_surrogate, validate
 from labelgen.data.compressed import DamagedGzip, gunzip
+from labelgen.data.multiwoz_acts import ACTS_FILE, load_dialog_acts, outcome_acts, utterance_acts
 from labelgen.data.rejects import LogReadError, Reject
 from labelgen.data.schema import Dialogue
 
@@ -85,13 +90,17 @@ def read_sgd(path: str | Path) -> Iterator[Dialogue | Reject]:
         (p for p in (folder / "schema.json", folder.parent / "schema.json") if p.exists()), None
     )
     transactional = {} if schema_path is None else _load_transactional(schema_path)
+    acts_path = next(
+        (p for p in (folder / ACTS_FILE, folder.parent / ACTS_FILE) if p.exists()), None
+    )
+    separate = None if acts_path is None else load_dialog_acts(acts_path)
     for file in files:
         for source, raw in _iter_file(file):
             if isinstance(raw, Reject):
                 yield raw
                 continue
             try:
-                converted = convert_dialogue(raw, transactional)
+                converted = convert_dialogue(raw, transactional, separate)
             except SgdFormatError as err:
                 yield Reject(source, f"not an SGD dialogue: {err}", raw)
                 continue
@@ -191,8 +200,13 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-def convert_dialogue(raw: Any, transactional: dict[tuple[str, str], bool]) -> dict[str, Any]:
-    """One SGD dialogue as a canonical dict (validated by the caller)."""
+def convert_dialogue(
+    raw: Any,
+    transactional: dict[tuple[str, str], bool],
+    separate: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One SGD dialogue as a canonical dict (validated by the caller). `separate`: MultiWOZ
+    2.2's `dialog_acts.json`, read for a dialogue whose frames hold no act."""
     if not isinstance(raw, dict):
         raise SgdFormatError(f"expected an object, got {type(raw).__name__}")
     utterances = raw.get("turns")
@@ -200,21 +214,58 @@ def convert_dialogue(raw: Any, transactional: dict[tuple[str, str], bool]) -> di
         raise SgdFormatError("'turns' is missing or not a list")
     opening, pairs = _pair_turns(utterances)
     annotated = any(a for utt in utterances for a in _acts_of(utt))
+    entry = None
+    if not annotated and separate is not None and isinstance(raw.get("dialogue_id"), str):
+        entry = separate.get(raw["dialogue_id"])
     frames = _main_frames([user for user, _ in pairs])
     turns = [
         _turn(user, system, frame, annotated)
         for (user, system), frame in zip(pairs, frames, strict=True)
     ]
     keys = [_goal_key(frame) for frame in frames]
+    outcomes = None  # no act known: neither is any goal's outcome
     if annotated:
         for k, turn in enumerate(turns[:-1]):
             turn["rejection"] = _rejects(turn["system_acts"], turns[k + 1]["user_acts"])
+        outcomes = [turn["system_acts"] or [] for turn in turns]
+    elif entry is not None:
+        place = {id(utt): str(k) for k, utt in enumerate(utterances)}  # without its turn_id
+        outcomes = _separate_acts(turns, pairs, keys, entry, place)
     return {
         "dialogue_id": raw.get("dialogue_id"),
         "turns": turns,
         "system_opening": opening,
-        "goals": _goals(turns, keys, transactional if annotated else None),
+        "goals": _goals(turns, keys, None if outcomes is None else transactional, outcomes),
     }
+
+
+def _separate_acts(
+    turns: list[dict[str, Any]],
+    pairs: list[tuple[dict, dict | None]],
+    keys: list[tuple[str, str] | None],
+    entry: Any,
+    place: dict[int, str],
+) -> list[list[str]]:
+    """Fills each turn's acts from its dialogue's `dialog_acts.json` entry (`multiwoz_acts`);
+    returns each turn's system acts as outcomes of the goal it serves (acts of another domain
+    left out). Rejection stays None: MultiWOZ's user acts hold no decline."""
+    outcomes: list[list[str]] = []
+
+    def acts(utt: dict) -> dict[str, list[tuple[str, str]]]:
+        try:
+            return utterance_acts(entry, str(utt.get("turn_id", place[id(utt)])))
+        except ValueError as err:
+            raise SgdFormatError(f"malformed {ACTS_FILE} entry: {err}") from err
+
+    for turn, (user, system), key in zip(turns, pairs, keys, strict=True):
+        system_acts = {} if system is None else acts(system)
+        turn["user_acts"] = list(acts(user))
+        turn["system_acts"] = None if system is None else list(system_acts)
+        service = key[0].lower() if key is not None and key[0] is not None else None
+        outcomes.append(
+            [act for domain, act in outcome_acts(system_acts) if domain in (None, service)]
+        )
+    return outcomes
 
 
 def _pair_turns(utterances: list[Any]) -> tuple[str | None, list[tuple[dict, dict | None]]]:
@@ -346,18 +397,20 @@ def _goals(
     turns: list[dict[str, Any]],
     keys: list[tuple[str, str] | None],
     transactional: dict[tuple[str, str], bool] | None,
+    outcomes: list[list[str]] | None,
 ) -> list[dict[str, Any]]:
-    """The goals; `transactional` None when the dialogue has no acts, so no outcome is known."""
+    """The goals; `transactional` None when the dialogue has no acts, so no outcome is known.
+    `outcomes`: each turn's system acts in SGD's names, as its goal's outcome reads them."""
     goals: list[dict[str, Any]] = []
     acts_per_goal: list[list[str]] = []
     previous = None
-    for turn, key in zip(turns, keys, strict=True):
+    for turn, key, acts in zip(turns, keys, outcomes or [[]] * len(turns), strict=True):
         if key is not None and key != previous:
             goals.append({"goal_id": f"g{len(goals)}", "intent": key[1]})
             acts_per_goal.append([])
         if key is not None:
             turn["goal_id"] = goals[-1]["goal_id"]
-            acts_per_goal[-1].extend(turn["system_acts"] or [])
+            acts_per_goal[-1].extend(acts)
         previous = key
     for goal, key, acts in zip(goals, _dedupe(keys), acts_per_goal, strict=True):
         goal["success"] = None if transactional is None else _success(acts, transactional.get(key))

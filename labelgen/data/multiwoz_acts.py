@@ -4,14 +4,16 @@ a goal's outcome in the terms the SGD reader decides goal success with.
 MultiWOZ 2.2 is published in SGD's format, but its dialogue files carry no acts: they sit in
 `dialog_acts.json` beside `schema.json`, above the train/dev/test folders, as
 `{dialogue_id: {turn_id: {"dialog_act": {"Domain-Act": [[slot, value], ...]}, "span_info": [...]}}}`
-(`turn_id` being each utterance's `turn_id`, "0" for the first). An act without slots holds
+(`turn_id` being each utterance's `turn_id`, "0" for the first; the dataset's README spells
+"dialog_act" as "dialogue_acts", which is also taken). An act without slots holds
 `[["none", "none"]]`.
 
 What a system act says about the goal it answers (the SGD act it stands for):
 - `Booking-Book` and `Train-OfferBooked`: a booking made (NOTIFY_SUCCESS); `Booking-NoBook`: a
   booking refused (NOTIFY_FAILURE). `Booking` names no domain: it is the goal at hand's.
-- `Taxi-Inform` with a car or a phone: the taxi booked (NOTIFY_SUCCESS). MultiWOZ has no
-  booking act for taxis; "Booked car type: ..., contact number: ..." is how one is confirmed.
+- `Taxi-Inform` with a car (`car`, or the schema's `type`) or a phone: the taxi booked
+  (NOTIFY_SUCCESS). MultiWOZ has no booking act for taxis, whose car and number are made up
+  when one is booked: "Booked car type: ..., contact number: ..." is how one is confirmed.
 - `<Domain>-NoOffer`: nothing matches (NOTIFY_FAILURE); for a search, a result offered later
   overrides it, as for SGD's "no other events" notices.
 - `<Domain>-Recommend`, `<Domain>-Select`, `Train-OfferBook`, and `<Domain>-Inform` naming an
@@ -58,9 +60,14 @@ def utterance_acts(entry: Any, turn_id: str) -> Acts:
     if not isinstance(entry, dict):
         raise ValueError(f"the dialogue's entry is a {type(entry).__name__}, not an object")
     turn = entry.get(turn_id, {})
-    acts = turn.get("dialog_act", {}) if isinstance(turn, dict) else None
+    if not isinstance(turn, dict):
+        raise ValueError(f"turn {turn_id} is a {type(turn).__name__}, not an object")
+    # the file (and the `datasets` loader reading it) says "dialog_act"; the dataset's README
+    # shows "dialogue_acts": either is taken
+    key = "dialog_act" if "dialog_act" in turn else "dialogue_acts"
+    acts = turn.get(key, {})
     if not isinstance(acts, dict):
-        raise ValueError(f"turn {turn_id}'s 'dialog_act' is not an object")
+        raise ValueError(f"turn {turn_id}'s '{key}' is not an object")
     out: Acts = {}
     for name, pairs in acts.items():
         if not (
@@ -91,7 +98,7 @@ def _outcome(domain: str, act: str, slots: set[str]) -> str | None:
         return {"book": "NOTIFY_SUCCESS", "nobook": "NOTIFY_FAILURE"}.get(act)
     if (domain, act) == ("train", "offerbooked"):
         return "NOTIFY_SUCCESS"
-    if (domain, act) == ("taxi", "inform") and slots & {"car", "phone"}:
+    if (domain, act) == ("taxi", "inform") and slots & {"car", "type", "phone"}:
         return "NOTIFY_SUCCESS"
     if act == "nooffer":
         return "NOTIFY_FAILURE"

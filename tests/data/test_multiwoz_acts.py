@@ -21,6 +21,7 @@ NONE = [("none", "none")]
         # a taxi is booked when its car or its phone is given, not when its route is repeated
         ({"Taxi-Inform": [("car", "grey volvo"), ("phone", "0778")]}, [("taxi", "NOTIFY_SUCCESS")]),
         ({"Taxi-Inform": [("Phone", "0778")]}, [("taxi", "NOTIFY_SUCCESS")]),
+        ({"Taxi-Inform": [("type", "white tesla")]}, [("taxi", "NOTIFY_SUCCESS")]),
         ({"Taxi-Inform": [("departure", "the gallery")]}, [("taxi", "INFORM")]),
         # searches: nothing found, a result named, its details, a bare count
         ({"Hotel-NoOffer": [("stars", "5")]}, [("hotel", "NOTIFY_FAILURE")]),
@@ -54,8 +55,13 @@ def test_utterance_acts_reads_an_entry_and_says_what_is_malformed():
     assert utterance_acts(entry, "0") == {"Hotel-Inform": [("area", "east")]}
     assert utterance_acts(entry, "1") == {}
     assert utterance_acts(entry, "7") == {}  # an utterance the entry does not list: no act
+    # the key as the dataset's README spells it
+    readme = {"0": {"dialogue_acts": {"Booking-Book": [["ref", "X1"]]}}}
+    assert utterance_acts(readme, "0") == {"Booking-Book": [("ref", "X1")]}
     for bad, why in [
         ([], "not an object"),
+        ({"0": None}, "turn 0 is a NoneType"),
+        ({"0": {"dialogue_acts": []}}, "'dialogue_acts' is not an object"),
         ({"0": {"dialog_act": [["Hotel-Inform"]]}}, "'dialog_act' is not an object"),
         ({"0": {"dialog_act": {"Hotel-Inform": [["area"]]}}}, "'Hotel-Inform'"),
         ({"0": {"dialog_act": {"Hotel-Inform": [["area", 3]]}}}, "[slot, value]"),

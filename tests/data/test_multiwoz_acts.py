@@ -3,8 +3,21 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from labelgen.data.canonical import validate
 from labelgen.data.multiwoz_acts import outcome_acts, utterance_acts
+from labelgen.data.schema import Dialogue
+from labelgen.data.sgd import SgdFormatError, convert_dialogue
+from tests.data.fuzzing import FUZZ
+from tests.data.test_sgd import MWOZ_SCHEMA, _mwoz_dialogue
+
+MWOZ_TRANSACTIONAL = {
+    (service["service_name"], intent["name"]): intent["is_transactional"]
+    for service in MWOZ_SCHEMA
+    for intent in service["intents"]
+}
 
 NONE = [("none", "none")]
 
@@ -68,3 +81,66 @@ def test_utterance_acts_reads_an_entry_and_says_what_is_malformed():
     ]:
         with pytest.raises(ValueError, match=re.escape(why)):
             utterance_acts(bad, "0")
+
+
+_scalar = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+_json = st.recursive(
+    _scalar,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_act_names = st.sampled_from(
+    [
+        "Booking-Book",
+        "Booking-NoBook",
+        "Hotel-NoOffer",
+        "Hotel-Inform",
+        "Taxi-Inform",
+        "Train-OfferBooked",
+        "Restaurant-Recommend",
+        "general-bye",
+        "Hotel",
+        "-",
+        "x-y-z",
+    ]
+)
+_slots = st.lists(
+    st.tuples(
+        st.sampled_from(["name", "car", "choice", "none", "Id", ""]), st.text(max_size=4)
+    ).map(list),
+    max_size=3,
+)
+_turn_ids = st.sampled_from([str(k) for k in range(12)])
+
+
+def _entries(acts: st.SearchStrategy) -> st.SearchStrategy:
+    """Entries whose utterances' `dialog_act` is drawn from `acts`."""
+    return st.dictionaries(_turn_ids, st.fixed_dictionaries({"dialog_act": acts}))
+
+
+# broken at every level: the entry, a turn, its acts, an act's pairs; and well formed
+_any_entry = st.one_of(
+    _json,
+    st.dictionaries(_turn_ids, _json),
+    _entries(_json),
+    _entries(st.dictionaries(_act_names, _json, max_size=3)),
+    _entries(st.dictionaries(_act_names, st.lists(st.lists(_scalar, max_size=3), max_size=3))),
+    _entries(st.dictionaries(_act_names, st.lists(st.lists(_scalar, min_size=2, max_size=2)))),
+    _entries(st.dictionaries(_act_names, _slots, max_size=3)),
+)
+
+
+@settings(FUZZ, max_examples=200)  # seven shapes, each broken at its own level: more draws
+@given(entry=_any_entry)
+def test_any_entry_reads_or_rejects_the_dialogue(entry):
+    # whatever the file holds for a dialogue: its dialogue reads, or is rejected with a reason
+    try:
+        converted = convert_dialogue(_mwoz_dialogue(), MWOZ_TRANSACTIONAL, {"PMUL0001.json": entry})
+    except SgdFormatError as err:
+        assert "dialog_acts.json" in str(err) or "dialogue_acts" in str(err), err
+        return
+    assert {g["success"] for g in converted["goals"]} <= {True, False, None}
+    assert {t.get("rejection") for t in converted["turns"]} == {None}
+    assert isinstance(validate(converted, "fuzz"), Dialogue)  # the contract takes it

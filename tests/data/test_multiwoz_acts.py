@@ -1,3 +1,6 @@
+"""MultiWOZ 2.2's acts file: what each act says of an outcome, and that any entry in it reads its
+dialogue or rejects it with the reason."""
+
 from __future__ import annotations
 
 import re
@@ -139,7 +142,7 @@ def test_any_entry_reads_or_rejects_the_dialogue(entry):
     try:
         converted = convert_dialogue(_mwoz_dialogue(), MWOZ_TRANSACTIONAL, {"PMUL0001.json": entry})
     except SgdFormatError as err:
-        assert "dialog_acts.json" in str(err) or "dialogue_acts" in str(err), err
+        assert str(err).startswith("malformed dialog_acts.json entry: "), err
         return
     assert {g["success"] for g in converted["goals"]} <= {True, False, None}
     assert {t.get("rejection") for t in converted["turns"]} == {None}

@@ -235,7 +235,7 @@ def convert_dialogue(
         "dialogue_id": raw.get("dialogue_id"),
         "turns": turns,
         "system_opening": opening,
-        "goals": _goals(turns, keys, None if outcomes is None else transactional, outcomes),
+        "goals": _goals(turns, keys, transactional, outcomes),
     }
 
 
@@ -396,11 +396,11 @@ def _rejects(system_acts: list[str] | None, next_user_acts: list[str] | None) ->
 def _goals(
     turns: list[dict[str, Any]],
     keys: list[tuple[str, str] | None],
-    transactional: dict[tuple[str, str], bool] | None,
+    transactional: dict[tuple[str, str], bool],
     outcomes: list[list[str]] | None,
 ) -> list[dict[str, Any]]:
-    """The goals; `transactional` None when the dialogue has no acts, so no outcome is known.
-    `outcomes`: each turn's system acts in SGD's names, as its goal's outcome reads them."""
+    """The goals. `outcomes`: each turn's system acts in SGD's names, as its goal's outcome
+    reads them; None when the dialogue has no acts, so no outcome is known."""
     goals: list[dict[str, Any]] = []
     acts_per_goal: list[list[str]] = []
     previous = None
@@ -413,7 +413,7 @@ def _goals(
             acts_per_goal[-1].extend(acts)
         previous = key
     for goal, key, acts in zip(goals, _dedupe(keys), acts_per_goal, strict=True):
-        goal["success"] = None if transactional is None else _success(acts, transactional.get(key))
+        goal["success"] = None if outcomes is None else _success(acts, transactional.get(key))
     return goals
 
 

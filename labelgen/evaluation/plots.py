@@ -16,10 +16,20 @@ import numpy as np
 from labelgen.evaluation.thresholds import Sweep
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _axes() -> tuple[plt.Figure, plt.Axes]:
+    """A 5 x 4 inch figure whose labels are fixed, so its margins can be: the ones
+    `tight_layout` picks for them, without its extra pass over every text (a third of these
+    plots' time; an evaluation draws a dozen, the quality benchmark a few hundred)."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    fig.subplots_adjust(left=0.14, right=0.95, bottom=0.15, top=0.91)
+    return fig, ax
+
+
+def _save(fig: plt.Figure, path: str | Path, tight: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -34,7 +44,7 @@ def precision_coverage(
 ) -> Path:
     """The model's precision against coverage as the threshold drops; the human labels
     everything once, so the human is one point at coverage 1."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _axes()
     ax.plot(curve.coverage, curve.precision, label="model", color="tab:blue")
     if human_precision is not None:
         ax.axhline(human_precision, color="tab:orange", lw=0.8, ls="--")
@@ -54,7 +64,7 @@ def precision_coverage(
     ax.set(xlabel="coverage (share labeled)", ylabel="precision of kept labels", xlim=(0, 1.02))
     ax.set_title(title)
     ax.legend(loc="lower left")
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def reliability(
@@ -78,7 +88,7 @@ def reliability(
         where=count > 0,
     )
     centers = (edges[:-1] + edges[1:]) / 2
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _axes()
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.bar(centers, np.nan_to_num(acc), width=1.0 / bins, edgecolor="black", alpha=0.7)
     for x, a, c in zip(centers, acc, count, strict=True):
@@ -86,7 +96,7 @@ def reliability(
             ax.text(x, min(a, 0.95) + 0.02, str(c), ha="center", fontsize=7)
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.05))
     ax.set_title(title)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def confusion(

@@ -25,11 +25,9 @@ def _axes() -> tuple[plt.Figure, plt.Axes]:
     return fig, ax
 
 
-def _save(fig: plt.Figure, path: str | Path, tight: bool = True) -> Path:
+def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -64,7 +62,7 @@ def precision_coverage(
     ax.set(xlabel="coverage (share labeled)", ylabel="precision of kept labels", xlim=(0, 1.02))
     ax.set_title(title)
     ax.legend(loc="lower left")
-    return _save(fig, path, tight=False)
+    return _save(fig, path)
 
 
 def reliability(
@@ -96,7 +94,7 @@ def reliability(
             ax.text(x, min(a, 0.95) + 0.02, str(c), ha="center", fontsize=7)
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.05))
     ax.set_title(title)
-    return _save(fig, path, tight=False)
+    return _save(fig, path)
 
 
 def confusion(
@@ -126,4 +124,5 @@ def confusion(
     ax.set(xlabel="predicted", ylabel="gold")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()  # its size and tick labels follow the classes: no fixed margins
     return _save(fig, path)

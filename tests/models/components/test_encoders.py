@@ -257,6 +257,9 @@ def test_cleared_caches_encode_every_turn_anew():
     assert len(held) >= 1
     clear_shared_caches()
     assert len(held) == 0  # a module holding the cache sees it empty ...
+    from labelgen.models.components.turn_encoder import _FINGERPRINTED
+
+    assert not _FINGERPRINTED  # and weights met before are hashed again, as the first time
     second = TurnEncoder(config, MINILM)
     assert second._cache is not held  # ... and a new one starts from a new cache
     calls = []

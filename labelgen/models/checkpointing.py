@@ -1,4 +1,6 @@
-"""`last.ckpt` kept current for `--ckpt_path last`, written so that a kill never corrupts it."""
+"""What checkpoints hold beyond Lightning's own: the generators' states, a frozen encoder named
+by digest instead of copied, and `last.ckpt` kept current for `--ckpt_path last`, written so
+that a kill never corrupts it."""
 
 from __future__ import annotations
 
@@ -12,7 +14,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
+
 RNG_KEY = "labelgen_rng_states"
+FROZEN_KEY = "labelgen_frozen_encoder"
+"""Where a checkpoint names its frozen encoder's weights: pretrained source and digest."""
+_ENCODER = "encoder.model."
 
 
 def rng_states() -> dict[str, Any]:
@@ -38,6 +45,71 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def refer_to_pretrained(encoder: TurnEncoder, checkpoint: dict[str, Any]) -> None:
+    """Takes a frozen encoder's weights out of `checkpoint` while they are still the ones
+    `pretrained` gave, and names them by source and digest instead (`store_frozen`). The
+    quality benchmark's best checkpoints were 90 MB of MiniLM each, written again at every
+    improvement, and the weights are already where the model was built from."""
+    digest = encoder.pretrained_digest
+    if digest is None or encoder.fingerprint() != digest:
+        return  # weights of its own: they are the checkpoint's to keep
+    state = checkpoint["state_dict"]
+    for name in [name for name in state if name.startswith(_ENCODER)]:
+        del state[name]
+    config = encoder.config
+    checkpoint[FROZEN_KEY] = {
+        "pretrained": config.pretrained,
+        "architecture": dict(config.architecture),
+        "attn_implementation": config.attn_implementation,
+        "digest": digest,
+    }
+
+
+SOURCE_ERRORS = (OSError, ImportError, ValueError)
+"""What loading a pretrained source raises when it is not there (a missing path: the hub's
+HFValidationError, a ValueError; a `package:` not installed: ImportError)."""
+
+
+def unreachable_source(source: str, err: Exception) -> str:
+    return (
+        f"the checkpoint's frozen encoder is {source!r}, which it does not copy, and it "
+        f"cannot be loaded from there ({err})"
+    )
+
+
+def restore_frozen_encoder(checkpoint: dict[str, Any], encoder: TurnEncoder | None) -> None:
+    """Puts the frozen encoder weights a checkpoint names by digest back into its state dict,
+    so that it loads as one that holds them: `encoder`'s own weights when they are those (a
+    model built from the same source), else loaded from the source again. Raises ValueError
+    when the source is gone or its weights differ from the ones trained with."""
+    reference = checkpoint.pop(FROZEN_KEY, None)
+    if reference is None:
+        return
+    digest, source = reference["digest"], reference["pretrained"]
+    if encoder is None or encoder.fingerprint() != digest:
+        config = EncoderConfig(
+            pretrained=source,
+            architecture=reference["architecture"],
+            attn_implementation=reference["attn_implementation"],
+            frozen=True,
+            store_frozen=True,  # no digest taken twice: it is compared right here
+        )
+        try:
+            encoder = TurnEncoder(config, tokenizer=source)
+        except SOURCE_ERRORS as err:
+            raise ValueError(unreachable_source(source, err)) from err
+        found = encoder.fingerprint()
+        if found != digest:
+            raise ValueError(
+                f"the checkpoint's frozen encoder is {source!r} as it was when the model "
+                f"trained (digest {digest}), which it does not copy; the weights there now "
+                f"differ (digest {found}). Put those weights back there, or train with "
+                "encoder.store_frozen to keep them in the checkpoint"
+            )
+    state = checkpoint["state_dict"]
+    state.update({_ENCODER + name: t for name, t in encoder.model.state_dict().items()})
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -32,6 +32,12 @@ from labelgen import __version__
 from labelgen.data.features import FeatureSpace
 from labelgen.data.tokenization import load_tokenizer, resolve_pretrained
 from labelgen.models.card import CARD, model_card
+from labelgen.models.checkpointing import (
+    FROZEN_KEY,
+    SOURCE_ERRORS,
+    restore_frozen_encoder,
+    unreachable_source,
+)
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.fusion import FusionConfig
 from labelgen.models.components.turn_encoder import EncoderConfig
@@ -146,13 +152,20 @@ def load_checkpoint(path: str | Path) -> tuple[LabelGenModule, dict[str, Any]]:
         raise ExportError(f"{path}: not a LabelGenModule checkpoint (state_dict, hyper_parameters)")
     hparams = checkpoint["hyper_parameters"]
     space = hparams.get("feature_space")
+    # a checkpoint that names its frozen encoder instead of copying it: built from the source
+    referring = FROZEN_KEY in checkpoint
     module = _build(
         hparams,
         Path(path),
         tokenizer=hparams.get("tokenizer"),
         space=FeatureSpace(**space) if isinstance(space, dict) else None,
         encoder_config=None,
+        pretrained_weights=referring,
     )
+    try:
+        restore_frozen_encoder(checkpoint, module.encoder)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ExportError(f"{path}: {err}") from err
     _load_weights(module, checkpoint["state_dict"], Path(path))
     data = checkpoint.get("datamodule_hyper_parameters")
     data = data if isinstance(data, dict) else {}
@@ -173,12 +186,14 @@ def _build(
     tokenizer: Any,
     space: FeatureSpace | None,
     encoder_config: dict[str, Any] | None,
+    pretrained_weights: bool = False,
 ) -> LabelGenModule:
     """The module described by `hparams`, its encoder built from `encoder_config` if given;
-    its weights uninitialized, for the caller to load."""
+    its weights uninitialized, for the caller to load, except with `pretrained_weights`, where
+    the encoder loads them from its pretrained source."""
     try:
         encoder = dict(hparams["encoder"])
-        if encoder_config is None and encoder["pretrained"] is not None:
+        if encoder_config is None and encoder["pretrained"] is not None and not pretrained_weights:
             from transformers import AutoConfig
 
             # The encoder's shape comes from where training took it; its weights are in the
@@ -205,7 +220,13 @@ def _build(
     # of a MiniLM model's 0.5 s load (the quality benchmark's 117 labeling calls each load one
     # or two).
     with no_init_weights():
-        module = LabelGenModule(**configs, tokenizer=tokenizer, feature_space=space)
+        try:
+            module = LabelGenModule(**configs, tokenizer=tokenizer, feature_space=space)
+        except SOURCE_ERRORS as err:
+            if not pretrained_weights:
+                raise
+            reason = unreachable_source(encoder["pretrained"], err)
+            raise ExportError(f"{source}: {reason}") from err
         if encoder_config is not None:
             _match_encoder(module, encoder_config)
     return module

@@ -27,7 +27,13 @@ from labelgen.data.features import (
     FeatureSpace,
 )
 from labelgen.data.tokenization import PairTemplate, load_tokenizer
-from labelgen.models.checkpointing import RNG_KEY, rng_states, set_rng_states
+from labelgen.models.checkpointing import (
+    RNG_KEY,
+    refer_to_pretrained,
+    restore_frozen_encoder,
+    rng_states,
+    set_rng_states,
+)
 from labelgen.models.components.dialogue_encoder import DialogueConfig, DialogueEncoder
 from labelgen.models.components.fusion import FeatureFusion, FusionConfig
 from labelgen.models.components.heads import ClassifierHead, GoalSuccessHead, SlotHead
@@ -485,9 +491,11 @@ class LabelGenModule(L.LightningModule):
     # the same masks; data order is exact either way (the sampler's own state).
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RNG_KEY] = rng_states()
+        refer_to_pretrained(self.encoder, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._resume_rng = checkpoint.get(RNG_KEY)
+        restore_frozen_encoder(checkpoint, self.encoder)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         states, self._resume_rng = getattr(self, "_resume_rng", None), None
@@ -550,6 +558,10 @@ class LabelGenModule(L.LightningModule):
         """Copy every weight of a checkpoint whose name and shape match, rows of vocabularies
         (services, intents, slot tags) matched by value; report the rest."""
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            restore_frozen_encoder(checkpoint, self.encoder)
+        except ValueError as err:
+            raise ValueError(f"init_from {path}: {err}") from err
         own = self.state_dict()
         matching, report = matching_state(own, self.space, checkpoint, self._vocab_heads())
         if not matching:

@@ -362,7 +362,7 @@ def test_weights_seen_before_take_their_fingerprint_without_hashing(monkeypatch)
     frozen = EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, frozen=True)
     torch.manual_seed(2)
     first = TurnEncoder(frozen, MINILM)
-    hashed = first._fingerprint()
+    hashed = first.fingerprint()
     hashes = []
     blake2b = turn_encoder.hashlib.blake2b
     monkeypatch.setattr(
@@ -370,21 +370,21 @@ def test_weights_seen_before_take_their_fingerprint_without_hashing(monkeypatch)
     )
     second = TurnEncoder(frozen, MINILM)
     second.load_state_dict(first.state_dict())
-    assert second._fingerprint() == hashed and hashes == []  # the same bits: remembered
+    assert second.fingerprint() == hashed and hashes == []  # the same bits: remembered
     # the memo holds a copy: weights changed in place are hashed anew, to another digest
     with torch.no_grad():
         next(first.model.parameters()).add_(1.0)
-    changed = first._fingerprint()
+    changed = first.fingerprint()
     assert hashes == [1] and changed != hashed
     monkeypatch.setattr(turn_encoder, "_FINGERPRINTED", type(turn_encoder._FINGERPRINTED)())
-    assert first._fingerprint() == changed  # what hashing alone gives
+    assert first.fingerprint() == changed  # what hashing alone gives
     # bits, not values: -0.0 equals 0.0 as a float, yet the hash sees other bytes
     with torch.no_grad():
         bias = next(b for n, b in first.model.named_parameters() if n.endswith("LayerNorm.bias"))
         bias.zero_()
-        zeros = first._fingerprint()
+        zeros = first.fingerprint()
         bias.neg_()
-    assert first._fingerprint() != zeros
+    assert first.fingerprint() != zeros
 
 
 def test_chunk_plan_covers_every_turn_once_within_budget_and_padding():

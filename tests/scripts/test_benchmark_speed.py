@@ -1,5 +1,6 @@
-"""The window, training, train-jobs, stage-1 cycle and scale benchmarks on tiny inputs: they
-run, count what they measured, and their ratios are the ratios of their own figures."""
+"""The window, training, train-jobs, stage-1 cycle, scale and checkpoint benchmarks on tiny
+inputs: they run, count what they measured, and their ratios are the ratios of their own
+figures."""
 
 from __future__ import annotations
 
@@ -177,3 +178,16 @@ def test_window_holds_the_history_the_turn_and_the_next_turn(tmp_path, monkeypat
             else:  # the last turn, then "." for the reaction it never got
                 assert window.endswith(f"{turn}.")
             assert window.startswith(texts[0])  # short dialogues: the whole history
+
+
+@pytest.mark.slow
+def test_checkpoint_benchmark_names_the_frozen_encoder_and_loads_it_back(tmp_path):
+    out = _run(tmp_path, "benchmark_checkpoints.py", *ONE_THREAD, "--rounds", "1")
+    assert out["same_weights"]  # every load gave the trained weights, bit for bit
+    size = out["bytes"]
+    assert size["copied"] - size["named"] > 80e6  # MiniLM's 90 MB of weights, not copied
+    assert out["named_over_copied"]["bytes"] == pytest.approx(size["named"] / size["copied"], 0.01)
+    medians = out["median_seconds"]
+    for step in ("save", "load", "first_load"):
+        ratio = medians[step]["named"] / medians[step]["copied"]
+        assert out["named_over_copied"][step] == pytest.approx(ratio, rel=0.05, abs=0.01)

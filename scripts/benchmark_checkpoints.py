@@ -8,11 +8,12 @@ with `encoder.store_frozen`, each trained one step on a small synthetic log. The
 ways alternating in one process (which goes first alternates too), each is saved as Lightning
 saves a checkpoint (`Trainer.save_checkpoint`) and loaded as `labelgen label` loads one
 (`load_checkpoint`), `--rounds` times. Loads are timed twice: first after
-`clear_shared_caches`, as the first model of a process finds it (a named checkpoint then
-hashes its source once), then again, as a benchmark's later models find it (the weights'
-fingerprint remembered). Every
+`clear_shared_caches`, as the first model of a process finds it, then again, as a benchmark's
+later models find it (until session 39 a process hashed the weights once and compared them
+with a copy after that; now every load and save hashes them, with xxh3). Every
 load is checked to give the trained weights bit for bit. Reports bytes, median seconds and
-the ratios named / copied.
+the ratios named / copied; and, timed in the same rounds, one fingerprint of the encoder's
+weights by `DIGEST` against blake2b (what session 38 hashed them with).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ import torch
 
 from labelgen.data.datamodule import LogDataModule
 from labelgen.models.components.dialogue_encoder import DialogueConfig
-from labelgen.models.components.turn_encoder import EncoderConfig, clear_shared_caches
+from labelgen.models.components.turn_encoder import (
+    DIGEST,
+    EncoderConfig,
+    clear_shared_caches,
+)
 from labelgen.models.export import load_checkpoint
 from labelgen.models.labelgen_module import LabelGenModule
 
@@ -82,11 +87,14 @@ def main() -> None:
     seconds: dict[str, dict[str, list[float]]] = {
         step: {way: [] for way in WAYS} for step in ("save", "load", "first_load")
     }
+    hashes = (DIGEST, "blake2b")
+    hashing: dict[str, list[float]] = {algorithm: [] for algorithm in hashes}
+    encoder = trainers["named"].lightning_module.encoder
     for round_ in range(args.rounds):
+        for algorithm in hashes if round_ % 2 == 0 else hashes[::-1]:
+            hashing[algorithm].append(timed(encoder.fingerprint, algorithm)[0])
         for way in WAYS if round_ % 2 == 0 else WAYS[::-1]:
             trainer, path = trainers[way], paths[way]
-            # as in training, where the model's construction left its weights' copy
-            trainer.lightning_module.encoder.fingerprint()
             seconds["save"][way].append(timed(trainer.save_checkpoint, path)[0])
             clear_shared_caches()
             took, first = timed(load_checkpoint, path)
@@ -116,6 +124,9 @@ def main() -> None:
             for step, median in results["median_seconds"].items()
         },
     }
+    fingerprint = {a: round(statistics.median(times), 4) for a, times in hashing.items()}
+    results["fingerprint_median_seconds"] = fingerprint
+    results["fingerprint_over_blake2b"] = round(fingerprint[DIGEST] / fingerprint["blake2b"], 3)
     (args.out / "result.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results))
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
+from labelgen.models.components.turn_encoder import DIGEST, EncoderConfig, TurnEncoder
 
 RNG_KEY = "labelgen_rng_states"
 FROZEN_KEY = "labelgen_frozen_encoder"
@@ -64,6 +64,7 @@ def refer_to_pretrained(encoder: TurnEncoder, checkpoint: dict[str, Any]) -> Non
         "architecture": dict(config.architecture),
         "attn_implementation": config.attn_implementation,
         "digest": digest,
+        "hash": DIGEST,
     }
 
 
@@ -88,7 +89,9 @@ def restore_frozen_encoder(checkpoint: dict[str, Any], encoder: TurnEncoder | No
     if reference is None:
         return
     digest, source = reference["digest"], reference["pretrained"]
-    if encoder is None or encoder.fingerprint() != digest:
+    # session 38 wrote blake2b digests and did not say so
+    algorithm = reference.get("hash", "blake2b")
+    if encoder is None or encoder.fingerprint(algorithm) != digest:
         config = EncoderConfig(
             pretrained=source,
             architecture=reference["architecture"],
@@ -100,7 +103,7 @@ def restore_frozen_encoder(checkpoint: dict[str, Any], encoder: TurnEncoder | No
             encoder = TurnEncoder(config, tokenizer=source)
         except SOURCE_ERRORS as err:
             raise ValueError(unreachable_source(source, err)) from err
-        found = encoder.fingerprint()
+        found = encoder.fingerprint(algorithm)
         if found != digest:
             raise ValueError(
                 f"the checkpoint's frozen encoder is {source!r} as it was when the model "

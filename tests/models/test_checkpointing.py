@@ -124,3 +124,28 @@ def test_weights_that_are_not_the_sources_are_written(finetune_dm, source, tmp_p
     assert drawn.encoder.pretrained_digest is None
     assert FROZEN_KEY not in torch.load(path, weights_only=True)
     _same_weights(drawn, load_checkpoint(path)[0])
+
+
+def test_checkpoints_naming_their_encoder_by_a_blake2b_digest_still_load(
+    finetune_dm, source, tmp_path
+):
+    # session 38 wrote blake2b digests, without saying which hash: they load as before
+    module, path = _train(finetune_dm, source, tmp_path / "run")
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint[FROZEN_KEY]["hash"] == "xxh3_128"
+    assert checkpoint[FROZEN_KEY]["digest"] == module.encoder.fingerprint()
+    del checkpoint[FROZEN_KEY]["hash"]
+    checkpoint[FROZEN_KEY]["digest"] = module.encoder.fingerprint("blake2b")
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    _same_weights(module, load_checkpoint(tmp_path / "older.ckpt")[0])
+    _same_weights(
+        module,
+        make_module(
+            finetune_dm, encoder=module.encoder.config, init_from=str(tmp_path / "older.ckpt")
+        ),
+    )
+    # read by the hash it names: the new digest taken for a blake2b one is refused
+    checkpoint[FROZEN_KEY]["digest"] = module.encoder.fingerprint()
+    torch.save(checkpoint, tmp_path / "mixed.ckpt")
+    with pytest.raises(ExportError, match="the weights there now differ"):
+        load_checkpoint(tmp_path / "mixed.ckpt")

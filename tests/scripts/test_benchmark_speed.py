@@ -191,3 +191,7 @@ def test_checkpoint_benchmark_names_the_frozen_encoder_and_loads_it_back(tmp_pat
     for step in ("save", "load", "first_load"):
         ratio = medians[step]["named"] / medians[step]["copied"]
         assert out["named_over_copied"][step] == pytest.approx(ratio, rel=0.05, abs=0.01)
+    hashing = out["fingerprint_median_seconds"]
+    assert set(hashing) == {"xxh3_128", "blake2b"} and all(s > 0 for s in hashing.values())
+    ratio = hashing["xxh3_128"] / hashing["blake2b"]
+    assert out["fingerprint_over_blake2b"] == pytest.approx(ratio, rel=0.05, abs=0.01)

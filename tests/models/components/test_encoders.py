@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import pytest
@@ -257,9 +258,6 @@ def test_cleared_caches_encode_every_turn_anew():
     assert len(held) >= 1
     clear_shared_caches()
     assert len(held) == 0  # a module holding the cache sees it empty ...
-    from labelgen.models.components.turn_encoder import _FINGERPRINTED
-
-    assert not _FINGERPRINTED  # and weights met before are hashed again, as the first time
     second = TurnEncoder(config, MINILM)
     assert second._cache is not held  # ... and a new one starts from a new cache
     calls = []
@@ -356,35 +354,42 @@ def test_frozen_cache_is_shared_by_weights_not_by_name():
     assert second._cache is not first._cache
 
 
-def test_weights_seen_before_take_their_fingerprint_without_hashing(monkeypatch):
-    from labelgen.models.components import turn_encoder
-
+@pytest.mark.parametrize("algorithm", ["xxh3_128", "blake2b"])
+def test_fingerprint_is_the_same_for_the_same_bits_and_only_for_them(algorithm):
     frozen = EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, frozen=True)
     torch.manual_seed(2)
     first = TurnEncoder(frozen, MINILM)
-    hashed = first.fingerprint()
-    hashes = []
-    blake2b = turn_encoder.hashlib.blake2b
-    monkeypatch.setattr(
-        turn_encoder.hashlib, "blake2b", lambda *a, **k: hashes.append(1) or blake2b(*a, **k)
-    )
-    second = TurnEncoder(frozen, MINILM)
-    second.load_state_dict(first.state_dict())
-    assert second.fingerprint() == hashed and hashes == []  # the same bits: remembered
-    # the memo holds a copy: weights changed in place are hashed anew, to another digest
+    digest = first.fingerprint(algorithm)
+    second = TurnEncoder(frozen, MINILM)  # other random weights ...
+    assert second.fingerprint(algorithm) != digest
+    second.load_state_dict(first.state_dict())  # ... then the same
+    assert second.fingerprint(algorithm) == digest
     with torch.no_grad():
         next(first.model.parameters()).add_(1.0)
-    changed = first.fingerprint()
-    assert hashes == [1] and changed != hashed
-    monkeypatch.setattr(turn_encoder, "_FINGERPRINTED", type(turn_encoder._FINGERPRINTED)())
-    assert first.fingerprint() == changed  # what hashing alone gives
-    # bits, not values: -0.0 equals 0.0 as a float, yet the hash sees other bytes
+    assert first.fingerprint(algorithm) != digest
+    # bits, not values: -0.0 equals 0.0 as a float, yet they are other weights' bytes
     with torch.no_grad():
         bias = next(b for n, b in first.model.named_parameters() if n.endswith("LayerNorm.bias"))
         bias.zero_()
-        zeros = first.fingerprint()
+        zeros = first.fingerprint(algorithm)
         bias.neg_()
-    assert first.fingerprint() != zeros
+    assert first.fingerprint(algorithm) != zeros
+    # and the attention kernel, which changes the states as the weights would
+    eager = TurnEncoder(replace(frozen, attn_implementation="eager"), MINILM)
+    eager.load_state_dict(second.state_dict())
+    assert eager.fingerprint(algorithm) != digest
+
+
+def test_blake2b_fingerprint_is_the_one_session_38_checkpoints_hold():
+    # those checkpoints name their frozen encoder by this digest: the recipe must not move
+    frozen = EncoderConfig(pretrained=None, architecture=TINY_ROBERTA.architecture, frozen=True)
+    encoder = TurnEncoder(frozen, MINILM)
+    hashed = hashlib.blake2b(frozen.attn_implementation.encode(), digest_size=16)
+    for name, tensor in encoder.model.state_dict().items():
+        hashed.update(name.encode())
+        hashed.update(tensor.contiguous().view(torch.uint8).numpy())
+    assert encoder.fingerprint("blake2b") == hashed.hexdigest()
+    assert encoder.fingerprint() != hashed.hexdigest()
 
 
 def test_chunk_plan_covers_every_turn_once_within_budget_and_padding():

@@ -84,10 +84,11 @@ _SHARED_CACHES: dict[tuple[str, int], OrderedDict[bytes, torch.Tensor]] = {}
 
 
 DIGEST = "xxh3_128"
-"""How `TurnEncoder.fingerprint` hashes weights. xxh3 took 9 ms for MiniLM's 90 MB here, 25
-times faster than blake2b (0.23 s), and 7 times faster than comparing them with a copy kept in
-memory, which it replaced: every model loaded and every checkpoint saved takes a fingerprint
-(about 220 a quality benchmark run), and a frozen RoBERTa-base's 500 MB hashed in 1.3 s."""
+"""How `TurnEncoder.fingerprint` hashes weights. xxh3 took 9-11 ms for MiniLM's 90 MB here,
+against 0.14-0.23 s for blake2b and 28 ms for comparing them with a copy kept in memory (which
+it replaced, and the memory with it): every model loaded and every checkpoint saved takes a
+fingerprint (about 220 in a quality benchmark run). A frozen RoBERTa-base's 500 MB take 0.10 s
+(blake2b: 1.3 s, at every save, as they were too large to keep a copy of)."""
 
 _HASHES = {
     "xxh3_128": lambda: xxhash.xxh3_128(),

@@ -149,3 +149,7 @@ def test_checkpoints_naming_their_encoder_by_a_blake2b_digest_still_load(
     torch.save(checkpoint, tmp_path / "mixed.ckpt")
     with pytest.raises(ExportError, match="the weights there now differ"):
         load_checkpoint(tmp_path / "mixed.ckpt")
+    checkpoint[FROZEN_KEY]["hash"] = "sha3_512"  # a hash this version does not know
+    torch.save(checkpoint, tmp_path / "newer.ckpt")
+    with pytest.raises(ExportError, match="'sha3_512' cannot be checked here"):
+        load_checkpoint(tmp_path / "newer.ckpt")

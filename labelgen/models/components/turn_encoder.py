@@ -273,6 +273,11 @@ class TurnEncoder(nn.Module):
     def fingerprint(self, algorithm: str = DIGEST) -> str:
         """A digest of the encoder's weights (names, dtypes' bytes) and attention kernel, by
         `algorithm` (`DIGEST`; "blake2b" for checkpoints that name their encoder by it)."""
+        if algorithm not in _HASHES:  # a checkpoint from a labelgen that hashes otherwise
+            raise ValueError(
+                f"weights hashed by {algorithm!r} cannot be checked here: this labelgen knows "
+                f"{', '.join(map(repr, _HASHES))}"
+            )
         hashed = _HASHES[algorithm]()
         hashed.update(self.config.attn_implementation.encode())
         for name, tensor in self.model.state_dict().items():

@@ -91,7 +91,7 @@ fingerprint (about 220 in a quality benchmark run). A frozen RoBERTa-base's 500 
 (blake2b: 1.3 s, at every save, as they were too large to keep a copy of)."""
 
 _HASHES = {
-    "xxh3_128": lambda: xxhash.xxh3_128(),
+    "xxh3_128": xxhash.xxh3_128,
     # session 38's checkpoints name their encoder by this digest
     "blake2b": lambda: hashlib.blake2b(digest_size=16),
 }

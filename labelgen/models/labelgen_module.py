@@ -76,6 +76,9 @@ def domain_masks(space: FeatureSpace) -> tuple[torch.Tensor, torch.Tensor]:
     return intents, tags
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+"""Where `OptimConfig.fused` runs AdamW's fused kernel (elsewhere its per-weight loop)."""
+
 SOFT_TASKS = ("intent", "segment", "satisfaction")
 """Tasks whose targets come from the annotators' vote distribution where there is one."""
 
@@ -150,6 +153,11 @@ class OptimConfig:
     generalizes worse than one started fresh (Ash & Adams, 2020, "shrink and perturb"); on
     SGD a stage 1 that learned the swaps well was a worse start than none, shrunk a better one
     (docs/benchmarks.md, session 27)."""
+    fused: bool = True
+    """AdamW updates every weight in one kernel (`torch.optim.AdamW(fused=True)`) where the
+    weights are on CPU or CUDA, instead of a Python loop of small per-weight operations, 7% of
+    a CPU training step of the quality benchmark's models (docs/benchmarks.md, session 40).
+    The same update in another order of rounding: False trains the models of before."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.init_shrink <= 1.0:
@@ -537,8 +545,15 @@ class LabelGenModule(L.LightningModule):
                 {"params": loaded, "lr": self.optim.init_lr},
                 {"params": fresh, "lr": self.optim.lr},
             ]
+        groups = [g for g in groups if g["params"]]
+        trained = [p for g in groups for p in g["params"] if p.requires_grad]
+        # the fused kernels exist for floating-point weights on these devices (and a model
+        # sharded by a strategy may hold others): elsewhere the loop, not an error
+        fused = self.optim.fused and all(
+            p.device.type in FUSED_DEVICES and p.is_floating_point() for p in trained
+        )
         optimizer = torch.optim.AdamW(
-            [g for g in groups if g["params"]], weight_decay=self.optim.weight_decay
+            groups, weight_decay=self.optim.weight_decay, fused=fused or None
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.optim.warmup_fraction * total)

@@ -250,6 +250,9 @@ def train(
         settings["order_cycle"] = order_cycle
     if args.warm_cache:  # the same
         settings["warm_cache"] = True
+    # AdamW's fused kernel since session 40 (`OptimConfig.fused`): another rounding, so the
+    # models of earlier runs, whose settings lack it, are not what this run trains
+    settings["fused_adamw"] = True
     if args.reuse_models and (out / "best.ckpt").is_file():
         if _stored_settings(out) == settings:
             return out / "best.ckpt"  # an earlier run's, with the same settings

@@ -233,9 +233,20 @@ def cross_validate(
     for (k, name), (cutoff, labels) in map_side_by_side(_calibrated, calls, args, 4).items():
         cutoffs[name].append(cutoff)  # fold by fold: the calls are in the folds' order
         gather(labels, combined[name], f"f{k}")
+    # scored side by side too: each takes seconds of one core (the intervals resample every
+    # figure), and with the other fold models' names that made one-core stretches of the run
+    reports = map_side_by_side(
+        _report,
+        {
+            name: (folder, reference, out / f"eval-{name}", args.seed)
+            for name, folder in combined.items()
+        },
+        args,
+        by_log=False,
+        kind="score",
+    )
     figures: dict[str, dict[str, Any]] = {}
-    for name, folder in combined.items():
-        report = score(folder, reference, "uss", out_dir=out / f"eval-{name}", seed=args.seed)
+    for name, report in reports.items():
         sweep = report["tasks"].get("dissatisfaction", {}).get("thresholds", {})
         figures[name] = {
             **dissatisfaction_figures(report),
@@ -243,6 +254,11 @@ def cross_validate(
             "fold_cutoffs": cutoffs[name],
         }
     return figures, val_parts, val_labels, pools
+
+
+def _report(labels: Path, reference: Path, out: Path, seed: int) -> dict[str, Any]:
+    """A USS log's labels scored against its annotators (`score`), the report in `out`."""
+    return score(labels, reference, "uss", out_dir=out, seed=seed)
 
 
 def _calibrated(

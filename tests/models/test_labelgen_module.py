@@ -191,6 +191,23 @@ def test_golden_losses_pin_the_first_steps(finetune_dm):
     assert recorder.losses == pytest.approx(GOLDEN, abs=1e-4)
 
 
+def test_adamw_is_fused_on_cpu_and_the_loop_takes_the_same_steps(finetune_dm):
+    """The fused kernel is the default and `fused=False` the per-weight loop; both follow
+    the same update (the golden losses), only the rounding may differ."""
+    runs = {}
+    for fused in (True, False):
+        L.seed_everything(0)
+        module = make_module(finetune_dm)
+        module.optim = replace(module.optim, fused=fused)
+        trainer, recorder = _fit(module, finetune_dm, max_steps=3, limit_val_batches=0)
+        flags = {group["fused"] for group in trainer.optimizers[0].param_groups}
+        runs[fused] = flags, recorder.losses
+    assert runs[True][0] == {True}
+    assert runs[False][0] == {None}
+    for _, losses in runs.values():
+        assert losses == pytest.approx(GOLDEN, abs=1e-4)
+
+
 # Measured once on CPU with the pinned torch (constraints.txt); update deliberately. Last
 # update: the encoder's length chunks (at most 10% padding each) draw the tiny encoder's dropout
 # masks in another order.

@@ -261,6 +261,15 @@ def main() -> None:
         "thread (session 25's models)",
     )
     parser.add_argument(
+        "--fused-adamw",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="every model's AdamW runs its fused kernel (OptimConfig.fused): the same update "
+        "rounded otherwise, so other models, and on CPU no faster (session 40: 0.997 of the "
+        "loop's time, scripts/benchmark_optimizer.py; its full run took 51 minutes and read "
+        "other figures, docs/benchmarks.md)",
+    )
+    parser.add_argument(
         "--uss-other-arm",
         action=argparse.BooleanOptionalAction,
         default=True,

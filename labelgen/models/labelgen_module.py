@@ -153,11 +153,12 @@ class OptimConfig:
     generalizes worse than one started fresh (Ash & Adams, 2020, "shrink and perturb"); on
     SGD a stage 1 that learned the swaps well was a worse start than none, shrunk a better one
     (docs/benchmarks.md, session 27)."""
-    fused: bool = True
+    fused: bool = False
     """AdamW updates every weight in one kernel (`torch.optim.AdamW(fused=True)`) where the
-    weights are on CPU or CUDA, instead of a Python loop of small per-weight operations, 7% of
-    a CPU training step of the quality benchmark's models (docs/benchmarks.md, session 40).
-    The same update in another order of rounding: False trains the models of before."""
+    weights are on CPU or CUDA, instead of a Python loop of per-weight operations. The same
+    update rounded in another order, so other models; on CPU no faster for the quality
+    benchmark's models (session 40: 0.997 of the loop's time, docs/benchmarks.md), so not the
+    default, which trains the models the benchmarks report. Unmeasured on GPUs here."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.init_shrink <= 1.0:

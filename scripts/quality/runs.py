@@ -220,7 +220,8 @@ def train(
     `pool_sides`: the turn's sides pooled apart (`EncoderConfig.pool_sides`); default: as
     `init_from` pools them (its turn vectors have that size), else `--pool-sides`.
     `order_cycle`: the batches, and stage 1's corruptions, repeat every this many epochs
-    (`LogDataModule.order_cycle`; 0: new ones every epoch)."""
+    (`LogDataModule.order_cycle`; 0: new ones every epoch). AdamW runs fused with
+    `--fused-adamw` (`OptimConfig.fused`)."""
     seed = args.seed if seed is None else seed
     if pool_sides is None:
         pool_sides = args.pool_sides if init_from is None else pools_sides(Path(init_from))
@@ -250,9 +251,9 @@ def train(
         settings["order_cycle"] = order_cycle
     if args.warm_cache:  # the same
         settings["warm_cache"] = True
-    # AdamW's fused kernel since session 40 (`OptimConfig.fused`): another rounding, so the
-    # models of earlier runs, whose settings lack it, are not what this run trains
-    settings["fused_adamw"] = True
+    fused = getattr(args, "fused_adamw", False)
+    if fused:  # the same (another rounding: other models than the loop's)
+        settings["fused_adamw"] = True
     if args.reuse_models and (out / "best.ckpt").is_file():
         if _stored_settings(out) == settings:
             return out / "best.ckpt"  # an earlier run's, with the same settings
@@ -282,6 +283,7 @@ def train(
             warmup_fraction=0.05,
             init_lr=init_lr,
             init_shrink=init_shrink,
+            fused=fused,
             **({"encoder_lr": encoder_lr} if encoder_lr else {}),
         ),
         tokenizer=MINILM,

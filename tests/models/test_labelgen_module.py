@@ -191,9 +191,10 @@ def test_golden_losses_pin_the_first_steps(finetune_dm):
     assert recorder.losses == pytest.approx(GOLDEN, abs=1e-4)
 
 
-def test_adamw_is_fused_on_cpu_and_the_loop_takes_the_same_steps(finetune_dm):
-    """The fused kernel is the default and `fused=False` the per-weight loop; both follow
+def test_adamw_fused_on_cpu_takes_the_steps_of_the_default_loop(finetune_dm):
+    """`fused=True` runs the fused kernel and the default the per-weight loop; both follow
     the same update (the golden losses), only the rounding may differ."""
+    assert OptimConfig().fused is False
     runs = {}
     for fused in (True, False):
         L.seed_everything(0)

@@ -1,12 +1,13 @@
-"""The window, training, train-jobs, stage-1 cycle, scale and checkpoint benchmarks on tiny
-inputs: they run, count what they measured, and their ratios are the ratios of their own
-figures."""
+"""The window, training, train-jobs, optimizer, stage-1 cycle, scale and checkpoint benchmarks
+on tiny inputs: they run, count what they measured, and their ratios are the ratios of their
+own figures."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 
 from tests.conftest import ROOT, run_python
 
@@ -107,6 +108,30 @@ def test_train_jobs_benchmark_trains_every_model_both_ways(tmp_path, shared_data
     )
     for way in ("one_after_another", "side_by_side"):
         assert len(list(tmp_path.glob(f"labels/{way}/labels-s*-*"))) == 4, way
+
+
+@pytest.mark.slow
+def test_optimizer_benchmark_trains_the_model_fused_and_with_the_loop(tmp_path, shared_data):
+    out = _run(
+        tmp_path,
+        "benchmark_optimizer.py",
+        *ONE_THREAD,
+        *("--log", str(shared_data / "sgd" / "dev")),
+        *("--dialogues", "8", "--epochs", "1", "--rounds", "1"),
+    )
+    assert out["training_dialogues"] == 8 and out["held_out_dialogues"] == 2
+    assert out["fused_over_loop"] == pytest.approx(
+        out["fused_seconds"] / out["loop_seconds"], rel=0.01
+    )
+    for way, flag in (("fused", True), ("loop", None)):
+        checkpoint = torch.load(
+            tmp_path / way / "round0" / "best.ckpt", map_location="cpu", weights_only=False
+        )
+        groups = checkpoint["optimizer_states"][0]["param_groups"]
+        assert {group["fused"] for group in groups} == {flag}, way
+        assert out["best_epoch_and_val_loss"][way][0] == checkpoint["epoch"]
+    # the same update rounded otherwise: the models stay close after one epoch
+    assert 0.0 <= out["max_weight_difference"] < 0.05
 
 
 @pytest.mark.slow

@@ -15,13 +15,12 @@ end apart: the same update rounded otherwise moves every later step, as another 
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
 import torch
 from benchmark_labeling import report  # this folder, run as a script
-from quality.runs import read, train, warm_cache, write_log
+from quality.runs import sample_logs, train, warm_cache
 from quality.sgd import SGD_TASKS, best_epoch
 
 
@@ -40,14 +39,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     n = args.dialogues or (40 if args.quick else 600)
     args.epochs = args.epochs or (1 if args.quick else 3)
-    # the settings `train` reads, as the quality benchmark sets them
-    vars(args).update(
-        pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False, warm_cache=True
-    )
-    dialogues = read(args.log, "sgd", n + n // 3, 0, rejects=args.out / "rejects.jsonl")[0]
-    random.Random(0).shuffle(dialogues)
-    train_log = write_log(dialogues[:n], args.out / "train.parquet")
-    val_log = write_log(dialogues[n:], args.out / "val.parquet")
+    # the quality benchmark's settings and logs
+    dialogues, train_log, val_log = sample_logs(args, n, n // 3)
     warm_cache([train_log, val_log], args)
     seconds = {"fused": 0.0, "loop": 0.0}
     ways = [("fused", True), ("loop", False)]

@@ -18,13 +18,12 @@ encoder ran on, its held-out loss, and the ratio of the seconds.
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
 import torch
 from benchmark_labeling import report  # this folder, run as a script
-from quality.runs import read, train, warm_cache, write_log
+from quality.runs import sample_logs, train, warm_cache
 from quality.sgd import best_epoch
 
 from labelgen.models.components.turn_encoder import clear_shared_caches, shared_cache_turns
@@ -46,14 +45,8 @@ def main() -> None:
     cycle = args.cycle or (1 if args.quick else 3)
     if not 0 < cycle < args.epochs:
         parser.error(f"--cycle must be between 1 and --epochs - 1, got {cycle}")
-    # the settings `train` reads, as the quality benchmark sets them
-    vars(args).update(
-        pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False, warm_cache=True
-    )
-    dialogues = read(args.log, "sgd", n + n // 3, 0, rejects=args.out / "rejects.jsonl")[0]
-    random.Random(0).shuffle(dialogues)
-    train_log = write_log(dialogues[:n], args.out / "train.parquet")
-    val_log = write_log(dialogues[n:], args.out / "val.parquet")
+    # the quality benchmark's settings and logs
+    dialogues, train_log, val_log = sample_logs(args, n, n // 3)
     ways = {}
     for name, order_cycle in (("every_epoch", 0), ("cycled", cycle)):
         clear_shared_caches()  # each way finds the logs' own turns cached, and nothing else

@@ -21,7 +21,6 @@ memos, so each encodes the logs it labels.
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch
 from benchmark_labeling import report  # this folder, run as a script
 from quality import runs
 from quality.pool import Job, map_side_by_side, train_all
-from quality.runs import read, warm_cache, write_log
+from quality.runs import sample_logs, warm_cache, write_log
 from quality.sgd import SGD_TASKS, sgd_scores
 
 from labelgen.models.components.turn_encoder import clear_shared_caches
@@ -52,14 +51,8 @@ def main() -> None:
     n = args.dialogues or (40 if args.quick else 540)
     models = args.models or (2 if args.quick else 4)
     args.epochs = args.epochs or (1 if args.quick else 3)
-    # the settings `train` reads, as the quality benchmark sets them
-    vars(args).update(
-        pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False, warm_cache=True
-    )
-    dialogues = read(args.log, "sgd", n + n // 4, 0, rejects=args.out / "rejects.jsonl")[0]
-    random.Random(0).shuffle(dialogues)
-    train_log = write_log(dialogues[:n], args.out / "train.parquet")
-    val_log = write_log(dialogues[n:], args.out / "val.parquet")
+    # the quality benchmark's settings and logs
+    dialogues, train_log, val_log = sample_logs(args, n, n // 4)
     warm_cache([train_log, val_log], args)
     seconds = {"one_after_another": 0.0, "side_by_side": 0.0}
     ways = [("one_after_another", 1), ("side_by_side", args.jobs)]

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("auto", "canonical", "sgd", "uss")
 EXIT_USAGE = 2
@@ -113,6 +114,19 @@ def _cmd_export(args: argparse.Namespace) -> dict:
     return {"out": str(out), "files": sorted(p.name for p in Path(out).iterdir())}
 
 
+def _decisions(args: argparse.Namespace) -> dict[str, Any]:
+    """`_add_decisions`' options as `LabelJob` fields: the command line over the file."""
+    from labelgen.labeling.label import parse_thresholds, read_cutoff, read_rating_weights
+
+    return {
+        "thresholds": parse_thresholds(args.threshold, args.calibration),
+        "dissatisfaction_cutoff": (
+            args.dissatisfaction_cutoff or read_cutoff(args.calibration) or 0.5
+        ),
+        "rating_weights": read_rating_weights(args.calibration),
+    }
+
+
 def _cmd_label(args: argparse.Namespace) -> dict | None:
     from labelgen.labeling.lock import OutputLocked, launches_job, refuse_if_held
 
@@ -121,14 +135,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             refuse_if_held(args.output)
     except OutputLocked as err:
         raise UsageError(str(err), EXIT_LOCKED) from err
-    from labelgen.labeling.label import (
-        LabelJob,
-        OutputMismatch,
-        parse_thresholds,
-        read_cutoff,
-        read_rating_weights,
-        run_label,
-    )
+    from labelgen.labeling.label import LabelJob, OutputMismatch, run_label
 
     try:
         job = LabelJob(
@@ -137,11 +144,7 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             input=str(args.input),
             output=str(args.output),
             format=args.format,
-            thresholds=parse_thresholds(args.threshold, args.calibration),
-            dissatisfaction_cutoff=(
-                args.dissatisfaction_cutoff or read_cutoff(args.calibration) or 0.5
-            ),
-            rating_weights=read_rating_weights(args.calibration),
+            **_decisions(args),
             shard_size=args.shard_size,
             batch_size=args.batch_size,
             audio_root=args.audio_root,
@@ -181,6 +184,25 @@ def _cmd_label(args: argparse.Namespace) -> dict | None:
             f"{result['rejected']}, into {args.output}; auto-labeled: {share}"
         )
     return result
+
+
+def _cmd_recalibrate(args: argparse.Namespace) -> dict:
+    from labelgen.labeling.recalibrate import recalibrate
+
+    try:
+        manifest = recalibrate(
+            args.labels,
+            args.output,
+            **_decisions(args),
+        )
+    except (ValueError, OSError, KeyError) as err:
+        raise UsageError(str(err)) from err
+    share = ", ".join(f"{t} {v:.0%}" for t, v in manifest["auto_labeled_share"].items())
+    print(
+        f"decided {manifest['turns']} turns of {args.labels} again into {args.output} "
+        f"(dissatisfaction cutoff {manifest['dissatisfaction_cutoff']:g}); auto-labeled: {share}"
+    )
+    return manifest
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -270,6 +292,27 @@ def _cmd_review_import(args: argparse.Namespace) -> dict:
     return result
 
 
+def _add_decisions(p: argparse.ArgumentParser) -> None:
+    """How `label` and `recalibrate` turn probabilities into labels."""
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="TASK=P",
+        help="send labels below P to human review (repeatable)",
+    )
+    p.add_argument(
+        "--calibration",
+        help="thresholds, decision cutoffs and rating weights from `labelgen evaluate`",
+    )
+    p.add_argument(
+        "--dissatisfaction-cutoff",
+        type=float,
+        help="dissatisfied when P(rating <= 2) is above this (default: the calibration's, "
+        "else 0.5)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labelgen import __version__
 
@@ -330,23 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--format", choices=FORMATS, default="auto")
     p.add_argument("--output", type=Path, required=True)
-    p.add_argument(
-        "--threshold",
-        action="append",
-        default=[],
-        metavar="TASK=P",
-        help="send labels below P to human review (repeatable)",
-    )
-    p.add_argument(
-        "--calibration",
-        help="thresholds, decision cutoffs and rating weights from `labelgen evaluate`",
-    )
-    p.add_argument(
-        "--dissatisfaction-cutoff",
-        type=float,
-        help="dissatisfied when P(rating <= 2) is above this (default: the calibration's, "
-        "else 0.5)",
-    )
+    _add_decisions(p)
     p.add_argument("--shard-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--audio-root")
@@ -367,6 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
         "shards done is rejected (default: never)",
     )
     p.set_defaults(run=_cmd_label)
+
+    p = sub.add_parser(
+        "recalibrate",
+        help="decide labels again under another calibration, without the model",
+        description="Writes what `labelgen label` with these --calibration, --threshold and "
+        "--dissatisfaction-cutoff would have written, from its output under other settings: "
+        "the dissatisfaction side and 1-5 rating from the kept rating probabilities, and the "
+        "labels sent to review from their confidences.",
+    )
+    p.add_argument("--labels", type=Path, required=True, help="complete `labelgen label` output")
+    p.add_argument("--output", type=Path, required=True, help="a new (or empty) directory")
+    _add_decisions(p)
+    p.set_defaults(run=_cmd_recalibrate)
 
     p = sub.add_parser("evaluate", help="score labels against annotators and a single annotator")
     p.add_argument(

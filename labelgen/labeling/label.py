@@ -30,7 +30,7 @@ from labelgen.labeling.shards import (
     remove_temporaries,
     write_json_atomic,
 )
-from labelgen.labeling.writer import GATED_TASKS, ShardWriter, read_done
+from labelgen.labeling.writer import GATED_TASKS, ShardWriter, done_totals, read_done
 from labelgen.models.ensemble import Ensemble
 from labelgen.models.labelgen_module import LabelGenModule
 
@@ -95,22 +95,30 @@ class LabelJob:
     output, by every process and earlier runs, is above this. None: never stop for rejects."""
 
     def __post_init__(self) -> None:
-        unknown = set(self.thresholds) - set(GATED_TASKS)
-        if unknown:
-            raise ValueError(
-                f"thresholds for unknown tasks {sorted(unknown)}; tasks: {', '.join(GATED_TASKS)}"
-            )
-        if not 0.0 < self.dissatisfaction_cutoff < 1.0:
-            raise ValueError(
-                f"dissatisfaction_cutoff must be in (0, 1), got {self.dissatisfaction_cutoff}"
-            )
-        self.rating_weights = check_weights(self.rating_weights)
+        self.rating_weights = check_decisions(
+            self.thresholds, self.dissatisfaction_cutoff, self.rating_weights
+        )
         if self.shard_size < 1 or self.batch_size < 1:
             raise ValueError("shard_size and batch_size must be >= 1")
         if self.max_reject_fraction is not None and not 0.0 <= self.max_reject_fraction <= 1.0:
             raise ValueError(
                 f"max_reject_fraction must be in [0, 1], got {self.max_reject_fraction}"
             )
+
+
+def check_decisions(
+    thresholds: dict[str, float], cutoff: float, rating_weights: list[float] | None
+) -> list[float] | None:
+    """What turns probabilities into labels, checked (ValueError naming what is wrong); the
+    rating weights as floats."""
+    unknown = set(thresholds) - set(GATED_TASKS)
+    if unknown:
+        raise ValueError(
+            f"thresholds for unknown tasks {sorted(unknown)}; tasks: {', '.join(GATED_TASKS)}"
+        )
+    if not 0.0 < cutoff < 1.0:
+        raise ValueError(f"dissatisfaction_cutoff must be in (0, 1), got {cutoff}")
+    return check_weights(rating_weights)
 
 
 JOB = "_job.json"
@@ -333,16 +341,8 @@ def _run(job: LabelJob, output: Path) -> dict[str, Any] | None:
 
 
 def _manifest(output: Path, job: LabelJob, rate: float) -> dict[str, Any]:
-    done = read_done(output)
-    totals = {k: sum(d[k] for d in done) for k in ("dialogues", "turns", "rejected")}
-    reviewed = {t: sum(d["reviewed"][t] for d in done) for t in GATED_TASKS}
     manifest = {
-        **totals,
-        "input_records": totals["dialogues"] + totals["rejected"],
-        "shards": len(done),
-        "auto_labeled_share": {
-            t: 1 - reviewed[t] / totals["turns"] if totals["turns"] else 0.0 for t in GATED_TASKS
-        },
+        **done_totals(read_done(output)),
         "thresholds": job.thresholds,
         "dissatisfaction_cutoff": job.dissatisfaction_cutoff,
         "rating_weights": job.rating_weights,

@@ -67,6 +67,48 @@ GATED_TASKS = ("intent", "segment", "goal_success", "slots", "satisfaction")
 """Tasks whose labels a threshold can send to human review."""
 
 
+def decide_satisfaction(
+    p: list[float], cutoff: float, rating_weights: list[float] | None
+) -> dict[str, Any]:
+    """A turn's satisfaction labels from its five rating probabilities `p`: dissatisfied
+    when P(rating <= 2) is above the cutoff; the rating is the likeliest one on the side of
+    that decision (after the calibrated rating weights, see `rating_decision`), so the
+    5-point and the binary label agree. Confidence in the decision runs from 0.5 at the
+    cutoff to 1 at P = 0 or 1."""
+    low = p[0] + p[1]
+    dissatisfied = low > cutoff
+    rating = decide_rating(p, dissatisfied, rating_weights)
+    margin = (low - cutoff) / (1 - cutoff) if dissatisfied else (cutoff - low) / cutoff
+    return {
+        "satisfaction": rating,
+        "satisfaction_probs": p,
+        "satisfaction_confidence": p[rating - 1],
+        "dissatisfied": dissatisfied,
+        "dissatisfied_confidence": 0.5 + 0.5 * margin,
+    }
+
+
+def review_tasks(row: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
+    """The row's labels less confident than their task's threshold: for human review."""
+    return [
+        task
+        for task in GATED_TASKS
+        if row.get(f"{task}_confidence") is not None
+        and row[f"{task}_confidence"] < thresholds.get(task, 0.0)
+    ]
+
+
+def shard_counts(shard: int, rows: list[dict[str, Any]], rejected: int) -> dict[str, Any]:
+    """A shard's `_done` marker: what it holds, and how many of its labels go to review."""
+    return {
+        "shard": shard,
+        "dialogues": len({r["dialogue_id"] for r in rows}),
+        "turns": len(rows),
+        "rejected": rejected,
+        "reviewed": {t: sum(t in r["review"] for r in rows) for t in GATED_TASKS},
+    }
+
+
 class ShardWriter(BasePredictionWriter):
     def __init__(
         self,
@@ -137,12 +179,7 @@ class ShardWriter(BasePredictionWriter):
                             goal_success=bool(success),
                             goal_success_confidence=float(conf),
                         )
-                row["review"] = [
-                    task
-                    for task in GATED_TASKS
-                    if row.get(f"{task}_confidence") is not None
-                    and row[f"{task}_confidence"] < self.thresholds.get(task, 0.0)
-                ]
+                row["review"] = review_tasks(row, self.thresholds)
                 out.append(row)
                 flat += 1
         return out
@@ -155,26 +192,11 @@ class ShardWriter(BasePredictionWriter):
             row["segment"] = SEGMENT_TAGS[int(best["segment"].indices[flat])]
             row["segment_confidence"] = float(best["segment"].values[flat])
         if "satisfaction" in probs:
-            self._satisfaction(row, probs["satisfaction"][flat].double().tolist())
+            p = probs["satisfaction"][flat].double().tolist()
+            row.update(decide_satisfaction(p, self.cutoff, self.rating_weights))
         for name in ("defect", *FEEDBACK):
             if name in probs:
                 row[name] = float(probs[name][flat, 1])
-
-    def _satisfaction(self, row: dict[str, Any], p: list[float]) -> None:
-        """Dissatisfied when P(rating <= 2) is above the cutoff; the rating is the likeliest
-        one on the side of that decision (after the calibrated rating weights, see
-        `rating_decision`), so the 5-point and the binary label agree.
-        Confidence in the decision runs from 0.5 at the cutoff to 1 at P = 0 or 1."""
-        low = p[0] + p[1]
-        c = self.cutoff
-        dissatisfied = low > c
-        rating = decide_rating(p, dissatisfied, self.rating_weights)
-        row["satisfaction"] = rating
-        row["satisfaction_probs"] = p
-        row["satisfaction_confidence"] = p[rating - 1]
-        row["dissatisfied"] = dissatisfied
-        margin = (low - c) / (1 - c) if dissatisfied else (c - low) / c
-        row["dissatisfied_confidence"] = 0.5 + 0.5 * margin
 
     def _slots(self, row, tags, conf, offsets, text) -> None:
         row["slots"] = decode_slots(tags, conf, offsets, self.space.slot_tags, text)
@@ -189,14 +211,7 @@ class ShardWriter(BasePredictionWriter):
             with RejectWriter(self.output / REJECTS_DIR / f"{name}.jsonl") as writer:
                 for reject in rejects:
                     writer.write(reject)
-            dialogues = len({r["dialogue_id"] for r in rows})
-            counts = {
-                "shard": shard,
-                "dialogues": dialogues,
-                "turns": len(rows),
-                "rejected": len(rejects),
-                "reviewed": {t: sum(t in r["review"] for r in rows) for t in GATED_TASKS},
-            }
+            counts = shard_counts(shard, rows, len(rejects))
             # Written last: its presence is what marks the shard done.
             write_json_atomic(done_path(self.output, shard), counts)
         except BaseException as err:
@@ -210,7 +225,7 @@ class ShardWriter(BasePredictionWriter):
                     err.filename or str(part),
                 ) from err
             raise
-        self.totals.update(dialogues=dialogues, turns=len(rows), rejected=len(rejects))
+        self.totals.update(dialogues=counts["dialogues"], turns=len(rows), rejected=len(rejects))
 
     def _discard(self, name: str) -> None:
         """Removes what a shard that failed before its marker had published already, so a
@@ -223,3 +238,17 @@ class ShardWriter(BasePredictionWriter):
 
 def read_done(output: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((output / DONE_DIR).glob("part-*.json"))]
+
+
+def done_totals(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's counts over the shards' `_done` markers."""
+    totals = {k: sum(d[k] for d in done) for k in ("dialogues", "turns", "rejected")}
+    reviewed = {t: sum(d["reviewed"][t] for d in done) for t in GATED_TASKS}
+    return {
+        **totals,
+        "input_records": totals["dialogues"] + totals["rejected"],
+        "shards": len(done),
+        "auto_labeled_share": {
+            t: 1 - reviewed[t] / totals["turns"] if totals["turns"] else 0.0 for t in GATED_TASKS
+        },
+    }

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -28,6 +31,7 @@ from labelgen.data.rejects import Reject, RejectWriter
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
 from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
+from labelgen.labeling.recalibrate import recalibrate
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
@@ -433,10 +437,30 @@ def calibrate(labels: Path, val_log: Path, out: Path, args: argparse.Namespace) 
     return out / "calibration.json"
 
 
-def gather(labels: Path, into: Path, prefix: str) -> None:
-    """Copies a labeling run's shards into a folder that collects several runs' labels."""
+def relabel(labels: Path, out: Path, calibration: Path) -> Path:
+    """`labels` decided again with the cutoff and rating weights `label` would take from
+    `calibration` (`labelgen recalibrate`): the same probabilities, without the model."""
+    shutil.rmtree(out, ignore_errors=True)
+    recalibrate(
+        labels,
+        out,
+        dissatisfaction_cutoff=read_cutoff(str(calibration)) or 0.5,
+        rating_weights=read_rating_weights(str(calibration)),
+    )
+    return out
+
+
+def gather(labels: Path, into: Path, prefix: str, keep: set[str] | None = None) -> None:
+    """Copies a labeling run's shards into a folder that collects several runs' labels; with
+    `keep`, only the rows of those dialogues."""
     for part in labels.glob("part-*.parquet"):
-        shutil.copy(part, into / f"part-{prefix}-{part.name.removeprefix('part-')}")
+        target = into / f"part-{prefix}-{part.name.removeprefix('part-')}"
+        if keep is None:
+            shutil.copy(part, target)
+            continue
+        table = pq.read_table(part)
+        kept = pc.is_in(table["dialogue_id"], value_set=pa.array(sorted(keep), pa.string()))
+        pq.write_table(table.filter(kept), target)
 
 
 def headline(report: dict[str, Any], task: str, metric: str, who: str = "model") -> float | None:

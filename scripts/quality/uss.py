@@ -28,6 +28,7 @@ from quality.runs import (
     label,
     read,
     rejects_file,
+    relabel,
     satisfaction_members,
     satisfaction_starts,
     score,
@@ -400,10 +401,12 @@ def score_eval_file(
     Transferred (the record's top level, as before): the cutoff and rating weights chosen on
     the training file's slices. Another domain's annotators draw the line elsewhere (session
     10: CCPE's F1 0.182 with USS-SGD's cutoff, against 0.275 with another), so also
-    `in_domain_calibration`: the file's dialogues in two alternating halves, each labeled with
-    the cutoff and weights chosen on the other half's ratings (cross-fitted, as a user who
-    rates a sample of their own log would calibrate), never on its own. The model's weights
-    are the same in both; its average precision says whether the ranking itself transfers.
+    `in_domain_calibration`: the file's dialogues in two alternating halves, each decided
+    with the cutoff and weights chosen on the other half's ratings (cross-fitted, as a user who
+    rates a sample of their own log would calibrate), never on its own. Both use the very
+    probabilities of the transferred labels (`relabel`, since session 41; before, each half
+    was labeled again, its batches cut otherwise): only the decisions differ, and the average
+    precision says whether the ranking itself transfers.
     And `in_domain_finetuning`: models fine-tuned on the file's other folds' ratings."""
     stem = path.stem
     labels = label(checkpoint, path, out / f"labels-{stem}", calibration)
@@ -424,10 +427,11 @@ def score_eval_file(
     crossed.mkdir(parents=True)
     logs = [write_log(half, out / f"{stem}-half{k}.parquet") for k, half in enumerate(halves)]
     cutoffs = []
-    for k, log in enumerate(logs):
+    for k, half in enumerate(halves):
         chosen = calibrate(labels, logs[1 - k], out / f"calibrate-{stem}-half{1 - k}", args)
         cutoffs.append(read_cutoff(str(chosen)))
-        gather(label(checkpoint, log, out / f"labels-{stem}-half{k}", chosen), crossed, f"h{k}")
+        decided = relabel(labels, out / f"labels-{stem}-half{k}", chosen)
+        gather(decided, crossed, f"h{k}", keep={d.dialogue_id for d in half})
     report = score(crossed, path, "uss", out_dir=out / f"eval-{stem}-in-domain", seed=args.seed)
     record["in_domain_calibration"] = {
         "halves": [len(h) for h in halves],

@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from labelgen.labeling.writer import ShardWriter
+from labelgen.labeling.writer import decide_satisfaction
 
 
 def _row(probs: list[float], cutoff: float) -> dict:
-    row: dict = {}
-    ShardWriter(None, None, {}, dissatisfaction_cutoff=cutoff)._satisfaction(row, probs)
-    return row
+    return decide_satisfaction(probs, cutoff, None)
 
 
 def test_dissatisfaction_follows_the_cutoff_and_the_rating_agrees():

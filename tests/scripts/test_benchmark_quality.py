@@ -257,9 +257,21 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     # ... and again with the cutoff chosen on the other half of its own dialogues
     in_domain = evaluated["in_domain_calibration"]
     assert in_domain["halves"] == [6, 6] and len(in_domain["cutoffs"]) == 2
-    # the same model, so the same ranking, and the same annotator on the same items
+    # the transferred labels decided again: the very probabilities, so the same ranking, each
+    # half's dialogues once, dissatisfied by its cutoff; and the same annotator on the same items
     for metric in ("average_precision", "roc_auc"):
-        assert in_domain["model"][metric] == pytest.approx(evaluated["model"][metric]["value"])
+        assert in_domain["model"][metric] == evaluated["model"][metric]["value"]
+    crossed = pq.read_table(tmp_path / "uss" / "labels-ccpe-12-in-domain").to_pylist()
+    transferred = pq.read_table(tmp_path / "uss" / "labels-ccpe-12").to_pylist()
+
+    def probs(rows):
+        return sorted((r["dialogue_id"], r["turn_index"], r["satisfaction_probs"]) for r in rows)
+
+    assert probs(crossed) == probs(transferred)
+    order = list(dict.fromkeys(r["dialogue_id"] for r in transferred))
+    for row in crossed:
+        cutoff = in_domain["cutoffs"][order.index(row["dialogue_id"]) % 2] or 0.5
+        assert row["dissatisfied"] == (sum(row["satisfaction_probs"][:2]) > cutoff)
     assert in_domain["human"]["f1"] == pytest.approx(evaluated["human"]["f1"]["value"])
     alone = uss["eval:ccpe-1.txt"]
     assert (

@@ -168,16 +168,16 @@ def read(
 
 
 def sample_logs(
-    args: argparse.Namespace, n: int, held_out: int
+    args: argparse.Namespace, n: int, held_out: int, fmt: str = "sgd"
 ) -> tuple[list[Dialogue], Path, Path]:
     """For the speed benchmarks that train this benchmark's models: sets the options `train`
-    reads as this benchmark sets them, and writes a random `n` of `args.log`'s SGD dialogues
-    and `held_out` more (which choose the epoch) as logs under `args.out`. Returns all of
-    them, the first `n` the training log's, and the two logs."""
+    reads as this benchmark sets them, and writes a random `n` of `args.log`'s dialogues (in
+    `fmt`) and `held_out` more (which choose the epoch) as logs under `args.out`. Returns all
+    of them, the first `n` the training log's, and the two logs."""
     vars(args).update(
         pooling="mean", pool_sides=True, layers=4, seed=0, reuse_models=False, warm_cache=True
     )
-    dialogues = read(args.log, "sgd", n + held_out, 0, rejects=args.out / "rejects.jsonl")[0]
+    dialogues = read(args.log, fmt, n + held_out, 0, rejects=args.out / "rejects.jsonl")[0]
     random.Random(0).shuffle(dialogues)
     train_log = write_log(dialogues[:n], args.out / "train.parquet")
     return dialogues, train_log, write_log(dialogues[n:], args.out / "val.parquet")

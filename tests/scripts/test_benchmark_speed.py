@@ -1,11 +1,12 @@
-"""The window, training, train-jobs, optimizer, stage-1 cycle, scale and checkpoint benchmarks
-on tiny inputs: they run, count what they measured, and their ratios are the ratios of their
-own figures."""
+"""The window, training, train-jobs, optimizer, recalibrate, stage-1 cycle, scale and
+checkpoint benchmarks on tiny inputs: they run, count what they measured, and their ratios are
+the ratios of their own figures."""
 
 from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -132,6 +133,30 @@ def test_optimizer_benchmark_trains_the_model_fused_and_with_the_loop(tmp_path, 
         assert out["best_epoch_and_val_loss"][way][0] == checkpoint["epoch"]
     # the same update rounded otherwise: the models stay close after one epoch
     assert 0.0 <= out["max_weight_difference"] < 0.05
+
+
+@pytest.mark.slow
+def test_recalibrate_benchmark_gives_the_labels_of_labeling_again(tmp_path, shared_data):
+    blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:16]
+    (tmp_path / "ccpe-16.txt").write_text("\n\n".join(blocks) + "\n")
+    out = _run(
+        tmp_path,
+        "benchmark_recalibrate.py",
+        *ONE_THREAD,
+        *("--log", str(shared_data / "uss" / "SGD.txt")),
+        *("--label-log", str(tmp_path / "ccpe-16.txt")),
+        *("--dialogues", "12", "--epochs", "1", "--rounds", "1"),
+    )
+    assert out["training_dialogues"] == 12 and out["same_bytes"] is True
+    labels = pq.read_table(tmp_path / "recalibrate").to_pylist()
+    assert out["turns"] == len(labels) > 16 and len({r["dialogue_id"] for r in labels}) == 16
+    # the calibration chosen on the file's ratings is the one applied, turn by turn
+    cutoff = out["cutoff"] or 0.5
+    assert all(r["dissatisfied"] == (sum(r["satisfaction_probs"][:2]) > cutoff) for r in labels)
+    assert 0 <= out["turns_moved_by_the_calibration"] <= out["turns"]
+    assert out["recalibrate_over_label"] == pytest.approx(
+        out["recalibrate_seconds"] / out["label_seconds"], rel=0.01
+    )
 
 
 @pytest.mark.slow

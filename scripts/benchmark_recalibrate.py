@@ -24,9 +24,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 from benchmark_labeling import report  # this folder, run as a script
-from quality.runs import calibrate, sample_logs, train
+from quality.runs import calibrate, decisions, sample_logs, train
 
-from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
+from labelgen.labeling.label import LabelJob, run_label
 from labelgen.labeling.recalibrate import recalibrate
 
 SATISFACTION = {"satisfaction": 1.0}
@@ -50,9 +50,8 @@ def main() -> None:
     _, train_log, val_log = sample_logs(args, n, n // 4, fmt="uss")
     model = train(args.out / "model", train_log, val_log, SATISFACTION, args)
 
-    def label(out: Path, calibration: Path | None = None) -> Path:
-        shutil.rmtree(out, ignore_errors=True)
-        where = None if calibration is None else str(calibration)
+    def label(out: Path, calibration: Path | None = None) -> None:
+        # as `labelgen label` runs by default: no memo of states or batches
         run_label(
             LabelJob(
                 model=str(model),
@@ -60,13 +59,13 @@ def main() -> None:
                 output=str(out),
                 accelerator="cpu",
                 threads=args.threads,
-                dissatisfaction_cutoff=read_cutoff(where) or 0.5,
-                rating_weights=read_rating_weights(where),
+                **decisions(calibration),
             )
         )
-        return out
 
-    first = label(args.out / "labels")
+    first = args.out / "labels"
+    shutil.rmtree(first, ignore_errors=True)
+    label(first)
     calibration = calibrate(first, args.label_log, args.out / "evaluation", args)
     seconds = {"label": 0.0, "recalibrate": 0.0}
     for round_ in range(args.rounds):
@@ -77,12 +76,7 @@ def main() -> None:
             if way == "label":
                 label(out, calibration)
             else:
-                recalibrate(
-                    first,
-                    out,
-                    dissatisfaction_cutoff=read_cutoff(str(calibration)) or 0.5,
-                    rating_weights=read_rating_weights(str(calibration)),
-                )
+                recalibrate(first, out, **decisions(calibration))
             seconds[way] += time.perf_counter() - start
     parts = {way: _parts(args.out / way) for way in seconds}
     before = pq.read_table(first, columns=["dissatisfied"]).column(0).to_pylist()
@@ -95,7 +89,7 @@ def main() -> None:
         "turns": len(before),
         "rounds": args.rounds,
         "threads": args.threads,
-        "cutoff": read_cutoff(str(calibration)),
+        "cutoff": decisions(calibration)["dissatisfaction_cutoff"],
         "turns_moved_by_the_calibration": sum(a != b for a, b in zip(before, after, strict=True)),
         "label_seconds": round(seconds["label"], 6),
         "recalibrate_seconds": round(seconds["recalibrate"], 6),

@@ -386,10 +386,20 @@ Model = Path | list[Path]
 """A checkpoint, or an ensemble's: their probabilities averaged (`labelgen label --ensemble`)."""
 
 
+def decisions(calibration: Path | None) -> dict[str, Any]:
+    """The `LabelJob` fields this benchmark takes from a calibration.json: the
+    dissatisfaction cutoff (0.5 without one) and the rating weights; not its review
+    thresholds, which no figure here reads."""
+    where = None if calibration is None else str(calibration)
+    return {
+        "dissatisfaction_cutoff": read_cutoff(where) or 0.5,
+        "rating_weights": read_rating_weights(where),
+    }
+
+
 @timed("label")
 def label(model: Model, log: Path, out: Path, calibration: Path | None = None) -> Path:
     shutil.rmtree(out, ignore_errors=True)
-    cutoff = read_cutoff(str(calibration) if calibration else None)
     first, *more = model if isinstance(model, list) else [model]
     run_label(
         LabelJob(
@@ -400,8 +410,7 @@ def label(model: Model, log: Path, out: Path, calibration: Path | None = None) -
             accelerator="cpu",
             threads=LABEL_THREADS,
             shard_size=LABEL_SHARD,
-            dissatisfaction_cutoff=cutoff or 0.5,
-            rating_weights=read_rating_weights(str(calibration) if calibration else None),
+            **decisions(calibration),
             # Uncached, as `labelgen label` runs: a turn's states then come from the labeling
             # batch, not from whichever training or labeling batch of this process saw it
             # first, so a model labels the same whatever ran before (session 10: with the
@@ -441,12 +450,7 @@ def relabel(labels: Path, out: Path, calibration: Path) -> Path:
     """`labels` decided again with the cutoff and rating weights `label` would take from
     `calibration` (`labelgen recalibrate`): the same probabilities, without the model."""
     shutil.rmtree(out, ignore_errors=True)
-    recalibrate(
-        labels,
-        out,
-        dissatisfaction_cutoff=read_cutoff(str(calibration)) or 0.5,
-        rating_weights=read_rating_weights(str(calibration)),
-    )
+    recalibrate(labels, out, **decisions(calibration))
     return out
 
 

@@ -183,7 +183,8 @@ def token_shape(text: str, start: int, end: int) -> int:
     """What an uncased encoder cannot see: the token's case and digits, and whether it opens
     a word (a value's B-tag falls on a word start; a word's pieces share its tag)."""
     piece = text[start:end]
-    if any(c.isdigit() for c in piece):
+    # most pieces are letters only, which holds no digit (no character is both): one call
+    if not piece.isalpha() and any(c.isdigit() for c in piece):
         kind = 3
     elif piece[:1].isupper():
         kind = 2 if len(piece) > 1 and piece.isupper() else 1
@@ -197,6 +198,29 @@ def token_shape(text: str, start: int, end: int) -> int:
 
 def _head(text: str, max_tokens: int) -> str:
     return text[: max_tokens * CHARS_PER_TOKEN]
+
+
+def direct_tokenizer(tokenizer: Any, max_tokens: int) -> Any | None:
+    """A copy of a fast tokenizer's Rust backend, set up as `tokenizer(texts,
+    add_special_tokens=False, truncation=True, max_length=max_tokens)` sets it up before every
+    call: the same ids and offsets (tests/data/test_features.py compares them), without
+    transformers converting each encoding to a dict of lists: the featurizer takes 0.79 of the
+    time it took through transformers (scripts/benchmark_featurize.py, SGD dev). None for a
+    tokenizer without one (a slow, Python tokenizer is called as it is)."""
+    fast = getattr(tokenizer, "is_fast", False)
+    backend = getattr(tokenizer, "backend_tokenizer", None) if fast else None
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    # a copy: the tokenizer sets its backend's truncation again at each call of its own
+    direct = Tokenizer.from_str(backend.to_str())
+    direct.no_padding()
+    direct.enable_truncation(
+        max_tokens, stride=0, strategy="longest_first", direction=tokenizer.truncation_side
+    )
+    direct.encode_special_tokens = getattr(tokenizer, "split_special_tokens", False)
+    return direct
 
 
 class Featurizer:
@@ -213,6 +237,8 @@ class Featurizer:
         self.space = space
         self.max_user_tokens = max_user_tokens
         self.max_system_tokens = max_system_tokens
+        self._users = direct_tokenizer(tokenizer, max_user_tokens)
+        self._systems = direct_tokenizer(tokenizer, max_system_tokens)
         self._intent = {name: i for i, name in enumerate(space.intents)}
         self._tag = {name: i for i, name in enumerate(space.slot_tags)}
         self._cat = {
@@ -222,28 +248,26 @@ class Featurizer:
 
     def __call__(self, dialogue: Dialogue) -> dict[str, Any]:
         turns = dialogue.turns
-        users = self.tokenizer(
+        user_ids, user_offsets = self._tokenize(
             [_head(t.user_text, self.max_user_tokens) for t in turns],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            truncation=True,
-            max_length=self.max_user_tokens,
+            self._users,
+            self.max_user_tokens,
+            offsets=True,
         )
-        systems = self.tokenizer(
+        systems = self._tokenize(
             [_head(t.system_text or "", self.max_system_tokens) for t in turns],
-            add_special_tokens=False,
-            truncation=True,
-            max_length=self.max_system_tokens,
-        )["input_ids"]
+            self._systems,
+            self.max_system_tokens,
+        )[0]
         goal_index = {g.goal_id: i for i, g in enumerate(dialogue.goals or [])}
         record: dict[str, Any] = {
             "dialogue_id": dialogue.dialogue_id,
             "n_turns": len(turns),
-            "user_ids": users["input_ids"],
-            "user_offsets": [[list(o) for o in offs] for offs in users["offset_mapping"]],
+            "user_ids": user_ids,
+            "user_offsets": [[list(o) for o in offs] for offs in user_offsets],
             "user_shapes": [
                 [token_shape(t.user_text, s, e) for s, e in offs]
-                for t, offs in zip(turns, users["offset_mapping"], strict=True)
+                for t, offs in zip(turns, user_offsets, strict=True)
             ],
             "system_ids": systems,
             "categorical_user": [self._categorical(t, USER_CATEGORICAL) for t in turns],
@@ -252,8 +276,7 @@ class Featurizer:
             "intent": [self._intent.get(t.intent, IGNORE) for t in turns],
             "intent_votes": [self._votes(t, "intent", self._intent) for t in turns],
             "slot_tags": [
-                self._slot_tags(t.slots, offs)
-                for t, offs in zip(turns, users["offset_mapping"], strict=True)
+                self._slot_tags(t.slots, offs) for t, offs in zip(turns, user_offsets, strict=True)
             ],
             "segment": self._segments(dialogue),
             "segment_votes": [
@@ -283,6 +306,23 @@ class Featurizer:
             record[f"numerical_{side}"] = [values for values, _ in columns]
             record[f"numerical_{side}_mask"] = [mask for _, mask in columns]
         return record
+
+    def _tokenize(
+        self, texts: list[str], direct: Any, max_tokens: int, offsets: bool = False
+    ) -> tuple[list[list[int]], list[list[tuple[int, int]]] | None]:
+        """Each text's token ids (no special tokens, at most `max_tokens`), and with `offsets`
+        each token's character span."""
+        if direct is not None:
+            encodings = direct.encode_batch(texts, add_special_tokens=False)
+            return [e.ids for e in encodings], [e.offsets for e in encodings] if offsets else None
+        out = self.tokenizer(
+            texts,
+            add_special_tokens=False,
+            return_offsets_mapping=offsets,
+            truncation=True,
+            max_length=max_tokens,
+        )
+        return out["input_ids"], out["offset_mapping"] if offsets else None
 
     def _categorical(self, turn: Turn, names: tuple[str, ...]) -> list[int]:
         ids = []

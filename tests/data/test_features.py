@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+import pytest
+
 from labelgen.data.features import (
     CATEGORICAL,
     IGNORE,
@@ -13,6 +15,7 @@ from labelgen.data.features import (
     FeatureSpace,
     Featurizer,
 )
+from labelgen.data.readers import read_log
 from labelgen.data.schema import Dialogue
 from labelgen.data.synth import generate
 from labelgen.data.tokenization import load_tokenizer
@@ -162,3 +165,47 @@ def test_unseen_categorical_values_map_to_unknown():
 def test_no_goals_means_segmentation_unlabeled():
     dialogue = Dialogue.model_validate({"dialogue_id": "x", "turns": [{"user_text": "hi"}]})
     assert _featurize(dialogue)["segment"] == [IGNORE]
+
+
+def _byte_bpe(truncation_side: str):
+    """A RoBERTa-style byte-level BPE fast tokenizer, trained here on two sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<s>", "<pad>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    backend.train_from_iterator(["book a table for two in San Diego at 5pm", "play it"], trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, truncation_side=truncation_side, pad_token="<pad>"
+    )
+
+
+@pytest.mark.parametrize("tokenizer", ["minilm", "bpe-right", "bpe-left"])
+def test_the_rust_tokenizer_gives_what_the_transformers_call_gives(tokenizer, shared_data):
+    """`direct_tokenizer` skips transformers' wrapper: every record must be what the wrapper
+    gives, on real dialogues and on texts that truncate, are empty or hold special tokens."""
+    tok = load_tokenizer(MINILM) if tokenizer == "minilm" else _byte_bpe(tokenizer[4:])
+    dialogues = [
+        d for d in read_log(shared_data / "sgd" / "dev", "sgd") if isinstance(d, Dialogue)
+    ][:40]
+    users = ["[SEP] <s> hi [CLS]", "Zürich café ½ ² 5pm", "word " * 400, "x" * 6000, "ok"]
+    systems = ["", "   ", "x" * 6000, "word " * 400, None]
+    turns = [{"user_text": u, "system_text": s} for u, s in zip(users, systems, strict=True)]
+    dialogues.append(Dialogue.model_validate({"dialogue_id": "odd", "turns": turns}))
+    space = FeatureSpace.build(dialogues)
+    for users, systems in ((48, 48), (5, 3)):
+        direct = Featurizer(tok, space, users, systems)
+        wrapped = Featurizer(tok, space, users, systems)
+        assert direct._users is not None and direct._systems is not None
+        wrapped._users = wrapped._systems = None  # the tokenizer's own call
+        for dialogue in dialogues:
+            assert direct(dialogue) == wrapped(dialogue), dialogue.dialogue_id
+    truncated = Featurizer(tok, space, 5, 3)(dialogues[-1])
+    assert max(len(ids) for ids in truncated["user_ids"]) == 5
+    assert max(len(ids) for ids in truncated["system_ids"]) == 3

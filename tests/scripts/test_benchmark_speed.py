@@ -1,5 +1,5 @@
-"""The window, training, train-jobs, optimizer, recalibrate, stage-1 cycle, scale and
-checkpoint benchmarks on tiny inputs: they run, count what they measured, and their ratios are
+"""The window, training, train-jobs, optimizer, recalibrate, featurize, stage-1 cycle, scale
+and checkpoint benchmarks on tiny inputs: they run, count what they measured, and their ratios are
 the ratios of their own figures."""
 
 from __future__ import annotations
@@ -156,6 +156,22 @@ def test_recalibrate_benchmark_gives_the_labels_of_labeling_again(tmp_path, shar
     assert 0 <= out["turns_moved_by_the_calibration"] <= out["turns"]
     assert out["recalibrate_over_label"] == pytest.approx(
         out["recalibrate_seconds"] / out["label_seconds"], rel=0.01
+    )
+
+
+def test_featurize_benchmark_gives_the_same_records_both_ways(tmp_path, shared_data):
+    out = _run(
+        tmp_path,
+        "benchmark_featurize.py",
+        *("--log", str(shared_data / "sgd" / "dev")),
+        *("--dialogues", "30", "--rounds", "2"),
+    )
+    assert out["dialogues"] == 30 and out["turns"] > 30 and out["same_records"] is True
+    assert out["direct_over_transformers"] == pytest.approx(
+        out["direct_seconds"] / out["transformers_seconds"], rel=0.01
+    )
+    assert out["dialogues_per_second_direct"] == pytest.approx(
+        2 * 30 / out["direct_seconds"], rel=0.01
     )
 
 

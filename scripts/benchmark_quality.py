@@ -86,7 +86,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS
+from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS, timeline
 from quality.sgd import sgd
 from quality.uss import uss
 
@@ -390,6 +390,8 @@ def main() -> None:
             results["seconds"] = round(time.perf_counter() - start, 1)
             results["seconds_by_step"] = {k: round(v, 1) for k, v in TIMINGS.items()}
             results["training_seconds_by_model"] = MODEL_SECONDS
+            # the run's seconds in order: each step side by side or not, and "other" between
+            results["timeline"] = timeline(start, time.perf_counter())
             # written after each half, so a run stopped in the USS half keeps the SGD figures
             # (and `--only uss` can start from its models); "finished" says which it is
             results["finished"] = half == "uss" or args.only == "sgd"

@@ -81,20 +81,54 @@ TIMINGS: Counter[str] = Counter()
 MODEL_SECONDS: dict[str, float] = {}
 """Training seconds of each model, by its folder under --out (where the run's time goes)."""
 
+TIMELINE: list[tuple[str, float, float]] = []
+"""Each timed step this process ran, not inside another: its kind, and its start and end by
+`time.perf_counter()` (into results.json, from the run's start: `timeline`). The time between
+two steps is the run's own work: reading and writing logs, filling the encoder's cache,
+plots."""
+
+_DEPTH = [0]
+
 
 def timed(kind: str):
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
             start = time.perf_counter()
+            _DEPTH[0] += 1
             try:
                 return fn(*args, **kwargs)
             finally:
-                TIMINGS[kind] += time.perf_counter() - start
+                _DEPTH[0] -= 1
+                end = time.perf_counter()
+                TIMINGS[kind] += end - start
+                if not _DEPTH[0]:
+                    TIMELINE.append((kind, start, end))
 
         return run
 
     return wrap
+
+
+def timeline(start: float, end: float, least: float = 0.5) -> list[list[Any]]:
+    """`TIMELINE` from `start` to `end` as `[kind, from, to]` in seconds after `start`: each
+    run of steps of one kind joined (across gaps under `least` seconds), and the time between
+    steps as "other". The run's time whole and in order: where its one-core stretches are."""
+    rows: list[list[Any]] = []
+    at = start
+    for kind, begun, ended in sorted(TIMELINE, key=lambda step: step[1]):
+        if begun < start:
+            continue
+        if begun - at >= least:
+            rows.append(["other", at, begun])
+        if rows and rows[-1][0] == kind:
+            rows[-1][2] = ended
+        else:
+            rows.append([kind, at if begun - at < least else begun, ended])
+        at = ended
+    if end > at:
+        rows.append(["other", at, end])
+    return [[kind, round(a - start, 1), round(b - start, 1)] for kind, a, b in rows]
 
 
 score = timed("score")(evaluate)

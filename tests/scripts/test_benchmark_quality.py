@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import itertools
 import json
 import math
 import sys
@@ -329,6 +330,13 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert join["reference"]["dialogues"] == uss["eval_calibration_dialogues"]
     assert uss["eval_calibration_dialogues"] > max(uss["calibration_dialogues"])
     assert set(results["seconds_by_step"]) == {"train", "label", "calibrate", "score"}
+    # the run's seconds whole and in order: each step, and the run's own work between them
+    line = results["timeline"]
+    assert line[0][1] == 0 and line[-1][2] == pytest.approx(results["seconds"], abs=1.0)
+    assert all(a[2] == b[1] and a[1] <= a[2] for a, b in itertools.pairwise(line))
+    assert {kind for kind, _, _ in line} == {*results["seconds_by_step"], "other"}
+    in_line = sum(b - a for kind, a, b in line if kind == "train")
+    assert in_line == pytest.approx(results["seconds_by_step"]["train"], abs=1.0)
     trained = results["training_seconds_by_model"]
     assert {"sgd/pretrain", "sgd/model", "uss/fold0/model", "uss/fold1/baseline"} <= set(trained)
     assert all(seconds > 0 for seconds in trained.values())

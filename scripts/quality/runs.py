@@ -84,8 +84,8 @@ MODEL_SECONDS: dict[str, float] = {}
 TIMELINE: list[tuple[str, float, float]] = []
 """Each timed step this process ran, not inside another: its kind, and its start and end by
 `time.perf_counter()` (into results.json, from the run's start: `timeline`). The time between
-two steps is the run's own work: reading and writing logs, filling the encoder's cache,
-plots."""
+two steps is the run's own work: reading and writing logs, plots (the encoder's cache fills
+inside `train`)."""
 
 _DEPTH = [0]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import islice
 from pathlib import Path
 
 from benchmark_labeling import report  # this folder, run as a script
@@ -39,7 +40,8 @@ def main() -> None:
     args = parser.parse_args()
     limit = args.dialogues or (200 if args.quick else None)
     rounds = args.rounds or (1 if args.quick else 3)
-    dialogues = [d for d in read_log(args.log, args.format) if isinstance(d, Dialogue)][:limit]
+    read = (d for d in read_log(args.log, args.format) if isinstance(d, Dialogue))
+    dialogues = list(islice(read, limit))
     space = FeatureSpace.build(dialogues)
     tokenizer = load_tokenizer(MINILM)
     direct = Featurizer(tokenizer, space)

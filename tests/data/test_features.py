@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from itertools import islice
 
 import pytest
 
@@ -191,9 +192,8 @@ def test_the_rust_tokenizer_gives_what_the_transformers_call_gives(tokenizer, sh
     """`direct_tokenizer` skips transformers' wrapper: every record must be what the wrapper
     gives, on real dialogues and on texts that truncate, are empty or hold special tokens."""
     tok = load_tokenizer(MINILM) if tokenizer == "minilm" else _byte_bpe(tokenizer[4:])
-    dialogues = [
-        d for d in read_log(shared_data / "sgd" / "dev", "sgd") if isinstance(d, Dialogue)
-    ][:40]
+    read = read_log(shared_data / "sgd" / "dev", "sgd")
+    dialogues = list(islice((d for d in read if isinstance(d, Dialogue)), 40))
     users = ["[SEP] <s> hi [CLS]", "Zürich café ½ ² 5pm", "word " * 400, "x" * 6000, "ok"]
     systems = ["", "   ", "x" * 6000, "word " * 400, None]
     turns = [{"user_text": u, "system_text": s} for u, s in zip(users, systems, strict=True)]

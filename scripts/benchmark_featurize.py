@@ -45,8 +45,7 @@ def main() -> None:
     space = FeatureSpace.build(dialogues)
     tokenizer = load_tokenizer(MINILM)
     direct = Featurizer(tokenizer, space)
-    wrapped = Featurizer(tokenizer, space)
-    wrapped._users = wrapped._systems = None  # transformers' call, as before direct_tokenizer
+    wrapped = Featurizer(tokenizer, space, direct=False)  # transformers' call, as before
     ways = {"direct": direct, "transformers": wrapped}
     seconds = dict.fromkeys(ways, 0.0)
     records: dict[str, list] = {}

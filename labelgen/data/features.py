@@ -232,13 +232,17 @@ class Featurizer:
         space: FeatureSpace,
         max_user_tokens: int = 48,
         max_system_tokens: int = 48,
+        direct: bool = True,
     ) -> None:
+        """`direct`: tokenize through the fast tokenizer's Rust backend (`direct_tokenizer`);
+        False calls the tokenizer itself, as before (the same records, slower: kept to
+        measure against)."""
         self.tokenizer = tokenizer
         self.space = space
         self.max_user_tokens = max_user_tokens
         self.max_system_tokens = max_system_tokens
-        self._users = direct_tokenizer(tokenizer, max_user_tokens)
-        self._systems = direct_tokenizer(tokenizer, max_system_tokens)
+        self._users = direct_tokenizer(tokenizer, max_user_tokens) if direct else None
+        self._systems = direct_tokenizer(tokenizer, max_system_tokens) if direct else None
         self._intent = {name: i for i, name in enumerate(space.intents)}
         self._tag = {name: i for i, name in enumerate(space.slot_tags)}
         self._cat = {

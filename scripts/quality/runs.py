@@ -121,10 +121,11 @@ def timeline(start: float, end: float, least: float = 0.5) -> list[list[Any]]:
             continue
         if begun - at >= least:
             rows.append(["other", at, begun])
+            at = begun
         if rows and rows[-1][0] == kind:
             rows[-1][2] = ended
         else:
-            rows.append([kind, at if begun - at < least else begun, ended])
+            rows.append([kind, at, ended])
         at = ended
     if end > at:
         rows.append(["other", at, end])

@@ -201,9 +201,9 @@ def test_the_rust_tokenizer_gives_what_the_transformers_call_gives(tokenizer, sh
     space = FeatureSpace.build(dialogues)
     for users, systems in ((48, 48), (5, 3)):
         direct = Featurizer(tok, space, users, systems)
-        wrapped = Featurizer(tok, space, users, systems)
+        wrapped = Featurizer(tok, space, users, systems, direct=False)  # the tokenizer's call
         assert direct._users is not None and direct._systems is not None
-        wrapped._users = wrapped._systems = None  # the tokenizer's own call
+        assert wrapped._users is None and wrapped._systems is None
         for dialogue in dialogues:
             assert direct(dialogue) == wrapped(dialogue), dialogue.dialogue_id
     truncated = Featurizer(tok, space, 5, 3)(dialogues[-1])

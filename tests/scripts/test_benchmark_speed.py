@@ -154,8 +154,9 @@ def test_recalibrate_benchmark_gives_the_labels_of_labeling_again(tmp_path, shar
     cutoff = out["cutoff"] or 0.5
     assert all(r["dissatisfied"] == (sum(r["satisfaction_probs"][:2]) > cutoff) for r in labels)
     assert 0 <= out["turns_moved_by_the_calibration"] <= out["turns"]
+    # the ratio is printed to 4 decimals, and at about 0.0026 that rounding alone is over 1%
     assert out["recalibrate_over_label"] == pytest.approx(
-        out["recalibrate_seconds"] / out["label_seconds"], rel=0.01
+        out["recalibrate_seconds"] / out["label_seconds"], rel=0.01, abs=5e-5
     )
 
 

@@ -132,3 +132,21 @@ def uss_scores(
 def confusion_matrix(gold: Sequence[int], pred: Sequence[int]) -> list[list[int]]:
     """Counts[gold - 1][pred - 1], for the report."""
     return confusion_rows(gold, pred).sum(axis=0).reshape(5, 5).astype(int).tolist()
+
+
+def by_rating(confusion: Sequence[Sequence[int]]) -> dict[str, dict[str, float | int | None]]:
+    """Per rating, from a `confusion_matrix`: its gold turns, the turns labeled with it, and
+    its recall (None where gold holds none). UAR is the mean of these recalls; where a rare
+    rating is never labeled, its zero recall is a fifth of UAR, which the one number hides."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    if cm.shape != (len(RATINGS), len(RATINGS)):
+        raise ValueError(f"a confusion matrix must be 5 x 5, got shape {cm.shape}")
+    gold, labeled = cm.sum(axis=1), cm.sum(axis=0)
+    return {
+        str(r): {
+            "gold": int(gold[i]),
+            "labeled": int(labeled[i]),
+            "recall": float(cm[i, i] / gold[i]) if gold[i] else None,
+        }
+        for i, r in enumerate(RATINGS)
+    }

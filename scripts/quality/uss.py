@@ -14,6 +14,7 @@ from typing import Any
 
 from labelgen.data.schema import Dialogue
 from labelgen.evaluation.metrics import BINARY
+from labelgen.evaluation.uss_protocol import by_rating
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
 from quality.pool import Job, map_side_by_side, train_all
@@ -374,7 +375,8 @@ def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of a USS evaluation: dissatisfaction for the model (with its
     average precision and ROC AUC, which no cutoff moves) and the single annotator, the
     model's lead over the annotator in accuracy and F1 with its paired 95% interval, the gold
-    positive rate, and the USS paper's protocol on the 1-5 ratings."""
+    positive rate, and the USS paper's protocol on the 1-5 ratings, with each rating's gold and
+    labeled turns and recall (`by_rating`)."""
     task = report["tasks"].get("dissatisfaction", {})
     figures: dict[str, Any] = {
         who: {
@@ -390,6 +392,9 @@ def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
         m: headline(report, "satisfaction", m)
         for m in ("uar", "kappa", "spearman_rho", "dissatisfaction_f1")
     }
+    # UAR's parts: a rating never labeled costs a fifth of it (session 43: none labeled 1 or 5)
+    if confusion := report["tasks"].get("satisfaction", {}).get("confusion"):
+        figures["uss_protocol"]["by_rating"] = by_rating(confusion)
     return figures
 
 

@@ -239,6 +239,15 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         # one cutoff per fold, chosen on held-out training slices (None: no dissatisfied turn)
         assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
         assert "at_half_coverage" in uss[name]["half_human_error"]
+        # UAR's parts: every scored turn has one gold rating and one label, and UAR is the
+        # mean recall of the ratings gold holds
+        protocol = uss[name]["uss_protocol"]
+        rows = protocol["by_rating"].values()
+        report = json.loads((tmp_path / "uss" / f"eval-{name}" / "metrics.json").read_text())
+        scored = report["tasks"]["satisfaction"]["items"]
+        assert sum(r["gold"] for r in rows) == sum(r["labeled"] for r in rows) == scored > 0
+        recalls = [r["recall"] for r in rows if r["recall"] is not None]
+        assert protocol["uar"] == pytest.approx(sum(recalls) / len(recalls))
     assert len(uss["calibration_dialogues"]) == uss["folds"]
     assert all(n > 0 for n in uss["calibration_dialogues"])
     for k in range(uss["folds"]):

@@ -283,7 +283,8 @@ def main() -> None:
         default="f1-at-annotator-accuracy",
         help="the dissatisfaction cutoff chosen on held-out slices: best F1 there, or (the "
         "default since session 12) best F1 among the cutoffs at least as accurate as the "
-        "single annotator on the same turns",
+        "single annotator on the same turns; '-bagged' (session 43, not the default): the "
+        "median of that rule's cutoffs over resamples of the slices' dialogues",
     )
     parser.add_argument(
         "--uss-eval-finetune",

@@ -7,7 +7,10 @@ to logs that have no labels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from labelgen.evaluation.gold import Gold
 from labelgen.evaluation.metrics import ranking_scores
@@ -46,25 +49,91 @@ def _items(gold: Gold, preds: Predictions) -> tuple[list[float], list[bool], lis
     return scores, positive, humans, dialogues
 
 
-CUTOFF_RULES = ("f1", "f1-at-annotator-accuracy")
+CUTOFF_RULES = ("f1", "f1-at-annotator-accuracy", "f1-bagged", "f1-at-annotator-accuracy-bagged")
 """How the dissatisfaction cutoff is chosen on the evaluated items: best F1; or best F1 among
 the cutoffs at least as accurate as the single annotator on the same items (where the log has
-annotators; else best F1)."""
+annotators; else best F1). `-bagged`: the median of that rule's cutoffs over `BAGS` resamples
+of the items' dialogues (`bagged_cutoff`)."""
+
+BAGS = 200
+"""Dialogue resamples a bagged cutoff takes the median over."""
+
+
+def _cutoff(
+    scores: np.ndarray, positive: np.ndarray, human: np.ndarray | None, judged: np.ndarray | None
+) -> float | None:
+    """Best F1's cutoff on these items; with `human`, among the cutoffs at least as accurate as
+    the annotator is on the items it `judged` (where it judged any)."""
+    bar = None
+    if human is not None and judged is not None and judged.any():
+        bar = float(np.mean(human[judged] == positive[judged]))
+    return best_f1_cutoff(scores, positive, min_accuracy=bar)
+
+
+def bagged_cutoff(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    human: np.ndarray | None,
+    judged: np.ndarray | None,
+    dialogues: Sequence[str],
+    bags: int = BAGS,
+    seed: int = 0,
+) -> tuple[float | None, list[float]]:
+    """The median of `_cutoff` over `bags` resamples of whole dialogues with replacement; and
+    the 5th and 95th percentiles of those cutoffs.
+
+    Why: on a rare class F1 over the cutoff can be flat over a range and then fall steeply,
+    and the best point on a few hundred positives sits wherever that sample's noise puts it,
+    often at the edge of the flat range (USS-SGD, session 43: flat from 0.29 to 0.35 on the
+    calibration pool, the cutoff 0.351, F1 falling by a fifth at 0.38). Each resample's best
+    point falls elsewhere on the flat range; their median keeps off its edge (bagging, as of a
+    tree's split point). Resamples without a positive item give no cutoff and are left out."""
+    if not scores.size:
+        return None, []
+    _, index = np.unique(np.asarray(dialogues), return_inverse=True)
+    order = np.argsort(index, kind="stable")
+    groups = np.split(order, np.cumsum(np.bincount(index))[:-1])
+    rng = np.random.default_rng(seed)
+    cutoffs = []
+    for _ in range(bags):
+        take = np.concatenate([groups[d] for d in rng.integers(0, len(groups), len(groups))])
+        cutoff = _cutoff(
+            scores[take],
+            positive[take],
+            None if human is None else human[take],
+            None if judged is None else judged[take],
+        )
+        if cutoff is not None:
+            cutoffs.append(cutoff)
+    if not cutoffs:
+        return None, []
+    return float(np.median(cutoffs)), np.percentile(cutoffs, [5, 95]).tolist()
 
 
 def dissatisfaction_cutoffs(
     gold: Gold, preds: Predictions, rule: str = "f1"
 ) -> tuple[dict[str, float], dict]:
     """The dissatisfaction cutoff on these items by `rule`, for labeling other data with, and
-    what chose it (the rule, and the annotator accuracy it had to match)."""
-    scores, positive, human, _ = _items(gold, preds)
+    what chose it (the rule, the annotator accuracy it had to match; bagged: the resamples,
+    the spread of their cutoffs and the unbagged rule's cutoff)."""
+    if rule not in CUTOFF_RULES:
+        raise ValueError(f"cutoff rule {rule!r} is not one of {', '.join(CUTOFF_RULES)}")
+    scores, positive, human, dialogues = _items(gold, preds)
     chosen: dict[str, Any] = {"rule": rule}
-    bar = None
-    judged = [(h, g) for h, g in zip(human, positive, strict=True) if h is not None]
-    if rule == "f1-at-annotator-accuracy" and judged:
-        bar = sum(bool(h) == g for h, g in judged) / len(judged)
-        chosen["annotator_accuracy"] = bar
-    cutoff = best_f1_cutoff(scores, positive, min_accuracy=bar) if scores else None
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    judged = np.asarray([v is not None for v in human], dtype=bool)
+    h = j = None
+    if rule.startswith("f1-at-annotator-accuracy") and judged.any():
+        h, j = np.asarray([bool(v) for v in human], dtype=bool), judged
+        chosen["annotator_accuracy"] = float(np.mean(h[j] == y[j]))
+    if not s.size:
+        cutoff = None
+    elif rule.endswith("-bagged"):
+        cutoff, spread = bagged_cutoff(s, y, h, j, dialogues)
+        chosen.update(bags=BAGS, spread=spread, unbagged=_cutoff(s, y, h, j))
+    else:
+        cutoff = _cutoff(s, y, h, j)
     return ({} if cutoff is None else {"dissatisfaction": cutoff}), chosen
 
 

@@ -393,6 +393,15 @@ def test_a_cutoff_at_least_as_accurate_as_the_single_annotator(
     assert payload["cutoff_rule"] == rule  # the record of what chose the cutoff
     assert as_accurate["model"][0] >= as_accurate["human"][0]
     assert as_accurate["model"][1] <= best_f1["model"][1]  # the F1 it gave up for it
+    # bagged: the median over dialogue resamples, recorded beside the cutoff it replaces
+    bagged, _ = decided("f1-at-annotator-accuracy-bagged")
+    assert bagged["unbagged"] == payload["cutoffs"]["dissatisfaction"]
+    assert bagged["annotator_accuracy"] == rule["annotator_accuracy"] and bagged["bags"] > 0
+    again = json.loads(
+        (tmp_path / "f1-at-annotator-accuracy-bagged" / "calibration.json").read_text()
+    )
+    assert again["cutoff_rule"] == bagged
+    assert bagged["spread"][0] <= again["cutoffs"]["dissatisfaction"] <= bagged["spread"][1]
     with pytest.raises(ValueError, match="cutoff rule 'best' is not one of"):
         evaluate(preds, synth_log, out_dir=tmp_path / "x", cutoff_rule="best", **FAST)
 

@@ -87,7 +87,9 @@ def bagged_cutoff(
     often at the edge of the flat range (USS-SGD, session 43: flat from 0.29 to 0.35 on the
     calibration pool, the cutoff 0.351, F1 falling by a fifth at 0.38). Each resample's best
     point falls elsewhere on the flat range; their median keeps off its edge (bagging, as of a
-    tree's split point). Resamples without a positive item give no cutoff and are left out."""
+    tree's split point). Resamples without a positive item give no cutoff and are left out.
+    Not the default: on session 43's second draw it moved the cutoffs up, F1 +0.001, UAR
+    -0.006 (docs/benchmarks.md)."""
     if not scores.size:
         return None, []
     _, index = np.unique(np.asarray(dialogues), return_inverse=True)

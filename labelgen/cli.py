@@ -432,8 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cutoff-rule",
-        # `dissatisfaction.CUTOFF_RULES`, spelled out: the parser is built without importing
-        # the evaluation code (a test checks the two agree)
+        # `dissatisfaction.CUTOFF_RULES`, spelled out so that the parser imports nothing heavy
+        # (tests/test_cli.py checks the two agree)
         choices=["f1", "f1-at-annotator-accuracy", "f1-bagged", "f1-at-annotator-accuracy-bagged"],
         default="f1",
         help="calibration.json's dissatisfaction cutoff: best F1 on these items, or best F1 "

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelgen.cli import build_parser
-from labelgen.evaluation.dissatisfaction import CUTOFF_RULES, _cutoff, bagged_cutoff
+from labelgen.evaluation.dissatisfaction import _cutoff, bagged_cutoff
 from labelgen.evaluation.thresholds import best_f1_cutoff
 
 
@@ -53,9 +52,3 @@ def test_the_bar_is_the_annotators_accuracy_on_the_items_it_judged():
     bar = float(np.mean(h[judged] == y[judged]))
     assert _cutoff(s, y, h, judged) == best_f1_cutoff(s, y, min_accuracy=bar)
     assert _cutoff(s, y, h, np.zeros(s.size, dtype=bool)) == best_f1_cutoff(s, y)
-
-
-def test_the_command_line_offers_every_rule():
-    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
-    [rule] = [a for a in evaluate._actions if a.dest == "cutoff_rule"]
-    assert tuple(rule.choices) == CUTOFF_RULES

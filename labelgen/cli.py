@@ -224,6 +224,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict:
             target_precision=args.target_precision,
             consensus=args.consensus,
             cutoff_rule=args.cutoff_rule,
+            rating_rule=args.rating_rule,
         )
     print(render(report))
     if args.predictions is not None:
@@ -439,6 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="calibration.json's dissatisfaction cutoff: best F1 on these items, or best F1 "
         "among cutoffs at least as accurate as the single annotator here; '-bagged': the "
         "median of that cutoff over resamples of the dialogues",
+    )
+    p.add_argument(
+        "--rating-rule",
+        # `rating_decision.RATING_RULES` (tests/test_cli.py checks the two agree)
+        choices=["per-side", "shared"],
+        default="per-side",
+        help="calibration.json's 1-5 rating weights: share^-a with a power a of best mean UAR "
+        "and kappa for each side of the dissatisfaction cutoff, or one power for both",
     )
     p.add_argument(
         "--wandb",

@@ -62,7 +62,8 @@ and learning an attention pooling on top of its mean
 (`--uss-pooling`). A fifth of each training fold (a different fifth for each fold's model)
 picks its epoch, and the model labels it. The scored fold's dissatisfaction cutoff (best F1
 among the cutoffs at least as accurate as the single annotator there, `--cutoff-rule`) and
-rating weights are then chosen on every fold model's slice pooled, minus the scored fold's
+rating weights (a power for each side of the cutoff, `--rating-rule`) are then chosen on every
+fold model's slice pooled, minus the scored fold's
 dialogues; the scored fold is only labeled. The out-of-fold labels are scored against the
 leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
 half-human-error point, the ranking (average precision, ROC AUC) and the USS paper's protocol.
@@ -91,6 +92,7 @@ from quality.sgd import sgd
 from quality.uss import uss
 
 from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
+from labelgen.evaluation.rating_decision import RATING_RULES
 
 LIMITS = {
     # dialogues read, (smoke, quick, full); the full run's 1,800 SGD training dialogues are
@@ -285,6 +287,14 @@ def main() -> None:
         "default since session 12) best F1 among the cutoffs at least as accurate as the "
         "single annotator on the same turns; '-bagged' (session 43, not the default): the "
         "median of that rule's cutoffs over resamples of the slices' dialogues",
+    )
+    parser.add_argument(
+        "--rating-rule",
+        choices=RATING_RULES,
+        default="per-side",
+        help="the 1-5 rating weights' powers chosen on the same slices (best mean UAR and "
+        "kappa): one for each side of the dissatisfaction cutoff (the default since session "
+        "44), or one for both ('shared', the rule before)",
     )
     parser.add_argument(
         "--uss-eval-finetune",

@@ -135,8 +135,11 @@ def test_the_cli_offers_the_cutoff_rules_evaluate_knows():
     # the CLI lists them itself, so that `labelgen --help` imports nothing heavy
     from labelgen.cli import build_parser
     from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
+    from labelgen.evaluation.rating_decision import RATING_RULES
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     rule = next(a for a in sub.choices["evaluate"]._actions if a.dest == "cutoff_rule")
     assert tuple(rule.choices) == CUTOFF_RULES
+    rating = next(a for a in sub.choices["evaluate"]._actions if a.dest == "rating_rule")
+    assert tuple(rating.choices) == RATING_RULES and rating.default == RATING_RULES[0]

@@ -15,19 +15,27 @@ import numpy as np
 from labelgen.evaluation.gold import Gold
 from labelgen.evaluation.metrics import ranking_scores
 from labelgen.evaluation.predictions import Predictions, dissatisfaction_probability
-from labelgen.evaluation.rating_decision import rating_weights
+from labelgen.evaluation.rating_decision import rating_powers, weights_for
 from labelgen.evaluation.thresholds import best_f1_cutoff
 
 
-def rating_weights_on(gold: Gold, preds: Predictions, cutoff: float) -> list[float] | None:
-    """Weights for labeling other data's 1-5 ratings, chosen on these items (`rating_decision`)."""
+def rating_choice_on(
+    gold: Gold, preds: Predictions, cutoff: float, rule: str = "per-side"
+) -> tuple[list[float] | None, dict[str, Any]]:
+    """Weights for labeling other data's 1-5 ratings, chosen on these items by `rule`
+    (`rating_decision`), and the record of the choice: the rule and the two sides' powers."""
     pairs = [
         (g, probs)
         for key, g in zip(gold.keys, gold.gold, strict=True)
         if g is not None and key is not None
         if (probs := preds.get(key, "satisfaction_probs"))
     ]
-    return rating_weights([g for g, _ in pairs], [p for _, p in pairs], cutoff)
+    golds = [g for g, _ in pairs]
+    powers = rating_powers(golds, [p for _, p in pairs], cutoff, rule)
+    if powers is None:
+        return None, {"rule": rule}
+    record = {"rule": rule, "powers": {"dissatisfied": powers[0], "satisfied": powers[1]}}
+    return weights_for(golds, powers), record
 
 
 def _items(gold: Gold, preds: Predictions) -> tuple[list[float], list[bool], list[Any], list[str]]:

@@ -22,7 +22,8 @@ the interval of the difference over paired resamples, and the headline says whet
 is beyond resampling noise.
 
 Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds,
-the dissatisfaction cutoff by `cutoff_rule` and the rating weights of best mean UAR and kappa,
+the dissatisfaction cutoff by `cutoff_rule` and the rating weights of best mean UAR and kappa
+by `rating_rule`,
 for `labelgen label --calibration` on other data) and PNG plots.
 """
 
@@ -44,7 +45,7 @@ from labelgen.evaluation.dissatisfaction import (
     CUTOFF_RULES,
     add_ranking,
     dissatisfaction_cutoffs,
-    rating_weights_on,
+    rating_choice_on,
 )
 from labelgen.evaluation.gold import CONSENSUS, Gold, gold_labels, task_items
 from labelgen.evaluation.items import FEEDBACK_TASKS, Key
@@ -66,6 +67,7 @@ from labelgen.evaluation.predictions import (
     read_predictions,
     sample_rows,
 )
+from labelgen.evaluation.rating_decision import RATING_RULES
 from labelgen.evaluation.thresholds import calibrated, summarize, sweep, write_calibration
 from labelgen.evaluation.uss_protocol import confusion_matrix, uss_scores
 
@@ -338,6 +340,7 @@ def evaluate(
     make_plots: bool = True,
     consensus: str = "majority",
     cutoff_rule: str = "f1",
+    rating_rule: str = "per-side",
 ) -> dict[str, Any]:
     """Scores predictions against a reference log; writes metrics.json, calibration.json, PNGs.
 
@@ -348,9 +351,12 @@ def evaluate(
         target_precision: where no annotators give a human baseline, the calibrated threshold
             is the lowest reaching this precision.
         cutoff_rule: how calibration.json's dissatisfaction cutoff is chosen (`CUTOFF_RULES`).
+        rating_rule: how the powers of its rating weights are chosen (`RATING_RULES`).
     """
     if cutoff_rule not in CUTOFF_RULES:
         raise ValueError(f"cutoff rule {cutoff_rule!r} is not one of {', '.join(CUTOFF_RULES)}")
+    if rating_rule not in RATING_RULES:
+        raise ValueError(f"rating rule {rating_rule!r} is not one of {', '.join(RATING_RULES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dialogues, rejects = load_reference(reference_path, fmt)
@@ -411,10 +417,12 @@ def evaluate(
         if "dissatisfaction" in tasks
         else ({}, {"rule": cutoff_rule})
     )
-    weights = (
-        rating_weights_on(golds["satisfaction"], preds, cutoffs.get("dissatisfaction", 0.5))
+    weights, rated = (
+        rating_choice_on(
+            golds["satisfaction"], preds, cutoffs.get("dissatisfaction", 0.5), rating_rule
+        )
         if "satisfaction" in tasks
-        else None
+        else (None, {"rule": rating_rule})
     )
     calibration = write_calibration(
         out / "calibration.json",
@@ -425,6 +433,7 @@ def evaluate(
         cutoffs=cutoffs,
         cutoff_rule=chosen,
         rating_weights=weights,
+        rating_rule=rated,
     )
     report["calibration"] = {
         "path": str(calibration),
@@ -433,6 +442,7 @@ def evaluate(
         "cutoffs": cutoffs,
         "cutoff_rule": chosen,
         "rating_weights": weights,
+        "rating_rule": rated,
     }
     report = _finite(report)
     metrics = AtomicFile(out / "metrics.json", "w")

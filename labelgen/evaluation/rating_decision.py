@@ -11,10 +11,17 @@ scored, for the mean of the USS protocol's two agreement scores: unweighted aver
 with two or three rated 1, catching one of them is worth more UAR than mislabeling hundreds
 of 3s as 4 or 5 costs, and kappa, which counts those, fell by half (USS-SGD, session 8).
 Keeping the side fixed keeps the 5-point label and the binary label in agreement.
+
+Since the side is fixed first, the two sides' decisions (1 or 2; 3, 4 or 5) never meet, and
+`per-side` (the default since session 44) chooses a power for each. With one power for both
+(`shared`, the rule before), the trade on the satisfied side, over nine turns in ten, held
+the dissatisfied side's with it: USS-SGD's pools chose 0.25 in every fold, and no turn was
+labeled 1 (22 gold) although labeling one 2 as 1 costs kappa little there.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -35,29 +42,64 @@ def decide_rating(
     return max(side, key=lambda i: probs[i] * w[i]) + 1
 
 
-def rating_weights(
-    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float
-) -> list[float] | None:
-    """Per-rating weights share^-a, with a of best (UAR + kappa) / 2 on these turns; None
-    without turns.
+RATING_RULES = ("per-side", "shared")
+"""How the weights' powers are chosen: one for each side of the cutoff, or one for both."""
 
-    Shares are smoothed by one count per rating, so a rating absent from `gold` gets a large
-    but finite weight, which the choice of a then weighs against its cost."""
+
+def _weights(share: np.ndarray, powers: tuple[float, float]) -> list[float]:
+    # ratings 1-2 take the dissatisfied side's power, 3-5 the satisfied side's; scaled so the
+    # largest is 1 (with one power for both, the weights of the rule before session 44)
+    power = np.array([powers[0]] * 2 + [powers[1]] * (len(RATINGS) - 2))
+    raw = share**-power
+    return (raw / raw.max()).tolist()
+
+
+def rating_powers(
+    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float, rule: str = "per-side"
+) -> tuple[float, float] | None:
+    """The powers (dissatisfied side, satisfied side) of best (UAR + kappa) / 2 on these
+    turns, by `rule` (`RATING_RULES`); None without turns. Ties keep the smaller powers."""
+    if rule not in RATING_RULES:
+        raise ValueError(f"rating rule {rule!r} is not one of {', '.join(RATING_RULES)}")
     if not gold:
         return None
-    counts = np.bincount(np.asarray(gold) - 1, minlength=len(RATINGS)) + 1.0
-    share = counts / counts.sum()
+    share = _share(gold)
     sides = [p[0] + p[1] > cutoff for p in probs]
-    best: tuple[float, list[float]] | None = None
-    for power in POWERS:
-        weights = (share**-power / (share**-power).max()).tolist()
+    if rule == "shared":
+        candidates = [(a, a) for a in POWERS]
+    else:
+        candidates = sorted(itertools.product(POWERS, POWERS), key=lambda c: (sum(c), c))
+    best: tuple[float, tuple[float, float]] | None = None
+    for powers in candidates:
+        weights = _weights(share, powers)
         pred = [decide_rating(p, s, weights) for p, s in zip(probs, sides, strict=True)]
         sums = confusion_rows(gold, pred).sum(axis=0)[None]
         score = float(uar(sums)[0] + kappa(sums)[0]) / 2
-        if best is None or score > best[0] + 1e-12:  # ties keep the smaller power
-            best = (score, weights)
+        if best is None or score > best[0] + 1e-12:
+            best = (score, powers)
     assert best is not None
     return best[1]
+
+
+def rating_weights(
+    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float, rule: str = "per-side"
+) -> list[float] | None:
+    """Per-rating weights share^-a, with the powers a of `rating_powers`; None without turns.
+
+    Shares are smoothed by one count per rating, so a rating absent from `gold` gets a large
+    but finite weight, which the choice of a then weighs against its cost."""
+    powers = rating_powers(gold, probs, cutoff, rule)
+    return None if powers is None else weights_for(gold, powers)
+
+
+def weights_for(gold: Sequence[int], powers: tuple[float, float]) -> list[float]:
+    """The weights share^-a of the ratings in `gold`, a = powers[0] for 1-2, powers[1] for 3-5."""
+    return _weights(_share(gold), powers)
+
+
+def _share(gold: Sequence[int]) -> np.ndarray:
+    counts = np.bincount(np.asarray(gold) - 1, minlength=len(RATINGS)) + 1.0
+    return counts / counts.sum()
 
 
 def check_weights(weights: Sequence[float] | None) -> list[float] | None:

@@ -187,6 +187,7 @@ def write_calibration(
     cutoffs: Mapping[str, float] | None = None,
     rating_weights: Sequence[float] | None = None,
     cutoff_rule: Mapping[str, Any] | None = None,
+    rating_rule: Mapping[str, Any] | None = None,
 ) -> Path:
     """Writes `{"thresholds": {...}, "target": ..., "source": ...}` for `labelgen label`.
 
@@ -201,6 +202,7 @@ def write_calibration(
         rating_weights: per rating 1-5, the weights the labeler's 5-point decision applies
             (`rating_decision.rating_weights`).
         cutoff_rule: how the cutoffs were chosen, for the record (the labeler ignores it).
+        rating_rule: how the rating weights were chosen, for the record (ignored likewise).
     """
     for task, value in {**thresholds, **(other or {})}.items():
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -218,6 +220,8 @@ def write_calibration(
         payload["rating_weights"] = [float(v) for v in rating_weights]
     if cutoff_rule:
         payload["cutoff_rule"] = dict(cutoff_rule)
+    if rating_rule:
+        payload["rating_rule"] = dict(rating_rule)
     path = Path(path)
     file = AtomicFile(path, "w")
     file.handle.write(json.dumps(payload, indent=2) + "\n")

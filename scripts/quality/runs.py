@@ -467,8 +467,9 @@ def label(model: Model, log: Path, out: Path, calibration: Path | None = None) -
 @timed("calibrate")
 def calibrate(labels: Path, val_log: Path, out: Path, args: argparse.Namespace) -> Path:
     """Evaluates labels of held-out training dialogues: calibration.json, with the
-    dissatisfaction cutoff chosen there by `--cutoff-rule` and the rating weights, for
-    labeling the scored data. Labels of dialogues outside `val_log` are ignored."""
+    dissatisfaction cutoff chosen there by `--cutoff-rule` and the rating weights by
+    `--rating-rule`, for labeling the scored data. Labels of dialogues outside `val_log` are
+    ignored."""
     evaluate(
         labels,
         val_log,
@@ -477,6 +478,7 @@ def calibrate(labels: Path, val_log: Path, out: Path, args: argparse.Namespace) 
         make_plots=False,
         n_resamples=100,
         cutoff_rule=args.cutoff_rule,
+        rating_rule=args.rating_rule,
     )
     return out / "calibration.json"
 

@@ -232,8 +232,10 @@ def cross_validate(
                 *(checkpoints[name][k], test_log, fold_dir / f"labels-{name}", args),
             )
     cutoffs: dict[str, list[float | None]] = {name: [] for name in combined}
-    for (k, name), (cutoff, labels) in map_side_by_side(_calibrated, calls, args, 4).items():
-        cutoffs[name].append(cutoff)  # fold by fold: the calls are in the folds' order
+    powers: dict[str, list[Any]] = {name: [] for name in combined}
+    for (k, name), (chosen, labels) in map_side_by_side(_calibrated, calls, args, 4).items():
+        cutoffs[name].append(chosen[0])  # fold by fold: the calls are in the folds' order
+        powers[name].append(chosen[1])
         gather(labels, combined[name], f"f{k}")
     # scored side by side too: each takes seconds of one core (the intervals resample every
     # figure), and with the other fold models' names that made one-core stretches of the run
@@ -254,6 +256,7 @@ def cross_validate(
             **dissatisfaction_figures(report),
             **{key: sweep.get(key) for key in SWEEP_POINTS},
             "fold_cutoffs": cutoffs[name],
+            "fold_rating_powers": powers[name],
         }
     return figures, val_parts, val_labels, pools
 
@@ -271,11 +274,12 @@ def _calibrated(
     test_log: Path,
     out: Path,
     args: argparse.Namespace,
-) -> tuple[float | None, Path]:
+) -> tuple[tuple[float | None, Any], Path]:
     """A scored fold's cutoff and rating weights chosen on its calibration pool, and its labels
-    by that fold's model with them: the cutoff, and the labels' folder."""
+    by that fold's model with them: the cutoff and the weights' powers, and the labels' folder."""
     calibration = calibrate(val_labels, pool_log, calibration_dir, args)
-    return read_cutoff(str(calibration)), label(model, test_log, out, calibration)
+    powers = json.loads(calibration.read_text()).get("rating_rule", {}).get("powers")
+    return (read_cutoff(str(calibration)), powers), label(model, test_log, out, calibration)
 
 
 def uss(args: argparse.Namespace) -> dict[str, Any]:
@@ -323,6 +327,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         "starts_from": starts,
         "model_is_ensemble": bool(ensembles),
         "cutoff_rule": args.cutoff_rule,
+        "rating_rule": args.rating_rule,
         "calibration_dialogues": pools,
         **figures,
     }
@@ -368,6 +373,7 @@ def _arm_figures(figures: dict[str, Any]) -> dict[str, Any]:
         **figures["model"],
         "uss_protocol": figures["uss_protocol"],
         "fold_cutoffs": figures["fold_cutoffs"],
+        "fold_rating_powers": figures["fold_rating_powers"],
     }
 
 

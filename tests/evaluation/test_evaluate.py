@@ -295,6 +295,20 @@ def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log,
     # with it, the weights of the 1-5 decision, chosen on the same items
     assert payload["rating_weights"] == report["calibration"]["rating_weights"]
     assert len(payload["rating_weights"]) == 5 and max(payload["rating_weights"]) == 1.0
+    # and the record of their choice: a power for each side of the cutoff, by default
+    assert payload["rating_rule"] == report["calibration"]["rating_rule"]
+    assert payload["rating_rule"]["rule"] == "per-side"
+    assert set(payload["rating_rule"]["powers"]) == {"dissatisfied", "satisfied"}
+    shared = evaluate(
+        tmp_path / "a",
+        synth_log,
+        out_dir=tmp_path / "shared",
+        rating_rule="shared",
+        **FAST,
+    )["calibration"]["rating_rule"]
+    assert shared["rule"] == "shared" and len(set(shared["powers"].values())) == 1
+    with pytest.raises(ValueError, match="rating rule 'steep' is not one of"):
+        evaluate(tmp_path / "a", synth_log, out_dir=tmp_path / "x", rating_rule="steep", **FAST)
     # the labeler's decision column, when present, is what gets scored
     for row in rows.values():
         if row.get("satisfaction_probs"):

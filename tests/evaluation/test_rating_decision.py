@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from labelgen.evaluation.rating_decision import check_weights, decide_rating, rating_weights
+from labelgen.evaluation.rating_decision import (
+    POWERS,
+    check_weights,
+    decide_rating,
+    rating_powers,
+    rating_weights,
+)
 from labelgen.evaluation.uss_protocol import confusion_rows, kappa, uar
 
 
@@ -53,10 +59,8 @@ def test_weights_chosen_for_balanced_recall_recover_the_rare_rating():
     assert weights[3] > weights[2]  # the rarer rating weighs more
 
 
-def test_one_rare_turn_is_not_bought_with_a_quarter_of_the_common_rating():
-    """Two 5s hide among 3s, and so do 98 of the 3s: weights steep enough to catch the two
-    5s relabel those 98 3s as 5. UAR alone would take that trade; its mean with kappa does
-    not, and keeps the mild weights that recover the 4s."""
+def _rare_five():
+    """Two 5s hide among 3s, and so do 98 of the 3s; 60 4s give 4 more than the 3s do."""
     gold, probs = [], []
     for i in range(400):
         if i < 2:
@@ -71,6 +75,13 @@ def test_one_rare_turn_is_not_bought_with_a_quarter_of_the_common_rating():
         else:
             gold.append(4)
             probs.append([0.01, 0.04, 0.5, 0.4, 0.05])
+    return gold, probs
+
+
+def test_one_rare_turn_is_not_bought_with_a_quarter_of_the_common_rating():
+    """Weights steep enough to catch the two 5s relabel 98 3s as 5. UAR alone would take that
+    trade; its mean with kappa does not, and keeps the mild weights that recover the 4s."""
+    gold, probs = _rare_five()
     weights = rating_weights(gold, probs, cutoff=0.5)
     steep = [1.0, 1.0, 0.05, 0.13, 0.58]  # power 0.5 here: catches both 5s
     assert _uar(gold, probs, steep) > _uar(gold, probs, weights)
@@ -78,11 +89,50 @@ def test_one_rare_turn_is_not_bought_with_a_quarter_of_the_common_rating():
     assert _uar(gold, probs, weights) == pytest.approx(2 / 3)  # 3s and 4s, no 5
 
 
+def _rare_one_and_rare_five():
+    """The rare-5 turns, and a dissatisfied side where 4 turns rated 1 give 1 more than the
+    40 rated 2 do, yet never more than 2: only weights steeper than the satisfied side can
+    afford (power 0.75 or 1 here) label them 1."""
+    gold, probs = _rare_five()
+    for i in range(44):
+        gold.append(1 if i < 4 else 2)
+        probs.append([0.15, 0.65, 0.15, 0.03, 0.02] if i < 4 else [0.05, 0.75, 0.15, 0.03, 0.02])
+    return gold, probs
+
+
+def test_each_side_takes_its_own_power():
+    gold, probs = _rare_one_and_rare_five()
+    shared = rating_weights(gold, probs, cutoff=0.5, rule="shared")
+    per_side = rating_weights(gold, probs, cutoff=0.5)  # the default
+    a_dissatisfied, a_satisfied = rating_powers(gold, probs, cutoff=0.5)
+    assert a_dissatisfied > a_satisfied
+    assert rating_powers(gold, probs, cutoff=0.5, rule="shared") == (a_satisfied, a_satisfied)
+    # the 1s found, the 5s still not bought with 98 3s: UAR from 3/5 to 4/5, kappa not lower
+    assert _uar(gold, probs, shared) == pytest.approx(3 / 5)
+    assert _uar(gold, probs, per_side) == pytest.approx(4 / 5)
+    assert _kappa(gold, probs, per_side) >= _kappa(gold, probs, shared)
+    # the satisfied side's weights keep their ratios: the same 3/4/5 decisions
+    assert per_side[3] / per_side[2] == pytest.approx(shared[3] / shared[2])
+    assert per_side[4] / per_side[2] == pytest.approx(shared[4] / shared[2])
+
+
+def test_shared_weights_are_the_share_to_one_power():
+    gold, probs = _rare_one_and_rare_five()
+    a, _ = rating_powers(gold, probs, cutoff=0.5, rule="shared")
+    counts = [gold.count(r) + 1 for r in range(1, 6)]
+    raw = [(c / sum(counts)) ** -a for c in counts]
+    assert a in POWERS
+    assert rating_weights(gold, probs, 0.5, "shared") == pytest.approx([v / max(raw) for v in raw])
+    with pytest.raises(ValueError, match="rating rule 'steep'"):
+        rating_powers(gold, probs, 0.5, "steep")
+
+
 def test_without_skew_the_plain_decision_stays():
     gold = [1, 2, 3, 4, 5] * 20
     probs = [[0.9 if i == g - 1 else 0.025 for i in range(5)] for g in gold]
     weights = rating_weights(gold, probs, cutoff=0.5)
     assert weights == pytest.approx([1.0] * 5)  # power 0: ties keep the plain rule
+    assert rating_powers(gold, probs, cutoff=0.5) == (0.0, 0.0)
     assert rating_weights([], [], cutoff=0.5) is None
 
 

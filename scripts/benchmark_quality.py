@@ -63,9 +63,9 @@ and learning an attention pooling on top of its mean
 picks its epoch, and the model labels it. The scored fold's dissatisfaction cutoff (best F1
 among the cutoffs at least as accurate as the single annotator there, `--cutoff-rule`) and
 rating weights (a power for each side of the cutoff, `--rating-rule`) are then chosen on every
-fold model's slice pooled, minus the scored fold's
-dialogues; the scored fold is only labeled. The out-of-fold labels are scored against the
-leave-one-annotator-out consensus beside the single annotator, with the threshold sweep, the
+fold model's slice pooled, minus the scored fold's dialogues; the scored fold is only labeled.
+The out-of-fold labels are scored against the leave-one-annotator-out consensus beside the
+single annotator, with the threshold sweep, the
 half-human-error point, the ranking (average precision, ROC AUC) and the USS paper's protocol.
 The same folds are also trained from the SGD context arm that is not the model's first member:
 dissatisfaction with and without stage 1 (`uss.by_sgd_arm`, also each member's). `--uss-eval`

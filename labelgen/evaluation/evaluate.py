@@ -23,8 +23,7 @@ is beyond resampling noise.
 
 Outputs in `out_dir`: `metrics.json` (the returned dict), `calibration.json` (review thresholds,
 the dissatisfaction cutoff by `cutoff_rule` and the rating weights of best mean UAR and kappa
-by `rating_rule`,
-for `labelgen label --calibration` on other data) and PNG plots.
+by `rating_rule`, for `labelgen label --calibration` on other data) and PNG plots.
 """
 
 from __future__ import annotations

@@ -444,10 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rating-rule",
         # `rating_decision.RATING_RULES` (tests/test_cli.py checks the two agree)
-        choices=["per-side", "shared"],
-        default="per-side",
-        help="calibration.json's 1-5 rating weights: share^-a with a power a of best mean UAR "
-        "and kappa for each side of the dissatisfaction cutoff, or one power for both",
+        choices=["shared", "per-side"],
+        default="shared",
+        help="calibration.json's 1-5 rating weights: share^-a with one power a of best mean "
+        "UAR and kappa, or one for each side of the dissatisfaction cutoff (session 44: not "
+        "better on two fresh draws, and lower kappa where the weights transfer)",
     )
     p.add_argument(
         "--wandb",

@@ -62,7 +62,7 @@ and learning an attention pooling on top of its mean
 (`--uss-pooling`). A fifth of each training fold (a different fifth for each fold's model)
 picks its epoch, and the model labels it. The scored fold's dissatisfaction cutoff (best F1
 among the cutoffs at least as accurate as the single annotator there, `--cutoff-rule`) and
-rating weights (a power for each side of the cutoff, `--rating-rule`) are then chosen on every
+rating weights (`--rating-rule`) are then chosen on every
 fold model's slice pooled, minus the scored fold's dialogues; the scored fold is only labeled.
 The out-of-fold labels are scored against the leave-one-annotator-out consensus beside the
 single annotator, with the threshold sweep, the
@@ -291,10 +291,10 @@ def main() -> None:
     parser.add_argument(
         "--rating-rule",
         choices=RATING_RULES,
-        default="per-side",
+        default="shared",
         help="the 1-5 rating weights' powers chosen on the same slices (best mean UAR and "
-        "kappa): one for each side of the dissatisfaction cutoff (the default since session "
-        "44), or one for both ('shared', the rule before)",
+        "kappa): one for both sides of the dissatisfaction cutoff, or one for each "
+        "('per-side'; session 44: not better on two fresh draws, not the default)",
     )
     parser.add_argument(
         "--uss-eval-finetune",

@@ -46,7 +46,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     n = args.dialogues or (30 if args.quick else 300)
     args.epochs = args.epochs or (1 if args.quick else 2)
-    args.cutoff_rule, args.rating_rule = "f1", "per-side"  # `labelgen evaluate`'s defaults
+    args.cutoff_rule, args.rating_rule = "f1", "shared"  # `labelgen evaluate`'s defaults
     _, train_log, val_log = sample_logs(args, n, n // 4, fmt="uss")
     model = train(args.out / "model", train_log, val_log, SATISFACTION, args)
 

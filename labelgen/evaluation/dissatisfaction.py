@@ -20,7 +20,7 @@ from labelgen.evaluation.thresholds import best_f1_cutoff
 
 
 def rating_choice_on(
-    gold: Gold, preds: Predictions, cutoff: float, rule: str = "per-side"
+    gold: Gold, preds: Predictions, cutoff: float, rule: str = "shared"
 ) -> tuple[list[float] | None, dict[str, Any]]:
     """Weights for labeling other data's 1-5 ratings, chosen on these items by `rule`
     (`rating_decision`), and the record of the choice: the rule and the two sides' powers."""

@@ -339,7 +339,7 @@ def evaluate(
     make_plots: bool = True,
     consensus: str = "majority",
     cutoff_rule: str = "f1",
-    rating_rule: str = "per-side",
+    rating_rule: str = "shared",
 ) -> dict[str, Any]:
     """Scores predictions against a reference log; writes metrics.json, calibration.json, PNGs.
 

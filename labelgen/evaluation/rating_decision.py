@@ -13,10 +13,12 @@ of 3s as 4 or 5 costs, and kappa, which counts those, fell by half (USS-SGD, ses
 Keeping the side fixed keeps the 5-point label and the binary label in agreement.
 
 Since the side is fixed first, the two sides' decisions (1 or 2; 3, 4 or 5) never meet, and
-`per-side` (the default since session 44) chooses a power for each. With one power for both
-(`shared`, the rule before), the trade on the satisfied side, over nine turns in ten, held
-the dissatisfied side's with it: USS-SGD's pools chose 0.25 in every fold, and no turn was
-labeled 1 (22 gold) although labeling one 2 as 1 costs kappa little there.
+`per-side` chooses a power for each; `shared`, the default, one for both, so the satisfied
+side (nine turns in ten on USS-SGD) holds the dissatisfied side's power down, and no turn
+gets labeled 1. Per-side was tried on two fresh draws (session 44, docs/benchmarks.md): it
+labeled 60-80 USS-SGD turns 1, catching 2 and 0 of ~20, UAR +0.011 and -0.007, kappa -0.008
+and -0.007; and weights chosen on USS-SGD labeled 400-600 CCPE turns 1 (~18 gold), its kappa
+-0.06. So it is an option, not the default.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def decide_rating(
     return max(side, key=lambda i: probs[i] * w[i]) + 1
 
 
-RATING_RULES = ("per-side", "shared")
-"""How the weights' powers are chosen: one for each side of the cutoff, or one for both."""
+RATING_RULES = ("shared", "per-side")
+"""How the weights' powers are chosen: one for both sides of the cutoff (the default), or one
+for each."""
 
 
 def _weights(share: np.ndarray, powers: tuple[float, float]) -> list[float]:
@@ -55,7 +58,7 @@ def _weights(share: np.ndarray, powers: tuple[float, float]) -> list[float]:
 
 
 def rating_powers(
-    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float, rule: str = "per-side"
+    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float, rule: str = "shared"
 ) -> tuple[float, float] | None:
     """The powers (dissatisfied side, satisfied side) of best (UAR + kappa) / 2 on these
     turns, by `rule` (`RATING_RULES`); None without turns. Ties keep the smaller powers."""
@@ -82,7 +85,7 @@ def rating_powers(
 
 
 def rating_weights(
-    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float, rule: str = "per-side"
+    gold: Sequence[int], probs: Sequence[Sequence[float]], cutoff: float, rule: str = "shared"
 ) -> list[float] | None:
     """Per-rating weights share^-a, with the powers a of `rating_powers`; None without turns.
 

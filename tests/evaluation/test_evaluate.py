@@ -295,18 +295,19 @@ def test_a_cutoff_chosen_on_one_set_decides_dissatisfaction(tmp_path, synth_log,
     # with it, the weights of the 1-5 decision, chosen on the same items
     assert payload["rating_weights"] == report["calibration"]["rating_weights"]
     assert len(payload["rating_weights"]) == 5 and max(payload["rating_weights"]) == 1.0
-    # and the record of their choice: a power for each side of the cutoff, by default
+    # and the record of their choice: by default one power for both sides of the cutoff
     assert payload["rating_rule"] == report["calibration"]["rating_rule"]
-    assert payload["rating_rule"]["rule"] == "per-side"
-    assert set(payload["rating_rule"]["powers"]) == {"dissatisfied", "satisfied"}
-    shared = evaluate(
+    assert payload["rating_rule"]["rule"] == "shared"
+    assert len(set(payload["rating_rule"]["powers"].values())) == 1
+    per_side = evaluate(
         tmp_path / "a",
         synth_log,
-        out_dir=tmp_path / "shared",
-        rating_rule="shared",
+        out_dir=tmp_path / "per-side",
+        rating_rule="per-side",
         **FAST,
     )["calibration"]["rating_rule"]
-    assert shared["rule"] == "shared" and len(set(shared["powers"].values())) == 1
+    assert per_side["rule"] == "per-side"
+    assert set(per_side["powers"]) == {"dissatisfied", "satisfied"}
     with pytest.raises(ValueError, match="rating rule 'steep' is not one of"):
         evaluate(tmp_path / "a", synth_log, out_dir=tmp_path / "x", rating_rule="steep", **FAST)
     # the labeler's decision column, when present, is what gets scored

@@ -103,10 +103,10 @@ def _rare_one_and_rare_five():
 def test_each_side_takes_its_own_power():
     gold, probs = _rare_one_and_rare_five()
     shared = rating_weights(gold, probs, cutoff=0.5, rule="shared")
-    per_side = rating_weights(gold, probs, cutoff=0.5)  # the default
-    a_dissatisfied, a_satisfied = rating_powers(gold, probs, cutoff=0.5)
+    per_side = rating_weights(gold, probs, cutoff=0.5, rule="per-side")
+    a_dissatisfied, a_satisfied = rating_powers(gold, probs, cutoff=0.5, rule="per-side")
     assert a_dissatisfied > a_satisfied
-    assert rating_powers(gold, probs, cutoff=0.5, rule="shared") == (a_satisfied, a_satisfied)
+    assert rating_powers(gold, probs, cutoff=0.5) == (a_satisfied, a_satisfied)  # the default
     # the 1s found, the 5s still not bought with 98 3s: UAR from 3/5 to 4/5, kappa not lower
     assert _uar(gold, probs, shared) == pytest.approx(3 / 5)
     assert _uar(gold, probs, per_side) == pytest.approx(4 / 5)
@@ -122,7 +122,7 @@ def test_shared_weights_are_the_share_to_one_power():
     counts = [gold.count(r) + 1 for r in range(1, 6)]
     raw = [(c / sum(counts)) ** -a for c in counts]
     assert a in POWERS
-    assert rating_weights(gold, probs, 0.5, "shared") == pytest.approx([v / max(raw) for v in raw])
+    assert rating_weights(gold, probs, 0.5) == pytest.approx([v / max(raw) for v in raw])
     with pytest.raises(ValueError, match="rating rule 'steep'"):
         rating_powers(gold, probs, 0.5, "steep")
 

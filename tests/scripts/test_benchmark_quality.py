@@ -238,14 +238,15 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         assert lead["ci95"][0] <= lead["value"] <= lead["ci95"][1]
         # one cutoff per fold, chosen on held-out training slices (None: no dissatisfied turn)
         assert len(uss[name]["fold_cutoffs"]) == uss["folds"]
-        # and the rating weights' powers, one for each side, as that fold's calibration.json
-        # (the model here averages two seeds' fold models: its folder is the ensemble's)
-        assert uss["rating_rule"] == "per-side" and uss["model_is_ensemble"]
+        # and the rating weights' powers (by default one for both sides), as that fold's
+        # calibration.json (the model here averages two seeds' fold models: its folder is
+        # the ensemble's)
+        assert uss["rating_rule"] == "shared" and uss["model_is_ensemble"]
         folder = f"calibrate-{'ensemble' if name == 'model' else name}"
         for k, powers in enumerate(uss[name]["fold_rating_powers"]):
             chosen = tmp_path / "uss" / f"fold{k}" / folder / "calibration.json"
             assert powers == json.loads(chosen.read_text())["rating_rule"]["powers"]
-            assert set(powers) == {"dissatisfied", "satisfied"}
+            assert powers["dissatisfied"] == powers["satisfied"]
         assert len(uss[name]["fold_rating_powers"]) == uss["folds"]
         assert "at_half_coverage" in uss[name]["half_human_error"]
         # UAR's parts: every scored turn has one gold rating and one label, and UAR is the

@@ -14,8 +14,8 @@ Keeping the side fixed keeps the 5-point label and the binary label in agreement
 
 Since the side is fixed first, the two sides' decisions (1 or 2; 3, 4 or 5) never meet, and
 `per-side` chooses a power for each; `shared`, the default, one for both, so the satisfied
-side (nine turns in ten on USS-SGD) holds the dissatisfied side's power down, and no turn
-gets labeled 1. Per-side was tried on two fresh draws (session 44, docs/benchmarks.md): it
+side (nine turns in ten on USS-SGD) holds the dissatisfied side's power down, and few turns if any
+get labeled 1. Per-side was tried on two fresh draws (session 44, docs/benchmarks.md): it
 labeled 60-80 USS-SGD turns 1, catching 2 and 0 of ~20, UAR +0.011 and -0.007, kappa -0.008
 and -0.007; and weights chosen on USS-SGD labeled 400-600 CCPE turns 1 (~18 gold), its kappa
 -0.06. So it is an option, not the default.
@@ -51,7 +51,7 @@ for each."""
 
 def _weights(share: np.ndarray, powers: tuple[float, float]) -> list[float]:
     # ratings 1-2 take the dissatisfied side's power, 3-5 the satisfied side's; scaled so the
-    # largest is 1 (with one power for both, the weights of the rule before session 44)
+    # largest is 1 (with one power for both, bit for bit the weights before per-side existed)
     power = np.array([powers[0]] * 2 + [powers[1]] * (len(RATINGS) - 2))
     raw = share**-power
     return (raw / raw.max()).tolist()

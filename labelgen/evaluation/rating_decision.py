@@ -51,9 +51,9 @@ for each."""
 
 def _weights(share: np.ndarray, powers: tuple[float, float]) -> list[float]:
     # ratings 1-2 take the dissatisfied side's power, 3-5 the satisfied side's; scaled so the
-    # largest is 1 (with one power for both, bit for bit the weights before per-side existed)
-    power = np.array([powers[0]] * 2 + [powers[1]] * (len(RATINGS) - 2))
-    raw = share**-power
+    # largest is 1. Each side's power is a scalar, as before per-side existed: numpy takes
+    # other paths for an array of exponents, and those weights differed in the last bit
+    raw = np.concatenate([share[:2] ** -powers[0], share[2:] ** -powers[1]])
     return (raw / raw.max()).tolist()
 
 

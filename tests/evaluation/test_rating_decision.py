@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from labelgen.evaluation.rating_decision import (
@@ -10,6 +11,7 @@ from labelgen.evaluation.rating_decision import (
     decide_rating,
     rating_powers,
     rating_weights,
+    weights_for,
 )
 from labelgen.evaluation.uss_protocol import confusion_rows, kappa, uar
 
@@ -123,6 +125,17 @@ def test_shared_weights_are_the_share_to_one_power():
     raw = [(c / sum(counts)) ** -a for c in counts]
     assert a in POWERS
     assert rating_weights(gold, probs, 0.5) == pytest.approx([v / max(raw) for v in raw])
+    # and to the last bit the weights calibration.json held before per-side existed, so that
+    # no decision on a tie moves: numpy's share ** -a with a scalar a, over all five ratings
+    # (an array of exponents differed in the last bit for 14 of these 500)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        counts = rng.integers(1, 60, 5)
+        gold = [r for r in range(1, 6) for _ in range(counts[r - 1])]
+        share = (counts + 1.0) / (counts + 1.0).sum()
+        for power in POWERS:
+            before = (share**-power / (share**-power).max()).tolist()
+            assert weights_for(gold, (power, power)) == before
     with pytest.raises(ValueError, match="rating rule 'steep'"):
         rating_powers(gold, probs, 0.5, "steep")
 

@@ -311,6 +311,13 @@ def main() -> None:
         "loss, 0 = never (in session 6 their best epochs were 3-6 of 16)",
     )
     parser.add_argument(
+        "--uss-init-lr",
+        type=float,
+        help="the satisfaction models fine-tune the weights their SGD model trained at this "
+        "learning rate (the new satisfaction head and pooling at the usual 2e-3); default: "
+        "2e-3 too. Their own ratings' in-domain fine-tuning (--uss-eval-finetune) is unchanged",
+    )
+    parser.add_argument(
         "--reuse-models",
         action="store_true",
         help="take the models an earlier run left in --out instead of training them again, "

@@ -162,13 +162,15 @@ def cross_validate(
     out: Path,
     args: argparse.Namespace,
     ensembles: dict[str, list[str]] | None = None,
+    init_lr: float | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[list[Dialogue]], dict[str, Path], list[int]]:
     """Dialogue-level k-fold satisfaction models, one per fold and name, each starting from
     `starts[name]` (the baseline without context): every dialogue labeled out of fold, with
     the cutoff and rating weights chosen on the other fold models' held-out slices
     (`calibration_pool`), and scored against `reference`'s annotators. `ensembles`: more
     names, each fold's model averaging those names' fold models (`labelgen label --ensemble`),
-    calibrated and scored the same way.
+    calibrated and scored the same way. `init_lr`: the learning rate of the weights loaded
+    from the starts (`train`; default: the heads').
 
     Returns each name's figures (`dissatisfaction_figures`, the threshold sweep's points and
     the fold cutoffs), the fold models' validation slices, the folder of each name's labels
@@ -196,6 +198,8 @@ def cross_validate(
                 "pooling": args.uss_pooling,
                 "patience": args.uss_patience,
             }
+            if init_lr is not None:  # absent otherwise: earlier runs' models stay reusable
+                options["init_lr"] = init_lr
             jobs[k, name] = Job(fold_dir / name, train_log, val_logs[k], USS_TASKS, options)
     # every fold's models first (side by side with --train-jobs), then each labels its slice
     trained = train_all(jobs, args)
@@ -307,7 +311,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     starts = {name: _sgd_model(args, name) for name in names}
     ensembles = {ENSEMBLE: members} if len(members) > 1 and set(members) <= set(starts) else {}
     figures, val_parts, val_labels, pools = cross_validate(
-        dialogues, starts, args.uss_train, out, args, ensembles
+        dialogues, starts, args.uss_train, out, args, ensembles, args.uss_init_lr
     )
     by_arm = {}
     more = [name for name in starts if name not in ("model", "baseline")]
@@ -340,6 +344,8 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         train_log = write_log(dialogues[cut:], out / "all.parquet")
         val_log = write_log(dialogues[:cut], out / "all-val.parquet")
         options = {"pooling": args.uss_pooling, "patience": args.uss_patience}
+        if args.uss_init_lr is not None:
+            options["init_lr"] = args.uss_init_lr
         checkpoint: Model = list(
             train_all(
                 {

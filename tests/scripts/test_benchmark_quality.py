@@ -542,6 +542,40 @@ def test_each_fold_calibrates_on_every_slice_but_never_its_scored_dialogues(monk
         assert len(ids) > 3 * len(slices[k])
 
 
+@pytest.mark.parametrize("init_lr", [None, 2e-4])
+def test_every_fold_model_fine_tunes_its_sgd_start_at_the_given_rate(
+    monkeypatch, tmp_path, init_lr
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from types import SimpleNamespace
+
+    import quality.uss as uss_half
+
+    jobs = {}
+
+    class Trained(Exception):
+        pass
+
+    def capture(given, args):
+        jobs.update(given)
+        raise Trained
+
+    monkeypatch.setattr(uss_half, "write_log", lambda dialogues, path: path)
+    monkeypatch.setattr(uss_half, "train_all", capture)
+    dialogues = [SimpleNamespace(dialogue_id=f"d{i}") for i in range(50)]
+    args = argparse.Namespace(folds=5, uss_pooling="attention", uss_patience=4)
+    starts = {"model": "sgd/model/best.ckpt", "baseline": "sgd/baseline/best.ckpt"}
+    with pytest.raises(Trained):
+        uss_half.cross_validate(
+            dialogues, starts, tmp_path / "ref.txt", tmp_path, args, None, init_lr
+        )
+    assert set(jobs) == {(k, name) for k in range(5) for name in starts}
+    for (_, name), job in jobs.items():
+        assert job.options["init_from"] == starts[name]
+        # absent without a rate, so the settings (and --reuse-models) of earlier runs hold
+        assert job.options.get("init_lr", "absent") == (init_lr or "absent")
+
+
 def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, tmp_path, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.uss import _earlier_sgd_models

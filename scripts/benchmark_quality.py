@@ -315,7 +315,9 @@ def main() -> None:
         type=float,
         help="the satisfaction models fine-tune the weights their SGD model trained at this "
         "learning rate (the new satisfaction head and pooling at the usual 2e-3); default: "
-        "2e-3 too. Their own ratings' in-domain fine-tuning (--uss-eval-finetune) is unchanged",
+        "2e-3 too. Their own ratings' in-domain fine-tuning (--uss-eval-finetune) is unchanged. "
+        "Session 45: 2e-4 ranked worse; 5e-3 better on one draw's validation slices and worse "
+        "on the other's, so not the default (docs/benchmarks.md)",
     )
     parser.add_argument(
         "--reuse-models",

@@ -119,6 +119,16 @@ def _earlier_arm(out: Path) -> str | None:
     return json.loads(results.read_text()).get("sgd", {}).get("model_arm")
 
 
+def satisfaction_options(args: argparse.Namespace, init_lr: float | None) -> dict[str, Any]:
+    """`train`'s options shared by every satisfaction model: its pooling, patience and, where
+    given, the learning rate of the weights it loads (absent otherwise, so earlier runs'
+    models stay reusable by their settings)."""
+    options: dict[str, Any] = {"pooling": args.uss_pooling, "patience": args.uss_patience}
+    if init_lr is not None:
+        options["init_lr"] = init_lr
+    return options
+
+
 def split_training_folds(
     folds: list[list[Dialogue]], k: int
 ) -> tuple[list[Dialogue], list[Dialogue]]:
@@ -195,11 +205,8 @@ def cross_validate(
             options = {
                 "context": name != "baseline",
                 "init_from": start,
-                "pooling": args.uss_pooling,
-                "patience": args.uss_patience,
+                **satisfaction_options(args, init_lr),
             }
-            if init_lr is not None:  # absent otherwise: earlier runs' models stay reusable
-                options["init_lr"] = init_lr
             jobs[k, name] = Job(fold_dir / name, train_log, val_logs[k], USS_TASKS, options)
     # every fold's models first (side by side with --train-jobs), then each labels its slice
     trained = train_all(jobs, args)
@@ -343,9 +350,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         cut = len(dialogues) // 5
         train_log = write_log(dialogues[cut:], out / "all.parquet")
         val_log = write_log(dialogues[:cut], out / "all-val.parquet")
-        options = {"pooling": args.uss_pooling, "patience": args.uss_patience}
-        if args.uss_init_lr is not None:
-            options["init_lr"] = args.uss_init_lr
+        options = satisfaction_options(args, args.uss_init_lr)
         checkpoint: Model = list(
             train_all(
                 {

@@ -27,11 +27,12 @@ F1 in five seeds of five in session 29, and nothing else; through a full run in 
 level with the arm without stage 1, and 7.5 minutes longer.
 
 Where labels are scarce (`--sgd-scarce 200`, the default), both context arms are fine-tuned
-again on 200 of the training sample's dialogues, from two seeds each, the stage-1 arm from the
-same stage 1 shrunk to a quarter (`--scarce-stage1-shrink`), their epochs chosen on 200 of the
-held-out dialogues (`--sgd-scarce-val`): what stage 1 does for a team with a large log and few
-labels (`sgd.scarce_labels`, each log's means over the seeds and the difference; sessions
-30-31).
+again on 200 of the training sample's dialogues, in four pairs (`--sgd-scarce-pairs`), each
+pair from its own seed on its own 200 dialogues, the stage-1 arm from the same stage 1 shrunk
+to a quarter (`--scarce-stage1-shrink`), their epochs chosen on 200 of the held-out dialogues
+(`--sgd-scarce-val`): what stage 1 does for a team with a large log and few labels
+(`sgd.scarce_labels`: each log's means over the pairs, the difference, each pair's difference
+and how many pairs gain; sessions 30-31 and 46).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -106,8 +107,9 @@ LIMITS = {
     # stage 1 reads only text, so it can use training dialogues the fine-tuning never sees
     # (as a user pretrains on a large unlabeled log): this many more, 0 = none
     "sgd_pretrain_extra": (0, 0, 0),
-    # stage 1 where labels are scarce: both context arms fine-tuned again, from two seeds
-    # each, on only this many of the training sample's dialogues; 0 = not (quality.scarce)
+    # stage 1 where labels are scarce: both context arms fine-tuned again, in pairs (one seed
+    # and sample each), on only this many of the training sample's dialogues; 0 = not
+    # (quality.scarce)
     "sgd_scarce": (12, 60, 200),
     # a random this many of the held-out dialogues pick those models' epochs, as a team
     # with few labels holds few out; every held-out dialogue still scores them
@@ -223,6 +225,15 @@ def main() -> None:
         "0.25 raised the mean of the headline figures in both seeds, 1 in one of two",
     )
     parser.add_argument(
+        "--sgd-scarce-pairs",
+        type=_count,
+        help="pairs of models on scarce labels (--sgd-scarce), both context arms from one "
+        "seed on one sample each: seeds --seed, --seed + 1, ...; the k-th share of the "
+        "fine-tuning sample (default: 4, 2 with --smoke). Session 46: two pairs on one "
+        "sample, as before, read stage 1's slot gain below zero on some log in one pair in "
+        "four draws of six",
+    )
+    parser.add_argument(
         "--sgd-model",
         choices=["choose", *CANDIDATES],
         default="choose",
@@ -334,9 +345,9 @@ def main() -> None:
         "samples are only scored, as a test of seen services",
         "sgd_val": "this many SGD training dialogues outside the other samples pick every SGD "
         "model's epoch and the context arm, 0 = a tenth of the fine-tuning sample",
-        "sgd_scarce": "the context arms, with and without stage 1, also fine-tuned from two "
-        "seeds each on only this many of the fine-tuning sample's dialogues (stage 1 reading "
-        "its whole log): what stage 1 does where labels are scarce",
+        "sgd_scarce": "the context arms, with and without stage 1, also fine-tuned in pairs "
+        "(--sgd-scarce-pairs) on only this many of the fine-tuning sample's dialogues (stage 1 "
+        "reading its whole log): what stage 1 does where labels are scarce",
         "sgd_scarce_val": "a random this many of the held-out training dialogues (--sgd-val) "
         "pick the epochs of the models on the scarce sample; every one of them scores those "
         "models, 0 = all of them pick",
@@ -356,6 +367,8 @@ def main() -> None:
         if not 0 <= getattr(args, name) <= 1:
             flag = "--" + name.replace("_", "-")
             parser.error(f"{flag} must be in [0, 1], got {getattr(args, name)}")
+    if args.sgd_scarce_pairs == 0:
+        parser.error("--sgd-scarce-pairs needs at least 1 pair (--sgd-scarce 0 trains none)")
     if args.pretrain_cycle < 0:
         parser.error(f"--pretrain-cycle must be >= 0, got {args.pretrain_cycle}")
     if args.train_jobs < 1:
@@ -376,6 +389,7 @@ def main() -> None:
     args.epochs = 1 if args.smoke else 8 if quick else 16
     args.pretrain_epochs = args.pretrain_epochs or (1 if quick else 2)
     args.folds = 2 if args.smoke else 5
+    args.sgd_scarce_pairs = args.sgd_scarce_pairs or (2 if args.smoke else 4)
     args.layers = 4  # token states: the mean of MiniLM's last 4 of 6 layers
     for name, limits in LIMITS.items():
         if getattr(args, name) is None:

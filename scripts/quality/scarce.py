@@ -1,11 +1,17 @@
 """Stage 1 where labels are scarce: the two context arms fine-tuned again on a small share of
-the SGD training sample (`--sgd-scarce`), from two seeds each, while stage 1 still reads its
-whole log, as a team with a large log and few labeled dialogues would train.
+the SGD training sample (`--sgd-scarce`), in pairs (`--sgd-scarce-pairs`), while stage 1 still
+reads its whole log, as a team with a large log and few labeled dialogues would train.
 
 Why: with 1,800 labeled dialogues the arm with stage 1 and the arm without it are level in
 every full run (sessions 6-30); pretraining is meant to pay where labels are few. Session 30's
-probes on 200 labeled dialogues: stage 1 raised the held-out mean in both seeds. Two seeds
-per arm because at 200 dialogues one seed alone moved the held-out mean by 0.035."""
+probes on 200 labeled dialogues: stage 1 raised the held-out mean in both seeds.
+
+A pair is both arms from one seed on one sample. Until session 46 the run trained two pairs on
+one sample, and over six draws on one machine one pair read stage 1's slot gain below zero in
+four (sessions 43-45): two pairs of one sample measure the sample's luck as much as stage 1.
+Now each pair labels its own dialogues (the k-th share of the shuffled training sample, so
+pair 0's are those of before) and the summary is the mean over four pairs, with each pair's
+difference beside it."""
 
 from __future__ import annotations
 
@@ -14,28 +20,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labelgen.data.schema import Dialogue
 from quality.pool import Job
-
-SCARCE_SEEDS = 2
-"""Seeds of each arm on the scarce sample: `--seed` and the next."""
 
 SCARCE_ARMS = {"with_pretraining": "scarce-model", "no_pretraining": "scarce-no-pretraining"}
 """The two arms on the scarce sample, by the folder under sgd/ that holds each (with the seed)."""
 
 
+def scarce_samples(train: list[Dialogue], size: int, pairs: int) -> list[list[Dialogue]]:
+    """Each pair's labeled dialogues: the k-th `size` of the (shuffled) training sample, taken
+    on from its start again where the sample holds fewer than `pairs` times `size`."""
+    if not train:
+        return [[] for _ in range(pairs)]
+    size = min(size, len(train))
+    return [[train[(k * size + i) % len(train)] for i in range(size)] for k in range(pairs)]
+
+
 def scarce_jobs(
-    scarce_log: Path,
+    scarce_logs: list[Path],
     val_log: Path,
     tasks: dict[str, float],
     stage1_start: dict[str, Any],
     out: Path,
     args: argparse.Namespace,
 ) -> dict[str, Job]:
-    """Each arm from each seed, on the scarce log, choosing its epoch on `val_log` (a share
-    of the held-out dialogues every SGD model chooses on, `--sgd-scarce-val`); the arm with
-    stage 1 starts from the run's stage 1 as `stage1_start` says (`--scarce-stage1-shrink`)."""
+    """Each pair's two arms from its seed, on its log of `scarce_logs`, choosing their epochs
+    on `val_log` (a share of the held-out dialogues every SGD model chooses on,
+    `--sgd-scarce-val`); the arm with stage 1 starts from the run's stage 1 as `stage1_start`
+    says (`--scarce-stage1-shrink`)."""
     jobs = {}
-    for seed in scarce_seeds(args):
+    for seed, scarce_log in zip(scarce_seeds(args), scarce_logs, strict=True):
         for arm, folder in SCARCE_ARMS.items():
             with_stage1 = arm == "with_pretraining"
             jobs[scarce_name(arm, seed)] = Job(
@@ -50,7 +64,8 @@ def scarce_jobs(
 
 
 def scarce_seeds(args: argparse.Namespace) -> list[int]:
-    return [args.seed + k for k in range(SCARCE_SEEDS)]
+    """Each pair's seed: `--seed`, then the next, and so on."""
+    return [args.seed + k for k in range(args.sgd_scarce_pairs)]
 
 
 def scarce_name(arm: str, seed: int) -> str:
@@ -67,8 +82,9 @@ def scarce_summary(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Per log ("val": the held-out training dialogues), each arm's figures and their
-    `headline_mean` ("mean"), averaged over the seeds, and the arm with stage 1 minus the arm
-    without; each model's figures and held-out loss (on the `chosen_on` held-out dialogues
+    `headline_mean` ("mean"), averaged over the pairs, and the arm with stage 1 minus the arm
+    without, over the pairs and in each pair (by its seed), with the count of pairs where it
+    is above zero; each model's figures and held-out loss (on the `chosen_on` held-out dialogues
     that chose its epoch) beside. `figures` by (model name, log), as the SGD half scores every
     model."""
     seeds = scarce_seeds(args)
@@ -87,10 +103,22 @@ def scarce_summary(
             )
             for arm in SCARCE_ARMS
         }
-        with_, without = arms["with_pretraining"], arms["no_pretraining"]
-        arms["with_minus_without"] = {
-            key: None if with_[key] is None or without[key] is None else with_[key] - without[key]
-            for key in with_
+        arms["with_minus_without"] = _difference(arms["with_pretraining"], arms["no_pretraining"])
+        # each pair's own difference, and how many pairs read a gain: the mean over pairs can
+        # be carried by one lucky pair
+        by_pair = {
+            str(seed): _difference(
+                *(
+                    {**scores, "mean": headline_mean(scores)}
+                    for scores in (figures[scarce_name(arm, seed), split] for arm in SCARCE_ARMS)
+                )
+            )
+            for seed in seeds
+        }
+        arms["with_minus_without_by_pair"] = by_pair
+        arms["pairs_with_gain"] = {
+            key: sum(1 for pair in by_pair.values() if (pair[key] or 0.0) > 0.0)
+            for key in arms["with_minus_without"]
         }
         summary[split] = arms
     summary["by_seed"] = {
@@ -102,6 +130,16 @@ def scarce_summary(
         for seed in seeds
     }
     return summary
+
+
+def _difference(
+    with_: dict[str, float | None], without: dict[str, float | None]
+) -> dict[str, float | None]:
+    """The arm with stage 1 minus the arm without, figure by figure (None where one lacks it)."""
+    return {
+        key: None if with_[key] is None or without[key] is None else with_[key] - without[key]
+        for key in with_
+    }
 
 
 def _mean(rows: list[dict[str, float | None]]) -> dict[str, float | None]:

@@ -34,7 +34,7 @@ from quality.runs import (
     warm_cache,
     write_log,
 )
-from quality.scarce import scarce_jobs, scarce_summary
+from quality.scarce import scarce_jobs, scarce_samples, scarce_seeds, scarce_summary
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 SGD_HEADLINES = {
@@ -145,13 +145,17 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     # 1 and the two baselines, a few minutes shorter each; in the order of the dict above,
     # the twin trained alone at the end, on one core, for about 4 minutes.
     jobs.update({name: baselines_jobs[name] for name in other_baselines})
-    # the small models last: they fill the two processes' ends (the scarce sample's turns
-    # are in the cache already, so they change no state the other models read)
-    scarce_sample = train_dialogues[: args.sgd_scarce or 0]  # a random share: shuffled above
+    # the small models last: they fill the two processes' ends (the scarce samples' turns
+    # are in the cache already, so they change no state the other models read); each pair
+    # of them labels its own share of the training sample (shuffled above: a random share)
+    samples = scarce_samples(train_dialogues, args.sgd_scarce or 0, args.sgd_scarce_pairs)
     few_labels: dict[str, Job] = {}
     picked = held_out  # the held-out dialogues that choose the scarce models' epochs
-    if scarce_sample:
-        scarce_log = write_log(scarce_sample, out / "scarce.parquet")
+    if args.sgd_scarce and train_dialogues:
+        scarce_logs = [
+            write_log(sample, out / f"scarce-seed{seed}.parquet")
+            for seed, sample in zip(scarce_seeds(args), samples, strict=True)
+        ]
         # a random share of the held-out dialogues (they are in file order, which groups
         # services), as small as the sample: each of these models validates every epoch,
         # which on all 600 was about half of its 88 s (session 30; 57-61 s on 200)
@@ -161,7 +165,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             picked = [held_out[i] for i in sorted(share)]
             scarce_val = write_log(picked, out / "scarce-val.parquet")
         start = {**stage1_start, "init_shrink": args.scarce_stage1_shrink}
-        few_labels = scarce_jobs(scarce_log, scarce_val, SGD_TASKS, start, out, args)
+        few_labels = scarce_jobs(scarce_logs, scarce_val, SGD_TASKS, start, out, args)
     trained = train_all(jobs | few_labels, args)
     pre = trained.pop("pretrain")
     baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
@@ -260,7 +264,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             figures,
             splits,
             {name: _loss(checkpoint) for name, checkpoint in scarce.items()},
-            len(scarce_sample),
+            len(samples[0]),
             len(picked),
             headline_mean,
             args,

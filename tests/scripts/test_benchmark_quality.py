@@ -41,6 +41,7 @@ def _smoke(tmp_path, shared_data, *extra: str):
 def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, SGD_ARMS, TWO_SEEDS
+    from quality.scarce import SCARCE_ARMS
 
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
@@ -140,16 +141,21 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert not set(pretrain) & (set(ids["val"]) | set(ids["train-test"]))
     stage1_arm = json.loads((tmp_path / "sgd" / "model" / "settings.json").read_text())
     assert stage1_arm["init_shrink"] == 0.5
-    # where labels are scarce: both arms again on 12 of the 36, from two seeds each, the arm
-    # with stage 1 from the same stage 1, shrunk by its own default; their epochs chosen on
-    # 4 of the 8 held-out dialogues, scored on all 8 and on every other log
+    # where labels are scarce: both arms again in two pairs, each pair from its own seed on
+    # its own 12 of the 36, the arm with stage 1 from the same stage 1, shrunk by its own
+    # default; their epochs chosen on 4 of the 8 held-out dialogues, scored on all 8 and on
+    # every other log
     scarce = sgd["scarce_labels"]
     assert (scarce["labeled_dialogues"], scarce["seeds"]) == (12, [0, 1])
     assert scarce["epochs_chosen_on_dialogues"] == 4
-    few = pq.read_table(tmp_path / "sgd" / "scarce.parquet")["dialogue_id"].to_pylist()
-    assert len(few) == 12 and set(few) < set(ids["train"])
+    few = [
+        pq.read_table(tmp_path / "sgd" / f"scarce-seed{seed}.parquet")["dialogue_id"].to_pylist()
+        for seed in (0, 1)
+    ]
+    assert few[0] == ids["train"][:12] and few[1] == ids["train"][12:24]
     few_val = tmp_path / "sgd" / "scarce-val.parquet"
     assert len(set(pq.read_table(few_val)["dialogue_id"].to_pylist()) & set(ids["val"])) == 4
+    samples = []
     for seed in (0, 1):
         with_, without = (
             json.loads((tmp_path / "sgd" / f"{arm}-seed{seed}" / "settings.json").read_text())
@@ -161,6 +167,8 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         digest = hashlib.blake2b(few_val.read_bytes(), digest_size=16).hexdigest()
         assert with_["data"][1] == digest
         assert with_["data"][0] != stage1_arm["data"][0]
+        samples.append(with_["data"][0])
+    assert samples[0] != samples[1]  # each pair trained on its own sample
     by_seed = scarce["by_seed"]
     assert len(by_seed) == 4
     # plots for the candidates and baselines on the scored logs, none for the held-out
@@ -185,6 +193,18 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         assert arms["with_minus_without"]["mean"] == pytest.approx(
             arms["with_pretraining"]["mean"] - arms["no_pretraining"]["mean"]
         )
+        # each pair's own difference, from its two models' figures, and the pairs that gain
+        by_pair = arms["with_minus_without_by_pair"]
+        assert set(by_pair) == {"0", "1"}
+        for seed in (0, 1):
+            pair = [by_seed[f"scarce_{arm}_seed{seed}"][split] for arm in SCARCE_ARMS]
+            for key, difference in by_pair[str(seed)].items():
+                if key != "mean" and None not in (pair[0][key], pair[1][key]):
+                    assert difference == pytest.approx(pair[0][key] - pair[1][key])
+        assert arms["pairs_with_gain"] == {
+            key: sum((by_pair[seed][key] or 0.0) > 0 for seed in by_pair)
+            for key in arms["with_minus_without"]
+        }
 
     # stage 1 trained the encoder too (--pretrain-encoder-lr), and the arm from it keeps the
     # adapted encoder whole and frozen (the shrink leaves the encoder's weights out)
@@ -740,6 +760,40 @@ def test_a_count_of_dialogues_not_a_number_or_below_zero_is_refused(
     assert stop.value.code == 2
     assert f"argument {flag}: {says}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_no_pair_of_scarce_models_is_refused(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    argv = ["benchmark_quality.py", "--smoke", "--out", str(tmp_path), "--sgd-scarce-pairs=0"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        benchmark_quality.main()
+    assert stop.value.code == 2
+    assert "--sgd-scarce-pairs needs at least 1 pair" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("size", "pairs", "starts"),
+    [(3, 3, [0, 3, 6]), (4, 3, [0, 4, 8]), (20, 2, [0, 0])],  # 10 dialogues: 4 wraps, 20 all
+)
+def test_each_scarce_pair_labels_its_own_share_of_the_sample_while_it_lasts(
+    monkeypatch, size, pairs, starts
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.scarce import scarce_samples
+
+    sample = [f"d{i}" for i in range(10)]
+    shares = scarce_samples(sample, size, pairs)
+    assert len(shares) == pairs
+    for share, start in zip(shares, starts, strict=True):
+        assert len(share) == min(size, len(sample)) == len(set(share))
+        assert share == [sample[(start + i) % len(sample)] for i in range(len(share))]
+    if size * pairs <= len(sample):  # disjoint while the sample lasts
+        assert len({d for share in shares for d in share}) == size * pairs
+    assert scarce_samples([], size, pairs) == [[]] * pairs
 
 
 def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path, shared_data):

@@ -229,7 +229,7 @@ def main() -> None:
         type=_count,
         help="pairs of models on scarce labels (--sgd-scarce), both context arms from one "
         "seed on one sample each: seeds --seed, --seed + 1, ...; the k-th share of the "
-        "fine-tuning sample (default: 4, 2 with --smoke). Session 46: two pairs on one "
+        "fine-tuning sample (default: 4 full, 2 quick and smoke). Session 46: two pairs on one "
         "sample, as before, read stage 1's slot gain below zero on some log in one pair in "
         "four draws of six",
     )
@@ -389,7 +389,8 @@ def main() -> None:
     args.epochs = 1 if args.smoke else 8 if quick else 16
     args.pretrain_epochs = args.pretrain_epochs or (1 if quick else 2)
     args.folds = 2 if args.smoke else 5
-    args.sgd_scarce_pairs = args.sgd_scarce_pairs or (2 if args.smoke else 4)
+    # four pairs measure stage 1 in the full run; two keep the quick run's 10 minutes
+    args.sgd_scarce_pairs = args.sgd_scarce_pairs or (2 if quick else 4)
     args.layers = 4  # token states: the mean of MiniLM's last 4 of 6 layers
     for name, limits in LIMITS.items():
         if getattr(args, name) is None:

@@ -7,11 +7,11 @@ every full run (sessions 6-30); pretraining is meant to pay where labels are few
 probes on 200 labeled dialogues: stage 1 raised the held-out mean in both seeds.
 
 A pair is both arms from one seed on one sample. Until session 46 the run trained two pairs on
-one sample, and over six draws on one machine one pair read stage 1's slot gain below zero in
-four (sessions 43-45): two pairs of one sample measure the sample's luck as much as stage 1.
-Now each pair labels its own dialogues (the k-th share of the shuffled training sample, so
-pair 0's are those of before) and the summary is the mean over four pairs, with each pair's
-difference beside it."""
+one sample, and over six draws on one machine one pair read stage 1's slot gain below zero on
+some log in four (sessions 43-45): two pairs of one sample measure the sample's luck as much
+as stage 1. Now each pair labels its own dialogues (the k-th share of the shuffled training
+sample, so pair 0's are those of before) and the summary is the mean over four pairs, with
+each pair's difference beside it."""
 
 from __future__ import annotations
 

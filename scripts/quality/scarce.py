@@ -94,26 +94,19 @@ def scarce_summary(
         "seeds": seeds,
     }
     for split in ["val", *splits]:
-        arms = {
-            arm: _mean(
-                [
-                    {**scores, "mean": headline_mean(scores)}
-                    for scores in (figures[scarce_name(arm, seed), split] for seed in seeds)
-                ]
-            )
+        # each model's figures on this log and their headline mean, by arm and seed
+        scored = {
+            (arm, seed): {**scores, "mean": headline_mean(scores)}
             for arm in SCARCE_ARMS
+            for seed in seeds
+            for scores in [figures[scarce_name(arm, seed), split]]
         }
+        arms = {arm: _mean([scored[arm, seed] for seed in seeds]) for arm in SCARCE_ARMS}
         arms["with_minus_without"] = _difference(arms["with_pretraining"], arms["no_pretraining"])
         # each pair's own difference, and how many pairs read a gain: the mean over pairs can
         # be carried by one lucky pair
         by_pair = {
-            str(seed): _difference(
-                *(
-                    {**scores, "mean": headline_mean(scores)}
-                    for scores in (figures[scarce_name(arm, seed), split] for arm in SCARCE_ARMS)
-                )
-            )
-            for seed in seeds
+            str(seed): _difference(*(scored[arm, seed] for arm in SCARCE_ARMS)) for seed in seeds
         }
         arms["with_minus_without_by_pair"] = by_pair
         arms["pairs_with_gain"] = {

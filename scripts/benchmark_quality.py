@@ -234,6 +234,15 @@ def main() -> None:
         "four draws of six",
     )
     parser.add_argument(
+        "--scarce-stage1",
+        choices=["shared", "per-pair"],
+        default="shared",
+        help="the stage 1 each scarce pair's arm with stage 1 starts from: the run's (shared), "
+        "or one from the pair's own seed (per-pair; pair 0's is the run's), which costs a stage "
+        "1 for each other pair. Session 46: with one stage 1 the pairs of a draw moved "
+        "together, every pair losing in one draw of four",
+    )
+    parser.add_argument(
         "--sgd-model",
         choices=["choose", *CANDIDATES],
         default="choose",

@@ -11,12 +11,18 @@ one sample, and over six draws on one machine one pair read stage 1's slot gain 
 some log in four (sessions 43-45): two pairs of one sample measure the sample's luck as much
 as stage 1. Now each pair labels its own dialogues (the k-th share of the shuffled training
 sample, so pair 0's are those of before) and the summary is the mean over four pairs, with
-each pair's difference beside it."""
+each pair's difference beside it.
+
+The pairs of one draw still shared its one stage 1, and moved together: in session 46's seed-1
+draw every pair lost. With `--scarce-stage1 per-pair` each pair's arm with stage 1 starts from
+a stage 1 of the pair's own seed (pair 0's is the run's), so the mean over pairs also averages
+over stage 1's own seed: what stage 1 does, not what one stage 1 did."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +46,25 @@ def scarce_jobs(
     scarce_logs: list[Path],
     val_log: Path,
     tasks: dict[str, float],
+    stage1: Job,
     stage1_start: dict[str, Any],
     out: Path,
     args: argparse.Namespace,
 ) -> dict[str, Job]:
     """Each pair's two arms from its seed, on its log of `scarce_logs`, choosing their epochs
     on `val_log` (a share of the held-out dialogues every SGD model chooses on,
-    `--sgd-scarce-val`); the arm with stage 1 starts from the run's stage 1 as `stage1_start`
-    says (`--scarce-stage1-shrink`)."""
+    `--sgd-scarce-val`); the arm with stage 1 starts from a stage 1 as `stage1_start` says
+    (`--scarce-stage1-shrink`): the run's (the job "pretrain", `stage1`), or with
+    `--scarce-stage1 per-pair` one like it from the pair's seed (for pair 0 the run's), whose
+    jobs come first."""
     jobs = {}
+    for seed in scarce_seeds(args):
+        if stage1_name(seed, args) != "pretrain":
+            # the run's stage 1 from another seed: the same log, epochs and corruptions
+            options = {**stage1.options, "seed": seed}
+            jobs[stage1_name(seed, args)] = replace(
+                stage1, out=out / f"pretrain-seed{seed}", options=options
+            )
     for seed, scarce_log in zip(scarce_seeds(args), scarce_logs, strict=True):
         for arm, folder in SCARCE_ARMS.items():
             with_stage1 = arm == "with_pretraining"
@@ -58,9 +74,16 @@ def scarce_jobs(
                 val_log,
                 tasks,
                 {**(stage1_start if with_stage1 else {}), "seed": seed},
-                after="pretrain" if with_stage1 else None,
+                after=stage1_name(seed, args) if with_stage1 else None,
             )
     return jobs
+
+
+def stage1_name(seed: int, args: argparse.Namespace) -> str:
+    """The job whose stage 1 the pair of `seed` starts its arm with stage 1 from."""
+    if args.scarce_stage1 == "per-pair" and seed != args.seed:
+        return f"pretrain_seed{seed}"
+    return "pretrain"
 
 
 def scarce_seeds(args: argparse.Namespace) -> list[int]:

@@ -34,7 +34,13 @@ from quality.runs import (
     warm_cache,
     write_log,
 )
-from quality.scarce import scarce_jobs, scarce_samples, scarce_seeds, scarce_summary
+from quality.scarce import (
+    scarce_jobs,
+    scarce_samples,
+    scarce_seeds,
+    scarce_summary,
+    stage1_name,
+)
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
 SGD_HEADLINES = {
@@ -165,11 +171,19 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             picked = [held_out[i] for i in sorted(share)]
             scarce_val = write_log(picked, out / "scarce-val.parquet")
         start = {**stage1_start, "init_shrink": args.scarce_stage1_shrink}
-        few_labels = scarce_jobs(scarce_logs, scarce_val, SGD_TASKS, start, out, args)
+        few_labels = scarce_jobs(
+            scarce_logs, scarce_val, SGD_TASKS, jobs["pretrain"], start, out, args
+        )
     trained = train_all(jobs | few_labels, args)
     pre = trained.pop("pretrain")
     baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
-    scarce = {name: trained.pop(name) for name in few_labels}
+    # stage 1 of each pair's own seed (--scarce-stage1 per-pair), and the pairs' models
+    stage1_by_seed = {
+        seed: pre if name == "pretrain" else trained.pop(name)
+        for seed in (scarce_seeds(args) if few_labels else [])
+        for name in [stage1_name(seed, args)]
+    }
+    scarce = {name: trained.pop(name) for name in few_labels if name in trained}
     models: dict[str, Path] = trained  # the context arms, and the next seed's twin
     # scored alone beside the candidates, never chosen: how far a seed alone moves a model
     controls: dict[str, Model] = {NEXT_SEED: models[NEXT_SEED]} if NEXT_SEED in models else {}
@@ -269,6 +283,12 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             headline_mean,
             args,
         )
+        results["scarce_labels"]["stage1"] = args.scarce_stage1
+        if args.scarce_stage1 == "per-pair":
+            results["scarce_labels"]["stage1_by_seed"] = {
+                str(seed): stage1_learned(checkpoint, pretrain_log, val_log, args, seed)
+                for seed, checkpoint in stage1_by_seed.items()
+            }
     for split in splits:
         for name in {**candidates, **baselines, **controls}:
             results[f"{name}/{split}"] = figures[name, split]
@@ -280,12 +300,17 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage1_learned(
-    checkpoint: Path, train_log: Path, val_log: Path, args: argparse.Namespace
+    checkpoint: Path,
+    train_log: Path,
+    val_log: Path,
+    args: argparse.Namespace,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Stage 1's best epoch and validation loss beside the loss of predicting the held-out
-    turns' defect base rate alone (its entropy): whether it learned the swaps at all."""
+    turns' defect base rate alone (its entropy): whether it learned the swaps at all. `seed`:
+    the seed stage 1 trained from (default `--seed`), which drew its validation corruptions."""
     epoch, loss = best_epoch(checkpoint)
-    dm = data_module(train_log, val_log, args, corrupt=True)
+    dm = data_module(train_log, val_log, args, corrupt=True, seed=seed)
     dm.setup("fit")
     # the held-out turns corrupted as stage 1's validation saw them (seeded per batch)
     targets = torch.cat([batch["defect"].flatten() for batch in dm.val_dataloader()])

@@ -796,6 +796,51 @@ def test_each_scarce_pair_labels_its_own_share_of_the_sample_while_it_lasts(
     assert scarce_samples([], size, pairs) == [[]] * pairs
 
 
+@pytest.mark.parametrize("stage1", ["shared", "per-pair"])
+def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(monkeypatch, tmp_path, stage1):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.pool import Job
+    from quality.scarce import scarce_jobs
+
+    args = argparse.Namespace(seed=3, sgd_scarce_pairs=3, scarce_stage1=stage1)
+    options = {"corrupt": True, "epochs": 2, "encoder_lr": None, "order_cycle": 1}
+    run_stage1 = Job(
+        tmp_path / "pretrain",
+        tmp_path / "p.parquet",
+        tmp_path / "v.parquet",
+        {"defect": 1.0},
+        options,
+    )
+    logs = [tmp_path / f"s{k}.parquet" for k in range(3)]
+    start = {"init_lr": None, "init_shrink": 0.25}
+    jobs = scarce_jobs(
+        logs, tmp_path / "sv.parquet", {"slots": 1.0}, run_stage1, start, tmp_path, args
+    )
+    extra = {"shared": [], "per-pair": ["pretrain_seed4", "pretrain_seed5"]}[stage1]
+    assert list(jobs)[: len(extra)] == extra  # before the arms that start from them
+    for name in extra:  # the run's stage 1 from another seed, in a folder of its own
+        seed = int(name.removeprefix("pretrain_seed"))
+        assert jobs[name].options == {**options, "seed": seed}
+        assert jobs[name].out == tmp_path / f"pretrain-seed{seed}"
+        assert (jobs[name].train_log, jobs[name].val_log, jobs[name].weights, jobs[name].after) == (
+            run_stage1.train_log,
+            run_stage1.val_log,
+            run_stage1.weights,
+            None,
+        )
+    for seed, log in zip((3, 4, 5), logs, strict=True):
+        with_, without = (
+            jobs[f"scarce_with_pretraining_seed{seed}"],
+            jobs[f"scarce_no_pretraining_seed{seed}"],
+        )
+        own = stage1 == "per-pair" and seed != 3
+        assert with_.after == (f"pretrain_seed{seed}" if own else "pretrain")
+        assert without.after is None
+        assert with_.train_log == without.train_log == log
+        assert with_.options == {**start, "seed": seed} and without.options == {"seed": seed}
+    assert len(jobs) == len(extra) + 6
+
+
 def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path, shared_data):
     ccpe = shared_data / "uss" / "CCPE.txt"
     (tmp_path / "copy").mkdir()

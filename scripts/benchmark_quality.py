@@ -236,11 +236,11 @@ def main() -> None:
     parser.add_argument(
         "--scarce-stage1",
         choices=["shared", "per-pair"],
-        default="shared",
         help="the stage 1 each scarce pair's arm with stage 1 starts from: the run's (shared), "
         "or one from the pair's own seed (per-pair; pair 0's is the run's), which costs a stage "
-        "1 for each other pair. Session 46: with one stage 1 the pairs of a draw moved "
-        "together, every pair losing in one draw of four",
+        "1 for each other pair (default: per-pair full, shared quick and smoke). Session 46: "
+        "with one stage 1 the pairs of a draw moved together, every pair losing in one draw "
+        "of four",
     )
     parser.add_argument(
         "--sgd-model",
@@ -400,6 +400,8 @@ def main() -> None:
     args.folds = 2 if args.smoke else 5
     # four pairs measure stage 1 in the full run; two keep the quick run's 10 minutes
     args.sgd_scarce_pairs = args.sgd_scarce_pairs or (2 if quick else 4)
+    # and each pair from its own stage 1 (about 3.6 minutes of the full run, session 47)
+    args.scarce_stage1 = args.scarce_stage1 or ("shared" if quick else "per-pair")
     args.layers = 4  # token states: the mean of MiniLM's last 4 of 6 layers
     for name, limits in LIMITS.items():
         if getattr(args, name) is None:

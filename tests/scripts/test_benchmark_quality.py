@@ -62,6 +62,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         *("--sgd-pretrain-extra", "6", "--stage1-shrink", "0.5"),
         *("--pretrain-encoder-lr", "1e-3"),
         *("--uss-eval", str(extra), str(single)),
+        *("--scarce-stage1", "per-pair"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -142,11 +143,23 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     stage1_arm = json.loads((tmp_path / "sgd" / "model" / "settings.json").read_text())
     assert stage1_arm["init_shrink"] == 0.5
     # where labels are scarce: both arms again in two pairs, each pair from its own seed on
-    # its own 12 of the 36, the arm with stage 1 from the same stage 1, shrunk by its own
-    # default; their epochs chosen on 4 of the 8 held-out dialogues, scored on all 8 and on
-    # every other log
+    # its own 12 of the 36, the arm with stage 1 from a stage 1 of the pair's seed (pair 0's
+    # the run's, --scarce-stage1 per-pair), shrunk by its own default; their epochs chosen on
+    # 4 of the 8 held-out dialogues, scored on all 8 and on every other log
     scarce = sgd["scarce_labels"]
     assert (scarce["labeled_dialogues"], scarce["seeds"]) == (12, [0, 1])
+    assert scarce["stage1"] == "per-pair" and set(scarce["stage1_by_seed"]) == {"0", "1"}
+    assert scarce["stage1_by_seed"]["0"] == sgd["stage1"]
+    pair_stage1 = json.loads((tmp_path / "sgd" / "pretrain-seed1" / "settings.json").read_text())
+    run_stage1 = json.loads((tmp_path / "sgd" / "pretrain" / "settings.json").read_text())
+    assert pair_stage1 == {**run_stage1, "seed": 1} and run_stage1["seed"] == 0
+    starts = {
+        seed: hashlib.blake2b(
+            (tmp_path / "sgd" / folder / "best.ckpt").read_bytes(), digest_size=16
+        ).hexdigest()
+        for seed, folder in ((0, "pretrain"), (1, "pretrain-seed1"))
+    }
+    assert starts[0] == stage1_arm["init_from"] and starts[0] != starts[1]
     assert scarce["epochs_chosen_on_dialogues"] == 4
     few = [
         pq.read_table(tmp_path / "sgd" / f"scarce-seed{seed}.parquet")["dialogue_id"].to_pylist()
@@ -162,7 +175,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
             for arm in ("scarce-model", "scarce-no-pretraining")
         )
         assert with_["seed"] == without["seed"] == seed
-        assert with_["init_from"] == stage1_arm["init_from"] and without["init_from"] is None
+        assert with_["init_from"] == starts[seed] and without["init_from"] is None
         assert with_["init_shrink"] == 0.25 and with_["data"] == without["data"]
         digest = hashlib.blake2b(few_val.read_bytes(), digest_size=16).hexdigest()
         assert with_["data"][1] == digest
@@ -737,6 +750,28 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
     assert options["out"] == str(tmp_path) and options["epochs"] == 1 and options["folds"] == 2
     assert options["warm_cache"] is True and options["second_seed"] is True
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no partial file left
+
+
+@pytest.mark.parametrize(
+    ("regime", "pairs", "stage1"),
+    [("--smoke", 2, "shared"), ("--quick", 2, "shared"), (None, 4, "per-pair")],
+)
+def test_the_full_run_measures_stage_1_on_four_pairs_each_from_its_own(
+    monkeypatch, tmp_path, regime, pairs, stage1
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    seen = []
+    monkeypatch.setattr(benchmark_quality, "sgd", lambda args: seen.append(args) or {})
+    argv = ["benchmark_quality.py", "--out", str(tmp_path), "--only", "sgd"]
+    monkeypatch.setattr("sys.argv", argv + ([regime] if regime else []))
+    benchmark_quality.main()
+    assert (seen[0].sgd_scarce_pairs, seen[0].scarce_stage1) == (pairs, stage1)
+    # an explicit choice stands in every regime
+    monkeypatch.setattr("sys.argv", [*argv, "--scarce-stage1", "shared", "--sgd-scarce-pairs", "3"])
+    benchmark_quality.main()
+    assert (seen[1].sgd_scarce_pairs, seen[1].scarce_stage1) == (3, "shared")
 
 
 @pytest.mark.parametrize(

@@ -28,11 +28,12 @@ level with the arm without stage 1, and 7.5 minutes longer.
 
 Where labels are scarce (`--sgd-scarce 200`, the default), both context arms are fine-tuned
 again on 200 of the training sample's dialogues, in four pairs (`--sgd-scarce-pairs`), each
-pair from its own seed on its own 200 dialogues, the stage-1 arm from the same stage 1 shrunk
-to a quarter (`--scarce-stage1-shrink`), their epochs chosen on 200 of the held-out dialogues
+pair from its own seed on its own 200 dialogues, the stage-1 arm from a stage 1 of the pair's
+seed (`--scarce-stage1 per-pair`, the full run's default; pair 0's is the run's) shrunk to a
+quarter (`--scarce-stage1-shrink`), their epochs chosen on 200 of the held-out dialogues
 (`--sgd-scarce-val`): what stage 1 does for a team with a large log and few labels
 (`sgd.scarce_labels`: each log's means over the pairs, the difference, each pair's difference
-and how many pairs gain; sessions 30-31 and 46).
+and how many pairs gain, each pair's stage 1; sessions 30-31, 46 and 47).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,
@@ -241,6 +242,12 @@ def main() -> None:
         "1 for each other pair (default: per-pair full, shared quick and smoke). Session 46: "
         "with one stage 1 the pairs of a draw moved together, every pair losing in one draw "
         "of four",
+    )
+    parser.add_argument(
+        "--scarce-epochs",
+        type=_count,
+        help="epochs of the models on scarce labels (--sgd-scarce; default: the run's), "
+        "their held-out loss read as many times as the run's models read theirs",
     )
     parser.add_argument(
         "--sgd-model",

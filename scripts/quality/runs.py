@@ -263,6 +263,7 @@ def train(
     seed: int | None = None,
     pool_sides: bool | None = None,
     order_cycle: int = 0,
+    val_every: int = 1,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
@@ -275,8 +276,9 @@ def train(
     `pool_sides`: the turn's sides pooled apart (`EncoderConfig.pool_sides`); default: as
     `init_from` pools them (its turn vectors have that size), else `--pool-sides`.
     `order_cycle`: the batches, and stage 1's corruptions, repeat every this many epochs
-    (`LogDataModule.order_cycle`; 0: new ones every epoch). AdamW runs fused with
-    `--fused-adamw` (`OptimConfig.fused`)."""
+    (`LogDataModule.order_cycle`; 0: new ones every epoch). `val_every`: the held-out loss,
+    which chooses the epoch, is read every this many epochs (and only there). AdamW runs fused
+    with `--fused-adamw` (`OptimConfig.fused`)."""
     seed = args.seed if seed is None else seed
     if pool_sides is None:
         pool_sides = args.pool_sides if init_from is None else pools_sides(Path(init_from))
@@ -304,6 +306,8 @@ def train(
         settings["init_shrink"] = init_shrink
     if order_cycle:  # the same
         settings["order_cycle"] = order_cycle
+    if val_every != 1:  # the same
+        settings["val_every"] = val_every
     if args.warm_cache:  # the same
         settings["warm_cache"] = True
     fused = getattr(args, "fused_adamw", False)
@@ -352,6 +356,7 @@ def train(
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=epochs or args.epochs,
+        check_val_every_n_epoch=val_every,
         logger=False,
         callbacks=callbacks,
         enable_progress_bar=False,

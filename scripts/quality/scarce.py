@@ -65,6 +65,9 @@ def scarce_jobs(
             jobs[stage1_name(seed, args)] = replace(
                 stage1, out=out / f"pretrain-seed{seed}", options=options
             )
+    # with --scarce-epochs, as many held-out checks as the run's models make, further apart
+    epochs = getattr(args, "scarce_epochs", None) or args.epochs
+    length = {"epochs": epochs, "val_every": max(1, epochs // args.epochs)}
     for seed, scarce_log in zip(scarce_seeds(args), scarce_logs, strict=True):
         for arm, folder in SCARCE_ARMS.items():
             with_stage1 = arm == "with_pretraining"
@@ -73,7 +76,7 @@ def scarce_jobs(
                 scarce_log,
                 val_log,
                 tasks,
-                {**(stage1_start if with_stage1 else {}), "seed": seed},
+                {**(stage1_start if with_stage1 else {}), **length, "seed": seed},
                 after=stage1_name(seed, args) if with_stage1 else None,
             )
     return jobs

@@ -177,12 +177,12 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     trained = train_all(jobs | few_labels, args)
     pre = trained.pop("pretrain")
     baselines = {name: trained.pop(name) for name in BASELINES if name in trained}
-    # stage 1 of each pair's own seed (--scarce-stage1 per-pair), and the pairs' models
-    stage1_by_seed = {
-        seed: pre if name == "pretrain" else trained.pop(name)
-        for seed in (scarce_seeds(args) if few_labels else [])
-        for name in [stage1_name(seed, args)]
-    }
+    # the stage 1 each scarce pair started from (its own with --scarce-stage1 per-pair, pair
+    # 0's the run's), and the pairs' models
+    stage1_by_seed: dict[int, Path] = {}
+    for seed in scarce_seeds(args) if few_labels else []:
+        name = stage1_name(seed, args)
+        stage1_by_seed[seed] = pre if name == "pretrain" else trained.pop(name)
     scarce = {name: trained.pop(name) for name in few_labels if name in trained}
     models: dict[str, Path] = trained  # the context arms, and the next seed's twin
     # scored alone beside the candidates, never chosen: how far a seed alone moves a model

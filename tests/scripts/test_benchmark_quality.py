@@ -837,7 +837,7 @@ def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(monkeypatch,
     from quality.pool import Job
     from quality.scarce import scarce_jobs
 
-    args = argparse.Namespace(seed=3, sgd_scarce_pairs=3, scarce_stage1=stage1)
+    args = argparse.Namespace(seed=3, sgd_scarce_pairs=3, scarce_stage1=stage1, epochs=16)
     options = {"corrupt": True, "epochs": 2, "encoder_lr": None, "order_cycle": 1}
     run_stage1 = Job(
         tmp_path / "pretrain",
@@ -872,7 +872,9 @@ def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(monkeypatch,
         assert with_.after == (f"pretrain_seed{seed}" if own else "pretrain")
         assert without.after is None
         assert with_.train_log == without.train_log == log
-        assert with_.options == {**start, "seed": seed} and without.options == {"seed": seed}
+        length = {"epochs": 16, "val_every": 1}  # the run's (no --scarce-epochs)
+        assert with_.options == {**start, **length, "seed": seed}
+        assert without.options == {**length, "seed": seed}
     assert len(jobs) == len(extra) + 6
 
 

@@ -32,6 +32,12 @@ from quality.pool import Job
 SCARCE_ARMS = {"with_pretraining": "scarce-model", "no_pretraining": "scarce-no-pretraining"}
 """The two arms on the scarce sample, by the folder under sgd/ that holds each (with the seed)."""
 
+SCARCE_PATIENCE = 4
+"""Held-out checks without a better loss after which a model on scarce labels trained longer
+than the run's models (`--scarce-epochs`) stops. Session 47, 64 epochs read every 4: the eight
+models' best epochs were 23-43: 16 epochs without a better one end most of them well before
+64."""
+
 
 def scarce_samples(train: list[Dialogue], size: int, pairs: int) -> list[list[Dialogue]]:
     """Each pair's labeled dialogues: the k-th `size` of the (shuffled) training sample, taken
@@ -65,9 +71,13 @@ def scarce_jobs(
             jobs[stage1_name(seed, args)] = replace(
                 stage1, out=out / f"pretrain-seed{seed}", options=options
             )
-    # with --scarce-epochs, as many held-out checks as the run's models make, further apart
+    # with --scarce-epochs, as many held-out checks as the run's models make, further apart;
+    # beyond the run's epochs a model stops after SCARCE_PATIENCE checks without a better
+    # held-out loss (the learning-rate schedule still spans every epoch)
     epochs = getattr(args, "scarce_epochs", None) or args.epochs
     length = {"epochs": epochs, "val_every": max(1, epochs // args.epochs)}
+    if epochs > args.epochs:
+        length["patience"] = SCARCE_PATIENCE
     for seed, scarce_log in zip(scarce_seeds(args), scarce_logs, strict=True):
         for arm, folder in SCARCE_ARMS.items():
             with_stage1 = arm == "with_pretraining"

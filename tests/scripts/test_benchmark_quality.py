@@ -62,7 +62,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         *("--sgd-pretrain-extra", "6", "--stage1-shrink", "0.5"),
         *("--pretrain-encoder-lr", "1e-3"),
         *("--uss-eval", str(extra), str(single)),
-        *("--scarce-stage1", "per-pair"),
+        *("--scarce-stage1", "per-pair", "--scarce-epochs", "2"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -175,6 +175,9 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
             for arm in ("scarce-model", "scarce-no-pretraining")
         )
         assert with_["seed"] == without["seed"] == seed
+        # twice the run's epochs, their held-out loss read once, after the second
+        for settings in (with_, without):
+            assert (settings["epochs"], settings["val_every"], settings["patience"]) == (2, 2, 4)
         assert with_["init_from"] == starts[seed] and without["init_from"] is None
         assert with_["init_shrink"] == 0.25 and with_["data"] == without["data"]
         digest = hashlib.blake2b(few_val.read_bytes(), digest_size=16).hexdigest()
@@ -184,6 +187,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert samples[0] != samples[1]  # each pair trained on its own sample
     by_seed = scarce["by_seed"]
     assert len(by_seed) == 4
+    assert all(model["held_out_loss"]["epoch"] == 1 for model in by_seed.values())
     # plots for the candidates and baselines on the scored logs, none for the held-out
     # dialogues nor for the models only reported beside them
     plotted = {d.name for d in (tmp_path / "sgd").glob("eval-*") if any(d.glob("*.png"))}
@@ -753,11 +757,11 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("regime", "pairs", "stage1"),
-    [("--smoke", 2, "shared"), ("--quick", 2, "shared"), (None, 4, "per-pair")],
+    ("regime", "pairs", "stage1", "epochs"),
+    [("--smoke", 2, "shared", 1), ("--quick", 2, "shared", 8), (None, 4, "per-pair", 64)],
 )
 def test_the_full_run_measures_stage_1_on_four_pairs_each_from_its_own(
-    monkeypatch, tmp_path, regime, pairs, stage1
+    monkeypatch, tmp_path, regime, pairs, stage1, epochs
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import benchmark_quality
@@ -768,10 +772,16 @@ def test_the_full_run_measures_stage_1_on_four_pairs_each_from_its_own(
     monkeypatch.setattr("sys.argv", argv + ([regime] if regime else []))
     benchmark_quality.main()
     assert (seen[0].sgd_scarce_pairs, seen[0].scarce_stage1) == (pairs, stage1)
+    assert seen[0].scarce_epochs == epochs  # the full run's until they stop learning
     # an explicit choice stands in every regime
-    monkeypatch.setattr("sys.argv", [*argv, "--scarce-stage1", "shared", "--sgd-scarce-pairs", "3"])
+    choice = ["--scarce-stage1", "shared", "--sgd-scarce-pairs", "3", "--scarce-epochs", "5"]
+    monkeypatch.setattr("sys.argv", [*argv, *choice])
     benchmark_quality.main()
-    assert (seen[1].sgd_scarce_pairs, seen[1].scarce_stage1) == (3, "shared")
+    assert (seen[1].sgd_scarce_pairs, seen[1].scarce_stage1, seen[1].scarce_epochs) == (
+        3,
+        "shared",
+        5,
+    )
 
 
 @pytest.mark.parametrize(
@@ -831,13 +841,24 @@ def test_each_scarce_pair_labels_its_own_share_of_the_sample_while_it_lasts(
     assert scarce_samples([], size, pairs) == [[]] * pairs
 
 
-@pytest.mark.parametrize("stage1", ["shared", "per-pair"])
-def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(monkeypatch, tmp_path, stage1):
+@pytest.mark.parametrize(
+    ("stage1", "epochs", "length"),
+    [
+        ("shared", None, {"epochs": 16, "val_every": 1}),  # the run's
+        ("per-pair", 16, {"epochs": 16, "val_every": 1}),
+        ("per-pair", 64, {"epochs": 64, "val_every": 4, "patience": 4}),  # 16 reads, 4 apart
+    ],
+)
+def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(
+    monkeypatch, tmp_path, stage1, epochs, length
+):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.pool import Job
     from quality.scarce import scarce_jobs
 
-    args = argparse.Namespace(seed=3, sgd_scarce_pairs=3, scarce_stage1=stage1, epochs=16)
+    args = argparse.Namespace(
+        seed=3, sgd_scarce_pairs=3, scarce_stage1=stage1, epochs=16, scarce_epochs=epochs
+    )
     options = {"corrupt": True, "epochs": 2, "encoder_lr": None, "order_cycle": 1}
     run_stage1 = Job(
         tmp_path / "pretrain",
@@ -872,7 +893,6 @@ def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(monkeypatch,
         assert with_.after == (f"pretrain_seed{seed}" if own else "pretrain")
         assert without.after is None
         assert with_.train_log == without.train_log == log
-        length = {"epochs": 16, "val_every": 1}  # the run's (no --scarce-epochs)
         assert with_.options == {**start, **length, "seed": seed}
         assert without.options == {**length, "seed": seed}
     assert len(jobs) == len(extra) + 6

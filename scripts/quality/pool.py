@@ -21,8 +21,12 @@ from typing import Any, TypeVar
 
 import torch
 
+from labelgen.models.components.turn_encoder import restore_shared_caches, shared_cache_snapshot
 from quality import runs
 from quality.runs import MODEL_SECONDS, TIMINGS, timed, train, warm_cache
+
+_WARMED: dict[tuple[str, int], frozenset[bytes]] = {}
+"""The turns the frozen caches held when the training processes forked (`_side_by_side`)."""
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -80,6 +84,8 @@ def _side_by_side(jobs: dict[str, Job], args: argparse.Namespace) -> dict[str, P
         warm_cache(logs, args)
     workers = min(args.train_jobs, len(jobs))
     threads = max(1, torch.get_num_threads() // workers)
+    _WARMED.clear()
+    _WARMED.update(shared_cache_snapshot())  # what every process starts from, at its fork
     pending = dict(jobs)
     done: dict[str, Path] = {}
     running: dict[Future, str] = {}
@@ -117,6 +123,12 @@ def _train_child(
 ) -> tuple[Path, dict[str, float]]:
     """`train` in a worker process: the checkpoint, and the seconds it took (by its folder)."""
     MODEL_SECONDS.clear()  # the parent's, inherited by the fork
+    # Every job starts from the cache the processes forked with, whichever process runs it and
+    # whatever ran there before. A stage 1 encodes its swapped turns as it trains; a second
+    # stage 1 in that process (--scarce-stage1 per-pair) would read some of them as the first
+    # one's batches encoded them, which differ in the last bits, and train another model
+    # (session 47: one of three read another held-out loss in another run's process)
+    restore_shared_caches(_WARMED)
     checkpoint = train(*_inputs(job), args, **options)
     return checkpoint, dict(MODEL_SECONDS)
 

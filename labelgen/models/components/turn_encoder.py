@@ -144,6 +144,21 @@ def shared_cache_turns() -> int:
     return sum(len(cache) for cache in _SHARED_CACHES.values())
 
 
+def shared_cache_snapshot() -> dict[tuple[str, int], frozenset[bytes]]:
+    """The turns each frozen cache of this process holds now, for `restore_shared_caches`."""
+    return {key: frozenset(cache) for key, cache in _SHARED_CACHES.items()}
+
+
+def restore_shared_caches(snapshot: dict[tuple[str, int], frozenset[bytes]]) -> None:
+    """Drops every cached turn state that `snapshot` did not hold, so the work after this reads
+    the states it held (those still cached) and encodes the rest itself, as if nothing had run
+    in between: unlike `clear_shared_caches`, the states it held are kept, not encoded again."""
+    for key, cache in _SHARED_CACHES.items():
+        kept = snapshot.get(key, frozenset())
+        for turn in [turn for turn in cache if turn not in kept]:
+            del cache[turn]
+
+
 def clear_shared_caches() -> None:
     """Empties every frozen encoder's cache of turn states in this process, for work that must
     not depend on what ran before it. A turn's cached states are those of the chunk it was first

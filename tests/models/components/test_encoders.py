@@ -15,6 +15,8 @@ from labelgen.models.components.turn_encoder import (
     TurnEncoder,
     chunk_plan,
     clear_shared_caches,
+    restore_shared_caches,
+    shared_cache_snapshot,
 )
 from tests.models.conftest import MINILM, TINY_ROBERTA
 
@@ -264,6 +266,29 @@ def test_cleared_caches_encode_every_turn_anew():
     second.model.register_forward_hook(lambda m, i, o: calls.append(i))
     second(ids, torch.ones_like(ids))
     assert len(calls) == 1 and len(second._cache) == 1
+
+
+def test_restored_caches_keep_the_snapshot_s_turns_and_encode_the_rest_anew():
+    # a training process goes back to the cache it forked with before each model
+    clear_shared_caches()
+    config = EncoderConfig(pretrained=MINILM, frozen=True, attn_implementation="eager")
+    encoder = TurnEncoder(config, MINILM)
+    warm, later = torch.tensor([[101, 4444, 102]]), torch.tensor([[101, 4545, 102]])
+    encoder(warm, torch.ones_like(warm))
+    snapshot = shared_cache_snapshot()
+    kept = dict(encoder._cache)
+    encoder(later, torch.ones_like(later))
+    assert len(encoder._cache) == 2
+    restore_shared_caches(snapshot)
+    assert dict(encoder._cache).keys() == kept.keys()
+    assert all(encoder._cache[turn] is states for turn, states in kept.items())
+    calls = []
+    encoder.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    encoder(warm, torch.ones_like(warm))  # held: read, not encoded
+    assert calls == []
+    encoder(later, torch.ones_like(later))  # dropped: encoded again
+    assert len(calls) == 1 and len(encoder._cache) == 2
+    clear_shared_caches()
 
 
 def test_batch_memo_gives_the_uncached_bits_and_encodes_each_batch_once():

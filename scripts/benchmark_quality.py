@@ -250,8 +250,8 @@ def main() -> None:
         "quick and smoke), their held-out loss read as many times as the run's models read "
         "theirs; beyond the run's epochs each stops after 4 reads without a better one. Session "
         "47: in 16 epochs (208 steps on 200 dialogues) they were still learning, slot F1 "
-        "0.07-0.24 on the held-out dialogues, best epoch the last or nearly; in 64, 0.60-0.72, "
-        "best epochs 23-43",
+        "0.07-0.24 on the held-out dialogues, best epoch the last or nearly; in 64, seed 0's "
+        "read 0.60-0.72, best epochs 23-43",
     )
     parser.add_argument(
         "--sgd-model",
@@ -389,6 +389,8 @@ def main() -> None:
             parser.error(f"{flag} must be in [0, 1], got {getattr(args, name)}")
     if args.sgd_scarce_pairs == 0:
         parser.error("--sgd-scarce-pairs needs at least 1 pair (--sgd-scarce 0 trains none)")
+    if args.scarce_epochs == 0:
+        parser.error("--scarce-epochs needs at least 1 epoch (--sgd-scarce 0 trains none)")
     if args.pretrain_cycle < 0:
         parser.error(f"--pretrain-cycle must be >= 0, got {args.pretrain_cycle}")
     if args.train_jobs < 1:

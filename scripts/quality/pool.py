@@ -127,7 +127,7 @@ def _train_child(
     # whatever ran there before. A stage 1 encodes its swapped turns as it trains; a second
     # stage 1 in that process (--scarce-stage1 per-pair) would read some of them as the first
     # one's batches encoded them, which differ in the last bits, and train another model
-    # (session 47: one of three read another held-out loss in another run's process)
+    # (session 47: two of three stage 1s read another held-out loss than trained first)
     restore_shared_caches(_WARMED)
     checkpoint = train(*_inputs(job), args, **options)
     return checkpoint, dict(MODEL_SECONDS)

@@ -807,16 +807,25 @@ def test_a_count_of_dialogues_not_a_number_or_below_zero_is_refused(
     assert not any(tmp_path.iterdir())
 
 
-def test_no_pair_of_scarce_models_is_refused(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [
+        ("--sgd-scarce-pairs=0", "--sgd-scarce-pairs needs at least 1 pair"),
+        ("--scarce-epochs=0", "--scarce-epochs needs at least 1 epoch"),
+    ],
+)
+def test_scarce_models_without_a_pair_or_an_epoch_are_refused(
+    monkeypatch, tmp_path, capsys, flag, says
+):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import benchmark_quality
 
-    argv = ["benchmark_quality.py", "--smoke", "--out", str(tmp_path), "--sgd-scarce-pairs=0"]
+    argv = ["benchmark_quality.py", "--smoke", "--out", str(tmp_path), flag]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as stop:
         benchmark_quality.main()
     assert stop.value.code == 2
-    assert "--sgd-scarce-pairs needs at least 1 pair" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

@@ -74,7 +74,7 @@ def scarce_jobs(
     # with --scarce-epochs, as many held-out checks as the run's models make, further apart;
     # beyond the run's epochs a model stops after SCARCE_PATIENCE checks without a better
     # held-out loss (the learning-rate schedule still spans every epoch)
-    epochs = getattr(args, "scarce_epochs", None) or args.epochs
+    epochs = args.scarce_epochs or args.epochs
     length = {"epochs": epochs, "val_every": max(1, epochs // args.epochs)}
     if epochs > args.epochs:
         length["patience"] = SCARCE_PATIENCE

@@ -183,6 +183,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     for seed in scarce_seeds(args) if few_labels else []:
         name = stage1_name(seed, args)
         stage1_by_seed[seed] = pre if name == "pretrain" else trained.pop(name)
+    # the scarce models: every job of `few_labels` but the stage 1s taken just above
     scarce = {name: trained.pop(name) for name in few_labels if name in trained}
     models: dict[str, Path] = trained  # the context arms, and the next seed's twin
     # scored alone beside the candidates, never chosen: how far a seed alone moves a model
@@ -285,8 +286,11 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         )
         results["scarce_labels"]["stage1"] = args.scarce_stage1
         if args.scarce_stage1 == "per-pair":
+            # pair 0's is the run's stage 1, read above
             results["scarce_labels"]["stage1_by_seed"] = {
-                str(seed): stage1_learned(checkpoint, pretrain_log, val_log, args, seed)
+                str(seed): results["stage1"]
+                if checkpoint == pre
+                else stage1_learned(checkpoint, pretrain_log, val_log, args, seed)
                 for seed, checkpoint in stage1_by_seed.items()
             }
     for split in splits:

@@ -254,6 +254,16 @@ def main() -> None:
         "read 0.60-0.72, best epochs 23-43",
     )
     parser.add_argument(
+        "--scarce-choose",
+        choices=["heads", "loss"],
+        default="heads",
+        help="what chooses the epoch of each model on scarce labels (--sgd-scarce), and stops "
+        "it: the mean of its heads' figures on the held-out dialogues, one for each headline "
+        "figure, per turn and per token (heads), or the summed multi-task loss (loss, as "
+        "before session 48). Session 47, 64 epochs by the loss: two of eight seed-1 models "
+        "chose epoch 11, held-out slot F1 0.27 and 0.35 where the others read 0.57-0.72",
+    )
+    parser.add_argument(
         "--sgd-model",
         choices=["choose", *CANDIDATES],
         default="choose",

@@ -32,6 +32,7 @@ from labelgen.data.schema import Dialogue
 from labelgen.evaluation.evaluate import evaluate
 from labelgen.labeling.label import LabelJob, read_cutoff, read_rating_weights, run_label
 from labelgen.labeling.recalibrate import recalibrate
+from labelgen.models.callbacks import MeanOfMetrics
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
@@ -264,6 +265,7 @@ def train(
     pool_sides: bool | None = None,
     order_cycle: int = 0,
     val_every: int = 1,
+    choose_on: list[str] | None = None,
 ) -> Path:
     """Fits one model; returns its best checkpoint by validation loss. With `patience`,
     training stops after that many epochs without a better one (the learning-rate schedule
@@ -277,8 +279,10 @@ def train(
     `init_from` pools them (its turn vectors have that size), else `--pool-sides`.
     `order_cycle`: the batches, and stage 1's corruptions, repeat every this many epochs
     (`LogDataModule.order_cycle`; 0: new ones every epoch). `val_every`: the held-out loss,
-    which chooses the epoch, is read every this many epochs (and only there). AdamW runs fused
-    with `--fused-adamw` (`OptimConfig.fused`)."""
+    which chooses the epoch, is read every this many epochs (and only there). `choose_on`: the
+    held-out figures (e.g. "val/slots_token_f1") whose mean chooses the epoch, and stops it
+    with `patience`, instead of the loss (`MeanOfMetrics`). AdamW runs fused with
+    `--fused-adamw` (`OptimConfig.fused`)."""
     seed = args.seed if seed is None else seed
     if pool_sides is None:
         pool_sides = args.pool_sides if init_from is None else pools_sides(Path(init_from))
@@ -308,6 +312,8 @@ def train(
         settings["order_cycle"] = order_cycle
     if val_every != 1:  # the same
         settings["val_every"] = val_every
+    if choose_on:  # the same
+        settings["choose_on"] = list(choose_on)
     if args.warm_cache:  # the same
         settings["warm_cache"] = True
     fused = getattr(args, "fused_adamw", False)
@@ -349,10 +355,13 @@ def train(
         feature_space=dm.feature_space,
         init_from=init_from,
     )
-    best = ModelCheckpoint(dirpath=out, filename="best", monitor="val/loss", mode="min")
+    monitor, mode = ("val/heads_mean", "max") if choose_on else ("val/loss", "min")
+    best = ModelCheckpoint(dirpath=out, filename="best", monitor=monitor, mode=mode)
     callbacks: list[L.Callback] = [best]
+    if choose_on:
+        callbacks.append(MeanOfMetrics(monitor, list(choose_on)))
     if patience:
-        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=patience))
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=epochs or args.epochs,

@@ -54,6 +54,7 @@ def scarce_jobs(
     tasks: dict[str, float],
     stage1: Job,
     stage1_start: dict[str, Any],
+    heads: list[str],
     out: Path,
     args: argparse.Namespace,
 ) -> dict[str, Job]:
@@ -62,7 +63,8 @@ def scarce_jobs(
     `--sgd-scarce-val`); the arm with stage 1 starts from a stage 1 as `stage1_start` says
     (`--scarce-stage1-shrink`): the run's (the job "pretrain", `stage1`), or with
     `--scarce-stage1 per-pair` one like it from the pair's seed (for pair 0 the run's), whose
-    jobs come first."""
+    jobs come first. With `--scarce-choose heads` the mean of the held-out figures `heads`
+    chooses each model's epoch (and stops it), instead of the summed loss."""
     jobs = {}
     for seed in scarce_seeds(args):
         if stage1_name(seed, args) != "pretrain":
@@ -78,6 +80,8 @@ def scarce_jobs(
     length = {"epochs": epochs, "val_every": max(1, epochs // args.epochs)}
     if epochs > args.epochs:
         length["patience"] = SCARCE_PATIENCE
+    if args.scarce_choose == "heads":
+        length["choose_on"] = heads
     for seed, scarce_log in zip(scarce_seeds(args), scarce_logs, strict=True):
         for arm, folder in SCARCE_ARMS.items():
             with_stage1 = arm == "with_pretraining"

@@ -51,6 +51,17 @@ SGD_HEADLINES = {
     "goal_success_macro_f1": ("goal_success", "macro_f1"),
 }
 """The figures reported for every SGD model and log; their mean chooses the model."""
+SGD_HEADLINES_ON_VAL = {
+    "intent_accuracy": "val/intent_acc",
+    "intent_macro_f1": "val/intent_f1",
+    "slot_span_f1": "val/slots_token_f1",
+    "boundary_f1": "val/segment_f1",
+    "goal_success_macro_f1": "val/goal_success_f1",
+}
+"""Each headline figure's nearest kin that a model reads on its held-out dialogues at every
+validation, undecoded: per token for slot spans (macro F1 over the BIO tags), per turn for
+boundaries (the B/I/O segment tags). Their mean chooses the epochs of the models on scarce
+labels (`--scarce-choose heads`)."""
 
 
 def sgd(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,7 +183,14 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             scarce_val = write_log(picked, out / "scarce-val.parquet")
         start = {**stage1_start, "init_shrink": args.scarce_stage1_shrink}
         few_labels = scarce_jobs(
-            scarce_logs, scarce_val, SGD_TASKS, jobs["pretrain"], start, out, args
+            scarce_logs,
+            scarce_val,
+            SGD_TASKS,
+            jobs["pretrain"],
+            start,
+            list(SGD_HEADLINES_ON_VAL.values()),
+            out,
+            args,
         )
     trained = train_all(jobs | few_labels, args)
     pre = trained.pop("pretrain")
@@ -285,6 +303,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             args,
         )
         results["scarce_labels"]["stage1"] = args.scarce_stage1
+        results["scarce_labels"]["epochs_chosen_by"] = args.scarce_choose
         if args.scarce_stage1 == "per-pair":
             # pair 0's is the run's stage 1, read above
             results["scarce_labels"]["stage1_by_seed"] = {
@@ -328,14 +347,26 @@ def stage1_learned(
 
 
 def best_epoch(checkpoint: Path) -> tuple[int, float]:
-    """A model's best epoch and its validation loss there (the loss that chose the epoch)."""
+    """A model's best epoch and its validation loss there."""
+    chosen = _loss(checkpoint)
+    return chosen["epoch"], chosen["val_loss"]
+
+
+def _loss(checkpoint: Path) -> dict[str, Any]:
+    """A model's best epoch and its validation loss there; for a model whose epoch a mean of
+    held-out figures chose (`train`'s `choose_on`), that mean and its figures beside."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
-    scores = [c["best_model_score"] for c in state["callbacks"].values() if "best_model_score" in c]
-    return state["epoch"], round(float(scores[0]), 4)
-
-
-def _loss(checkpoint: Path) -> dict[str, float]:
-    return dict(zip(("epoch", "val_loss"), best_epoch(checkpoint), strict=True))
+    callbacks = state["callbacks"]
+    mean = [c for key, c in callbacks.items() if key.startswith("MeanOfMetrics")]
+    if not mean:  # the loss chose: ModelCheckpoint kept it
+        (score,) = [c["best_model_score"] for c in callbacks.values() if "best_model_score" in c]
+        return {"epoch": state["epoch"], "val_loss": round(float(score), 4)}
+    figures = mean[0]["figures"]
+    return {
+        "epoch": state["epoch"],
+        "val_loss": round(figures["val/loss"], 4),
+        "chosen_on": {key: round(figures[key], 4) for key in [*mean[0]["keys"], mean[0]["name"]]},
+    }
 
 
 def sgd_scores(

@@ -4,11 +4,13 @@ import json
 
 import lightning as L
 import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
 from labelgen.data.features import SEGMENT_TAGS
 from labelgen.data.tokenization import load_tokenizer
-from labelgen.models.callbacks import PredictionTable
+from labelgen.models.callbacks import MeanOfMetrics, PredictionTable
 from tests.models.conftest import MINILM, make_module
 
 
@@ -105,3 +107,47 @@ def test_table_lands_in_the_offline_run(finetune_dm, tmp_path, offline_wandb):
 def test_max_dialogues_must_be_positive():
     with pytest.raises(ValueError, match="max_dialogues"):
         PredictionTable(max_dialogues=0)
+
+
+HEADS = ["val/intent_acc", "val/slots_token_f1", "val/segment_f1", "val/goal_success_f1"]
+
+
+def test_the_epoch_a_mean_of_the_heads_chooses_has_the_best_mean(finetune_dm, tmp_path):
+    """Every epoch's checkpoint kept: the one ModelCheckpoint calls best holds the highest mean
+    of the heads' figures, recorded beside the loss of that epoch."""
+    mean = MeanOfMetrics("val/heads_mean", HEADS)
+    every = ModelCheckpoint(
+        dirpath=tmp_path, filename="{epoch}", monitor="val/heads_mean", mode="max", save_top_k=-1
+    )
+    L.seed_everything(0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        max_epochs=4,
+        limit_train_batches=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        callbacks=[every, mean],  # Lightning runs checkpoints last whatever the order
+    )
+    trainer.fit(make_module(finetune_dm), datamodule=finetune_dm)
+    means = {}
+    for path in sorted(tmp_path.glob("epoch=*.ckpt")):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        (figures,) = [c["figures"] for k, c in state["callbacks"].items() if "MeanOfMetrics" in k]
+        assert "val/loss" in figures and set(HEADS) <= set(figures)
+        means[path.name] = sum(figures[key] for key in HEADS) / len(HEADS)
+        # the figure recorded is the one the checkpoint was ranked by
+        assert figures["val/heads_mean"] == pytest.approx(means[path.name], abs=1e-5)
+    assert len(means) == 4 and len(set(means.values())) > 1  # the figure moves
+    assert every.best_model_path.endswith(max(means, key=means.get))
+    assert float(every.best_model_score) == pytest.approx(max(means.values()), abs=1e-5)
+
+
+def test_a_figure_the_module_does_not_log_is_named(finetune_dm):
+    """A head the model lacks is a mistake in the keys, not a head left out quietly."""
+    mean = MeanOfMetrics("val/heads_mean", ["val/intent_acc", "val/no_such_f1"])
+    with pytest.raises(KeyError, match="no_such_f1"):
+        _fit(finetune_dm, mean, logger=False)
+    with pytest.raises(ValueError, match="at least one"):
+        MeanOfMetrics("val/heads_mean", [])

@@ -42,6 +42,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, SGD_ARMS, TWO_SEEDS
     from quality.scarce import SCARCE_ARMS
+    from quality.sgd import SGD_HEADLINES_ON_VAL
 
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
@@ -178,6 +179,8 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         # twice the run's epochs, their held-out loss read once, after the second
         for settings in (with_, without):
             assert (settings["epochs"], settings["val_every"], settings["patience"]) == (2, 2, 4)
+            # the epoch chosen by the mean of the heads' held-out figures (the default)
+            assert settings["choose_on"] == list(SGD_HEADLINES_ON_VAL.values())
         assert with_["init_from"] == starts[seed] and without["init_from"] is None
         assert with_["init_shrink"] == 0.25 and with_["data"] == without["data"]
         digest = hashlib.blake2b(few_val.read_bytes(), digest_size=16).hexdigest()
@@ -188,6 +191,13 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     by_seed = scarce["by_seed"]
     assert len(by_seed) == 4
     assert all(model["held_out_loss"]["epoch"] == 1 for model in by_seed.values())
+    assert scarce["epochs_chosen_by"] == "heads"
+    for model in by_seed.values():
+        chosen = model["held_out_loss"]["chosen_on"]
+        heads = [chosen[key] for key in SGD_HEADLINES_ON_VAL.values()]
+        assert all(0.0 <= value <= 1.0 for value in heads)
+        assert chosen["val/heads_mean"] == pytest.approx(sum(heads) / len(heads), abs=1e-3)
+        assert model["held_out_loss"]["val_loss"] > 0.0
     # plots for the candidates and baselines on the scored logs, none for the held-out
     # dialogues nor for the models only reported beside them
     plotted = {d.name for d in (tmp_path / "sgd").glob("eval-*") if any(d.glob("*.png"))}
@@ -850,23 +860,38 @@ def test_each_scarce_pair_labels_its_own_share_of_the_sample_while_it_lasts(
     assert scarce_samples([], size, pairs) == [[]] * pairs
 
 
+HEADS = ["val/intent_acc", "val/slots_token_f1"]
+
+
 @pytest.mark.parametrize(
-    ("stage1", "epochs", "length"),
+    ("stage1", "epochs", "choose", "length"),
     [
-        ("shared", None, {"epochs": 16, "val_every": 1}),  # the run's
-        ("per-pair", 16, {"epochs": 16, "val_every": 1}),
-        ("per-pair", 64, {"epochs": 64, "val_every": 4, "patience": 4}),  # 16 reads, 4 apart
+        ("shared", None, "loss", {"epochs": 16, "val_every": 1}),  # the run's
+        ("per-pair", 16, "heads", {"epochs": 16, "val_every": 1, "choose_on": HEADS}),
+        # 16 reads, 4 apart, the last 4 without a better mean stopping it
+        (
+            "per-pair",
+            64,
+            "heads",
+            {"epochs": 64, "val_every": 4, "patience": 4, "choose_on": HEADS},
+        ),
+        ("per-pair", 64, "loss", {"epochs": 64, "val_every": 4, "patience": 4}),
     ],
 )
 def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(
-    monkeypatch, tmp_path, stage1, epochs, length
+    monkeypatch, tmp_path, stage1, epochs, choose, length
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from quality.pool import Job
     from quality.scarce import scarce_jobs
 
     args = argparse.Namespace(
-        seed=3, sgd_scarce_pairs=3, scarce_stage1=stage1, epochs=16, scarce_epochs=epochs
+        seed=3,
+        sgd_scarce_pairs=3,
+        scarce_stage1=stage1,
+        epochs=16,
+        scarce_epochs=epochs,
+        scarce_choose=choose,
     )
     options = {"corrupt": True, "epochs": 2, "encoder_lr": None, "order_cycle": 1}
     run_stage1 = Job(
@@ -879,7 +904,7 @@ def test_each_scarce_pair_starts_from_the_stage_1_its_mode_gives_it(
     logs = [tmp_path / f"s{k}.parquet" for k in range(3)]
     start = {"init_lr": None, "init_shrink": 0.25}
     jobs = scarce_jobs(
-        logs, tmp_path / "sv.parquet", {"slots": 1.0}, run_stage1, start, tmp_path, args
+        logs, tmp_path / "sv.parquet", {"slots": 1.0}, run_stage1, start, HEADS, tmp_path, args
     )
     extra = {"shared": [], "per-pair": ["pretrain_seed4", "pretrain_seed5"]}[stage1]
     assert list(jobs)[: len(extra)] == extra  # before the arms that start from them

@@ -31,9 +31,10 @@ again on 200 of the training sample's dialogues, in four pairs (`--sgd-scarce-pa
 pair from its own seed on its own 200 dialogues, the stage-1 arm from a stage 1 of the pair's
 seed (`--scarce-stage1 per-pair`, the full run's default; pair 0's is the run's) shrunk to a
 quarter (`--scarce-stage1-shrink`), their epochs chosen on 200 of the held-out dialogues
-(`--sgd-scarce-val`): what stage 1 does for a team with a large log and few labels
+(`--sgd-scarce-val`) by the mean of each headline figure's held-out kin (`--scarce-choose`):
+what stage 1 does for a team with a large log and few labels
 (`sgd.scarce_labels`: each log's means over the pairs, the difference, each pair's difference
-and how many pairs gain, each pair's stage 1; sessions 30-31, 46 and 47).
+and how many pairs gain, each pair's stage 1; sessions 30-31 and 46-48).
 
 Every input is a path option (SGD-format directories, USS-format files), so the same script
 scores other data in those formats. Writes `results.json` and the evaluation folders (metrics,

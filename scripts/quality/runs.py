@@ -267,9 +267,10 @@ def train(
     val_every: int = 1,
     choose_on: list[str] | None = None,
 ) -> Path:
-    """Fits one model; returns its best checkpoint by validation loss. With `patience`,
-    training stops after that many epochs without a better one (the learning-rate schedule
-    still spans every epoch, so the epochs that run are the same as without it). With
+    """Fits one model; returns its best checkpoint by validation loss (or by `choose_on`).
+    With `patience`, training stops after that many epochs without a better one (the
+    learning-rate schedule still spans every epoch, so the epochs that run are the same as
+    without it). With
     `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
     without, it is frozen (as loaded: a model starting from an adapted encoder keeps it).
     `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads').

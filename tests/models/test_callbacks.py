@@ -14,20 +14,20 @@ from labelgen.models.callbacks import MeanOfMetrics, PredictionTable
 from tests.models.conftest import MINILM, make_module
 
 
-def _fit(dm, callback, logger, max_epochs=1) -> None:
+def _fit(dm, *callbacks, logger, max_epochs=1, limit_train_batches=1) -> None:
     L.seed_everything(0)
     trainer = L.Trainer(
         accelerator="cpu",
         logger=logger,
         max_epochs=max_epochs,
-        limit_train_batches=1,
+        limit_train_batches=limit_train_batches,
         limit_val_batches=2,
         num_sanity_val_steps=1,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,
-        callbacks=[callback],
+        callbacks=list(callbacks),
     )
     trainer.fit(make_module(dm), datamodule=dm)
 
@@ -74,7 +74,7 @@ def test_logged_once_per_validation_epoch_not_in_the_sanity_check(
     # W&B is disabled in tests (tests/conftest.py): the table is built and logged to a no-op run.
     logger = WandbLogger(save_dir=tmp_path)
     table = PredictionTable(max_dialogues=1)
-    _fit(finetune_dm, table, logger, max_epochs=2)
+    _fit(finetune_dm, table, logger=logger, max_epochs=2)
     logger.experiment.finish()
     assert [(key, step) for key, step, _ in calls] == [("val/samples", 1), ("val/samples", 2)]
     assert calls[-1][2] == len(table.last_rows) > 0
@@ -96,7 +96,7 @@ def offline_wandb(tmp_path, monkeypatch):
 def test_table_lands_in_the_offline_run(finetune_dm, tmp_path, offline_wandb):
     logger = WandbLogger(offline=True, save_dir=tmp_path)
     table = PredictionTable(max_dialogues=2)
-    _fit(finetune_dm, table, logger)
+    _fit(finetune_dm, table, logger=logger)
     logger.experiment.finish()
     (path,) = tmp_path.glob("wandb/offline-run-*/files/media/table/val/samples_*.table.json")
     logged = json.loads(path.read_text())
@@ -119,18 +119,8 @@ def test_the_epoch_a_mean_of_the_heads_chooses_has_the_best_mean(finetune_dm, tm
     every = ModelCheckpoint(
         dirpath=tmp_path, filename="{epoch}", monitor="val/heads_mean", mode="max", save_top_k=-1
     )
-    L.seed_everything(0)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        max_epochs=4,
-        limit_train_batches=2,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        callbacks=[every, mean],  # Lightning runs checkpoints last whatever the order
-    )
-    trainer.fit(make_module(finetune_dm), datamodule=finetune_dm)
+    # Lightning runs checkpoints last whatever the order
+    _fit(finetune_dm, every, mean, logger=False, max_epochs=4, limit_train_batches=2)
     means = {}
     for path in sorted(tmp_path.glob("epoch=*.ckpt")):
         state = torch.load(path, map_location="cpu", weights_only=False)

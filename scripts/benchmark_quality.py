@@ -188,6 +188,14 @@ def main() -> None:
         "else; in session 30's full run, level with no stage 1 (docs/benchmarks.md)",
     )
     parser.add_argument(
+        "--stage1-echo",
+        type=float,
+        default=0.0,
+        help="stage 1 also tags the user words each turn's response repeats (TaskConfig's "
+        "echo task, no labels), at this loss weight, with the slot tagger's layers, so they "
+        "reach fine-tuning trained (default 0: stage 1 trains no slot layer)",
+    )
+    parser.add_argument(
         "--pretrain-cycle",
         type=int,
         default=0,

@@ -61,6 +61,8 @@ class Collator:
             batch[name] = torch.tensor([r[name][t] for r, t in turns])
         if self.corruption is not None:
             batch["defect"] = torch.tensor([r["defect"][t] for r, t in turns])
+            # a corrupted turn's response is not the one its user words were compared with
+            batch["echo_tags"][batch["defect"] == 1] = IGNORE
         batch["intent_soft"] = _soft([r["intent_votes"][t] for r, t in turns], self.n_intents)
         batch["segment_soft"] = _soft([r["segment_votes"][t] for r, t in turns], len(SEGMENT_TAGS))
         batch["satisfaction_soft"] = _soft(
@@ -94,6 +96,9 @@ class Collator:
             "attention_mask": (torch.arange(width) < lengths[:, None]).long(),
             "token_type_ids": _padded([types for _, types in pairs], width, 0),
             "slot_tags": _padded(user_tags, user_width, IGNORE),
+            "echo_tags": _padded(
+                [tags for r in records for tags in r["echo_tags"]], user_width, IGNORE
+            ),
             "user_shapes": _padded([s for r in records for s in r["user_shapes"]], user_width, 0),
             "user_len": user_len,
         }

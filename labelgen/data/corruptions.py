@@ -42,6 +42,7 @@ class CorruptionConfig:
         "user_offsets",
         "user_shapes",
         "slot_tags",
+        "echo_tags",
         "intent",
         "intent_votes",
         "audio_path",

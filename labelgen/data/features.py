@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -196,6 +197,55 @@ def token_shape(text: str, start: int, end: int) -> int:
     return 1 + 2 * kind + (0 if opens else 1)
 
 
+ECHO_TAGS = ("O", "B", "I")
+"""Tags of the echo task (stage 1): a run of user words that the turn's system response says
+again, B on its first token, I on the rest."""
+
+_STOP_WORDS = (
+    "a about an and any are as at be but by can could did do does for from get have he her him "
+    "his how i if in is it its just like me my need no not now of on one or our please she so "
+    "some than that the their them then there they this to too up us want was we what when "
+    "where which who will with would yes you your"
+)
+STOP_WORDS = frozenset(_STOP_WORDS.split())
+"""English function words, never an echo: that a response repeats "the" or "for" says nothing
+about which words carry the request."""
+
+_WORD = re.compile(r"\w+")
+
+
+def echo_tags(user: str, system: str, offsets: list) -> list[int]:
+    """Each user token's `ECHO_TAGS` id: which of the user's words the system response repeats.
+
+    No label is needed: an assistant confirms what it understood ("a table for 2 at Sushi Ko
+    in San Jose?"), so an echoed word is far likelier than another to be one of the request's
+    values, which the slot tagger must find (also a slot's name: "the address is ..."). Stage 1 tags them from unlabeled logs (`TaskConfig.weights["echo"]`), training the
+    slot tagger's layers for the few labeled dialogues that follow. Words are compared
+    lowercased, function words (`STOP_WORDS`) never count, and adjacent echoed words form one
+    run."""
+    said = {w.lower() for w in _WORD.findall(system)} - STOP_WORDS
+    if not said:
+        return [0] * len(offsets)
+    # (start, end, tag of its first token) of each echoed word; I where a run goes on
+    words, run = [], False
+    for word in _WORD.finditer(user):
+        echoed = word.group().lower() in said
+        if echoed:
+            words.append((word.start(), word.end(), 2 if run else 1))
+        run = echoed
+    tags, w, opened = [0] * len(offsets), 0, -1
+    for i, (s, e) in enumerate(offsets):  # tokens and words both in text order
+        while w < len(words) and words[w][1] <= s:
+            w += 1
+        if w == len(words):
+            break
+        start, end, first = words[w]
+        if s < end and e > start:
+            tags[i] = first if opened != w else 2
+            opened = w
+    return tags
+
+
 def _head(text: str, max_tokens: int) -> str:
     return text[: max_tokens * CHARS_PER_TOKEN]
 
@@ -274,6 +324,10 @@ class Featurizer:
                 for t, offs in zip(turns, user_offsets, strict=True)
             ],
             "system_ids": systems,
+            "echo_tags": [
+                echo_tags(t.user_text, t.system_text or "", offs)
+                for t, offs in zip(turns, user_offsets, strict=True)
+            ],
             "categorical_user": [self._categorical(t, USER_CATEGORICAL) for t in turns],
             "categorical_system": [self._categorical(t, SYSTEM_CATEGORICAL) for t in turns],
             "audio_path": [t.audio_path for t in turns],

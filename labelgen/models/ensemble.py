@@ -61,7 +61,7 @@ def _reading(model: LabelGenModule) -> dict[str, Any]:
         "tokenizer": _tokenizer(model.hparams["tokenizer"]),
         "feature space": asdict(model.space),
         "token budgets": {k: model.data_settings.get(k) for k in budgets},
-        "heads": (sorted(model.turn_tasks), model.slot_head is None, model.goal_head is None),
+        "heads": (sorted(model.turn_tasks), not model.has_slots, model.goal_head is None),
         "audio": model.audio_encoder is None,
         "user-text position": model.user_start,
     }

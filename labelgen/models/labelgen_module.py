@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from labelgen.data.features import (
     CATEGORICAL,
+    ECHO_TAGS,
     FEEDBACK,
     IGNORE,
     NUMERICAL,
@@ -95,8 +96,10 @@ class TaskConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"defect": 1.0})
     """Loss weight per task; a task without a weight gets no head. Tasks: defect, intent,
     slots, segment, goal_success, satisfaction, barge_in, rephrase, rejection,
-    explicit_feedback, and contrastive (pretraining: in-batch matching of each intact turn's
-    user utterance with its own system response among the batch's responses)."""
+    explicit_feedback, contrastive (pretraining: in-batch matching of each intact turn's
+    user utterance with its own system response among the batch's responses), and echo
+    (pretraining: tag the user's words that the turn's response repeats, `features.echo_tags`,
+    with the slot tagger's layers and an output of its own)."""
     contrastive_temperature: float = 0.1
     soft_targets: bool = True
     """Learn from the annotators' label distribution where a turn has per-annotator labels."""
@@ -123,6 +126,7 @@ class TaskConfig:
             "goal_success",
             "satisfaction",
             "contrastive",
+            "echo",
             *FEEDBACK,
         }
         unknown = set(self.weights) - known
@@ -245,11 +249,12 @@ class LabelGenModule(L.LightningModule):
             SlotHead(
                 self.encoder.hidden_size,
                 self.tasks.slot_dim or d,
-                len(self.space.slot_tags),
+                len(self.space.slot_tags) if "slots" in self.tasks.weights else 0,
                 dialogue.dropout,
                 context_dim=d,
+                echo_tags=len(ECHO_TAGS) if "echo" in self.tasks.weights else 0,
             )
-            if "slots" in self.tasks.weights
+            if {"slots", "echo"} & set(self.tasks.weights)
             else None
         )
         self.goal_head = (
@@ -278,6 +283,11 @@ class LabelGenModule(L.LightningModule):
         if init_from:
             self.load_matching_weights(init_from)
 
+    @property
+    def has_slots(self) -> bool:
+        """Whether the model tags slots (a stage 1 may have the tagger's layers without)."""
+        return self.slot_head is not None and self.slot_head.out is not None
+
     def _turn_task_sizes(self) -> dict[str, int]:
         sizes = {
             "defect": 2,
@@ -292,10 +302,14 @@ class LabelGenModule(L.LightningModule):
         for name, n in self.turn_tasks.items():
             metrics[f"{name}_acc"] = MulticlassAccuracy(n, average="micro", ignore_index=IGNORE)
             metrics[f"{name}_f1"] = MulticlassF1Score(n, average="macro", ignore_index=IGNORE)
-        if self.slot_head is not None:
+        if self.has_slots:
             tags = len(self.space.slot_tags)
             metrics["slots_token_f1"] = MulticlassF1Score(
                 tags, average="macro", ignore_index=IGNORE
+            )
+        if "echo" in self.tasks.weights:
+            metrics["echo_token_f1"] = MulticlassF1Score(
+                len(ECHO_TAGS), average="macro", ignore_index=IGNORE
             )
         if self.goal_head is not None:
             metrics["goal_success_f1"] = MulticlassF1Score(2, average="macro", ignore_index=IGNORE)
@@ -332,7 +346,7 @@ class LabelGenModule(L.LightningModule):
             if user.shape[1] < width:  # defensive: never index past the turn
                 user = F.pad(user, (0, 0, 0, width - user.shape[1]))
             positions = torch.arange(width, device=user.device)[None, :]
-            out["slots"] = self.slot_head(
+            out |= self.slot_head(
                 user,
                 context,
                 positions < batch["user_len"][:, None],
@@ -382,7 +396,7 @@ class LabelGenModule(L.LightningModule):
                 allowed = self.tags_allowed[domain][:, None, :]
                 out["slots"] = out["slots"].masked_fill(~allowed, -torch.inf)
         probs: dict[str, Any] = {name: out[name].float().softmax(-1) for name in self.turn_tasks}
-        if self.slot_head is not None:
+        if self.has_slots:
             probs["slots"] = out["slots"].float().softmax(-1)
         return probs, out["turn_vectors"]
 
@@ -416,11 +430,12 @@ class LabelGenModule(L.LightningModule):
                 continue
             losses[name] = self._task_loss(out[name], target, batch.get(f"{name}_soft"))
             self._update(metrics, f"{name}_", out[name], target)
-        if self.slot_head is not None:
-            tags = batch["slot_tags"]
-            flat = out["slots"].reshape(-1, out["slots"].shape[-1])
-            losses["slots"] = self._task_loss(flat, tags.reshape(-1))
-            self._update(metrics, "slots_token_", flat, tags.reshape(-1))
+        for name, column in (("slots", "slot_tags"), ("echo", "echo_tags")):
+            if name in out:
+                tags = batch[column].reshape(-1)
+                flat = out[name].reshape(-1, out[name].shape[-1])
+                losses[name] = self._task_loss(flat, tags)
+                self._update(metrics, f"{name}_token_", flat, tags)
         if self.goal_head is not None:  # even without goals: DDP needs every head in the graph
             losses["goal_success"] = self._task_loss(
                 out["goal_success"],
@@ -609,7 +624,7 @@ class LabelGenModule(L.LightningModule):
         heads = {}
         if "intent" in self.heads:
             heads["intents"] = f"heads.intent.net.{len(self.heads['intent'].net) - 1}"
-        if self.slot_head is not None:
+        if self.has_slots:
             heads["slot_tags"] = "slot_head.out"
         return heads
 

@@ -120,7 +120,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             out / "pretrain",
             pretrain_log,
             val_log,
-            {"defect": 1.0},
+            {"defect": 1.0} | ({"echo": args.stage1_echo} if args.stage1_echo else {}),
             {
                 "corrupt": True,
                 "epochs": args.pretrain_epochs,

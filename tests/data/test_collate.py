@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from labelgen.data.corruptions import CorruptionConfig
 from labelgen.data.features import IGNORE
 from tests.models.conftest import make_datamodule
 
@@ -35,6 +36,8 @@ def test_a_batch_holds_each_turns_tokens_tags_and_votes_where_the_turn_says(
         tags, shapes = r["slot_tags"][t], r["user_shapes"][t]
         assert batch["slot_tags"][i, : len(tags)].tolist() == tags
         assert (batch["slot_tags"][i, len(tags) :] == IGNORE).all()
+        assert batch["echo_tags"][i, : len(tags)].tolist() == r["echo_tags"][t]
+        assert (batch["echo_tags"][i, len(tags) :] == IGNORE).all()
         assert batch["user_shapes"][i, : len(shapes)].tolist() == shapes
         assert (batch["user_shapes"][i, len(shapes) :] == 0).all()
         for name in ("intent", "segment", "satisfaction"):
@@ -54,3 +57,16 @@ def test_a_batch_holds_each_turns_tokens_tags_and_votes_where_the_turn_says(
         assert (batch["slot_tags"] >= 0).sum() > 100
     for name in ("input_ids", "attention_mask", "token_type_ids", "slot_tags", "user_shapes"):
         assert batch[name].dtype == torch.long, name
+
+
+def test_a_corrupted_turn_has_no_echo_target(tmp_path, shared_data):
+    # its response (or its place) is not the one its user words were compared with
+    corruption = CorruptionConfig(swap_system=0.5, swap_user=0.1)
+    dm = make_datamodule(tmp_path, corruption, train=str(shared_data / "sgd/dev"), max_dialogues=12)
+    batch = dm.collator(corrupt=True)(list(dm.datasets["train"]))
+    defect = batch["defect"] == 1
+    real = torch.arange(batch["echo_tags"].shape[1])[None, :] < batch["user_len"][:, None]
+    assert defect.sum() > 10 and (~defect).sum() > 10
+    assert (batch["echo_tags"][defect] == IGNORE).all()
+    intact = batch["echo_tags"][~defect & real.any(1)]
+    assert (intact[real[~defect & real.any(1)]] != IGNORE).all() and (intact > 0).sum() > 5

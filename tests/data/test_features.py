@@ -8,6 +8,7 @@ import pytest
 
 from labelgen.data.features import (
     CATEGORICAL,
+    ECHO_TAGS,
     IGNORE,
     MISSING,
     SEGMENT_TAGS,
@@ -114,6 +115,45 @@ def test_slot_spans_become_bio_tags_on_user_tokens():
         ("now", "O"),
     ]
     assert record["slot_tags"][1] == [IGNORE]  # slots absent: every token masked
+
+
+def test_echo_tags_mark_the_user_words_the_response_repeats():
+    # the values a response confirms, in runs; function words and unrepeated words are O
+    turns = [
+        {
+            "user_text": "Find me a table for 2 at Sushi Ko in San Jose, please",
+            "system_text": "Please confirm: a table for 2 people at sushi ko in San Jose.",
+        },
+        {"user_text": "Thanks"},  # no response at all: nothing is repeated
+    ]
+    dialogue = Dialogue.model_validate({"dialogue_id": "d", "turns": turns})
+    record = _featurize(dialogue)
+    tokens = load_tokenizer(MINILM).convert_ids_to_tokens(record["user_ids"][0])
+    tagged = [(t, ECHO_TAGS[k]) for t, k in zip(tokens, record["echo_tags"][0], strict=True)]
+    echoed = ["table", "2", "su", "##shi", "ko", "san", "jose"]
+    assert [t for t, tag in tagged if tag != "O"] == echoed
+    assert [tag for _, tag in tagged if tag != "O"] == ["B", "B", "B", "I", "I", "B", "I"]
+    assert {tag for t, tag in tagged if t in ("a", "for", "at", "in", "please")} == {"O"}
+    assert record["echo_tags"][1] == [0] * len(record["user_ids"][1])
+
+
+def test_echo_tags_on_real_sgd_fall_on_slot_values_far_more_than_other_tokens(sgd_file):
+    # what makes the echo task worth pretraining the slot tagger on: on real SGD turns an
+    # echoed token is far likelier to sit inside an annotated slot value than another token
+    dialogues = [d for d in islice(read_log(str(sgd_file)), 60) if isinstance(d, Dialogue)]
+    space = FeatureSpace.build(dialogues)
+    counts = {True: [0, 0], False: [0, 0]}  # echoed? -> [tokens, of them in a value]
+    for dialogue in dialogues:
+        record = _featurize(dialogue, space)
+        for slots, echo in zip(record["slot_tags"], record["echo_tags"], strict=True):
+            assert len(slots) == len(echo)
+            for slot, tag in zip(slots, echo, strict=True):
+                if slot != IGNORE:
+                    counts[tag != 0][0] += 1
+                    counts[tag != 0][1] += slot != 0
+    (echoed, echoed_values), (other, other_values) = counts[True], counts[False]
+    assert echoed > 100 and other > 1000
+    assert echoed_values / echoed > 3 * other_values / other, counts
 
 
 def test_token_shapes_keep_case_digits_and_word_starts():

@@ -285,6 +285,38 @@ def test_init_from_a_pretraining_checkpoint(pretrain_dm, finetune_dm, tmp_path):
     assert "heads.defect.net.0.weight" not in finetuned.state_dict()
 
 
+def test_a_stage1_with_the_echo_task_hands_the_slot_taggers_layers_on(
+    pretrain_dm, finetune_dm, tmp_path
+):
+    # stage 1 tags echoed words with the slot tagger's layers and reads no slot label;
+    # fine-tuning starts those layers from it, with a slot output of its own
+    L.seed_everything(0)
+    pretrained = make_module(pretrain_dm, weights={"defect": 1.0, "echo": 1.0})
+    assert not pretrained.has_slots and pretrained.slot_head.echo is not None
+    start = {k: v.clone() for k, v in pretrained.slot_head.state_dict().items()}
+    trainer, recorder = _fit(
+        pretrained, pretrain_dm, max_epochs=1, limit_train_batches=3, limit_val_batches=1
+    )
+    assert all(math.isfinite(x) for x in recorder.losses)
+    assert "val/loss_echo" in trainer.callback_metrics
+    assert "val/loss_slots" not in trainer.callback_metrics
+    assert 0.0 <= float(trainer.callback_metrics["val/echo_token_f1"]) <= 1.0
+    for name in ("lstm.weight_ih_l0", "tokens.weight", "echo.weight"):
+        assert not torch.equal(pretrained.slot_head.state_dict()[name], start[name]), name
+    path = tmp_path / "pre.ckpt"
+    trainer.save_checkpoint(path)
+
+    L.seed_everything(1)
+    finetuned = make_module(finetune_dm, init_from=str(path))
+    assert finetuned.has_slots and finetuned.slot_head.echo is None
+    own = finetuned.slot_head.state_dict()
+    for name, value in pretrained.slot_head.state_dict().items():
+        if not name.startswith(("echo.", "out.")):
+            torch.testing.assert_close(own[name], value, rtol=0, atol=0)
+    assert "slot_head.lstm.weight_ih_l0" in finetuned.loaded_from_init
+    assert "slot_head.out.weight" not in finetuned.loaded_from_init
+
+
 def test_init_lr_fine_tunes_the_loaded_weights_at_their_own_rate(
     pretrain_dm, finetune_dm, tmp_path
 ):

@@ -53,7 +53,11 @@ class SlotHead(nn.Module):
         n_tags: int,
         dropout: float = 0.1,
         context_dim: int | None = None,
+        echo_tags: int = 0,
     ) -> None:
+        """`n_tags` 0: no slot tags (a stage 1 that trains only the echo output); `echo_tags`
+        > 0: a second output over the same states, for stage 1's echo task
+        (`features.echo_tags`), so its layers reach fine-tuning trained."""
         super().__init__()
         self.tokens = nn.Linear(token_dim, d_model)
         self.shapes = nn.Embedding(TOKEN_SHAPES, d_model, padding_idx=0)
@@ -61,7 +65,9 @@ class SlotHead(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.lstm = nn.LSTM(d_model, d_model // 2, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(2 * (d_model // 2), n_tags)
+        width = 2 * (d_model // 2)
+        self.out = nn.Linear(width, n_tags) if n_tags else None
+        self.echo = nn.Linear(width, echo_tags) if echo_tags else None
 
     def forward(
         self,
@@ -69,9 +75,9 @@ class SlotHead(nn.Module):
         turns: torch.Tensor,
         mask: torch.Tensor | None = None,
         shapes: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> dict[str, torch.Tensor]:
         """tokens [N, Lu, H], turns [N, D], mask [N, Lu] (True = a real token), shapes [N, Lu]
-        (`token_shape` ids) -> logits [N, Lu, tags]."""
+        (`token_shape` ids) -> logits [N, Lu, tags] of each output: "slots", "echo"."""
         x = self.tokens(tokens) + self.context(turns).unsqueeze(1)
         if shapes is not None:
             x = x + self.shapes(shapes)
@@ -81,7 +87,9 @@ class SlotHead(nn.Module):
             lengths = torch.full((x.shape[0],), width, dtype=torch.long, device=x.device)
         else:
             lengths = mask.sum(1).clamp(min=1)
-        return self.out(self.dropout(self._bidirectional(x, lengths)))
+        states = self.dropout(self._bidirectional(x, lengths))
+        outputs = {"slots": self.out, "echo": self.echo}
+        return {name: layer(states) for name, layer in outputs.items() if layer is not None}
 
     def _bidirectional(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The LSTM's two directions over each row's first `lengths` tokens, zeros after.

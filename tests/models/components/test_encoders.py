@@ -150,7 +150,12 @@ def test_goal_head_pools_member_turns_only():
 
 def test_slot_head_depends_on_turn_context_and_ignores_padding():
     torch.manual_seed(0)
-    head = SlotHead(8, 4, 5, dropout=0.0).eval()
+    net = SlotHead(8, 4, 5, dropout=0.0).eval()
+    assert net.echo is None
+
+    def head(*args):
+        return net(*args)["slots"]
+
     tokens = torch.randn(2, 3, 8)
     a = head(tokens, torch.zeros(2, 4))
     b = head(tokens, torch.randn(2, 4))
@@ -197,11 +202,31 @@ def test_slot_head_reads_token_order():
     # B-x then I-x needs to know which token came first: the same tokens in another order
     # must tag differently (a position-free layer gave each token the same tag either way)
     torch.manual_seed(0)
-    head = SlotHead(8, 4, 5, dropout=0.0).eval()
+    net = SlotHead(8, 4, 5, dropout=0.0).eval()
+
+    def head(*args):
+        return net(*args)["slots"]
+
     tokens, turns = torch.randn(1, 3, 8), torch.zeros(1, 4)
     order = torch.tensor([2, 1, 0])
     reordered = head(tokens[:, order], turns)[:, order]
     assert not torch.allclose(head(tokens, turns), reordered)
+
+
+def test_slot_head_echo_output_shares_the_tagger_and_can_stand_alone():
+    torch.manual_seed(0)
+    both = SlotHead(8, 4, 5, dropout=0.0, echo_tags=3).eval()
+    tokens, turns = torch.randn(2, 3, 8), torch.randn(2, 4)
+    out = both(tokens, turns)
+    assert out["slots"].shape == (2, 3, 5) and out["echo"].shape == (2, 3, 3)
+    # the echo loss reaches the layers the slot tags are read from, not the slot output
+    out["echo"].sum().backward()
+    assert both.lstm.weight_ih_l0.grad.abs().sum() > 0 and both.tokens.weight.grad is not None
+    assert both.out.weight.grad is None
+    # a stage 1 without slot tags: the tagger's layers and the echo output only
+    alone = SlotHead(8, 4, 0, dropout=0.0, echo_tags=3)
+    assert alone.out is None and set(alone(tokens, turns)) == {"echo"}
+    assert alone.lstm.weight_ih_l0.shape == both.lstm.weight_ih_l0.shape
 
 
 def test_frozen_encoder_encodes_each_turn_once_and_matches_the_model():

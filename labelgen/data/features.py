@@ -219,10 +219,10 @@ def echo_tags(user: str, system: str, offsets: list) -> list[int]:
 
     No label is needed: an assistant confirms what it understood ("a table for 2 at Sushi Ko
     in San Jose?"), so an echoed word is far likelier than another to be one of the request's
-    values, which the slot tagger must find (also a slot's name: "the address is ..."). Stage 1 tags them from unlabeled logs (`TaskConfig.weights["echo"]`), training the
-    slot tagger's layers for the few labeled dialogues that follow. Words are compared
-    lowercased, function words (`STOP_WORDS`) never count, and adjacent echoed words form one
-    run."""
+    values, which the slot tagger must find (it may also be a slot's name: "the address is").
+    Stage 1 tags them from unlabeled logs (`TaskConfig.weights["echo"]`), training the slot
+    tagger's layers for the few labeled dialogues that follow. Words are compared lowercased,
+    function words (`STOP_WORDS`) never count, and adjacent echoed words form one run."""
     said = {w.lower() for w in _WORD.findall(system)} - STOP_WORDS
     if not said:
         return [0] * len(offsets)

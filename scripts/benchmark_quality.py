@@ -196,6 +196,12 @@ def main() -> None:
         "reach fine-tuning trained (default 0: stage 1 trains no slot layer)",
     )
     parser.add_argument(
+        "--stage1-tagger-shrink",
+        type=float,
+        help="--stage1-shrink (and --scarce-stage1-shrink) for the slot tagger's layers that "
+        "stage 1's echo task trained (--stage1-echo); default: as the rest",
+    )
+    parser.add_argument(
         "--pretrain-cycle",
         type=int,
         default=0,
@@ -402,10 +408,14 @@ def main() -> None:
             + f" (default: {full} full, {quick} quick, {smoke} smoke)",
         )
     args = parser.parse_args()
-    for name in ("stage1_shrink", "scarce_stage1_shrink"):
-        if not 0 <= getattr(args, name) <= 1:
+    for name in ("stage1_shrink", "scarce_stage1_shrink", "stage1_tagger_shrink"):
+        if getattr(args, name) is not None and not 0 <= getattr(args, name) <= 1:
             flag = "--" + name.replace("_", "-")
             parser.error(f"{flag} must be in [0, 1], got {getattr(args, name)}")
+    if args.stage1_tagger_shrink is not None and not args.stage1_echo:
+        parser.error(
+            "--stage1-tagger-shrink needs --stage1-echo: without it stage 1 trains no tagger"
+        )
     if args.sgd_scarce_pairs == 0:
         parser.error("--sgd-scarce-pairs needs at least 1 pair (--sgd-scarce 0 trains none)")
     if args.scarce_epochs == 0:

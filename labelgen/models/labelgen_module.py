@@ -157,6 +157,10 @@ class OptimConfig:
     generalizes worse than one started fresh (Ash & Adams, 2020, "shrink and perturb"); on
     SGD a stage 1 that learned the swaps well was a worse start than none, shrunk a better one
     (docs/benchmarks.md, session 27)."""
+    init_shrink_by: dict[str, float] = field(default_factory=dict)
+    """`init_shrink` for the loaded weights whose names start with a key, e.g. {"slot_head.":
+    1.0} keeps a slot tagger that stage 1 trained on its echo task whole while the dialogue
+    Transformer is shrunk; the longest matching key wins."""
     fused: bool = False
     """AdamW updates every weight in one kernel (`torch.optim.AdamW(fused=True)`) where the
     weights are on CPU or CUDA, instead of a Python loop of per-weight operations. The same
@@ -165,8 +169,15 @@ class OptimConfig:
     default, which trains the models the benchmarks report. Unmeasured on GPUs here."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.init_shrink <= 1.0:
-            raise ValueError(f"optim.init_shrink must be in [0, 1], got {self.init_shrink}")
+        for name, shrink in {"": self.init_shrink, **self.init_shrink_by}.items():
+            if not 0.0 <= shrink <= 1.0:
+                where = f"init_shrink_by[{name!r}]" if name else "init_shrink"
+                raise ValueError(f"optim.{where} must be in [0, 1], got {shrink}")
+
+    def shrink_of(self, name: str) -> float:
+        """The share of the loaded value that weight `name` starts at."""
+        keys = [k for k in self.init_shrink_by if name.startswith(k)]
+        return self.init_shrink_by[max(keys, key=len)] if keys else self.init_shrink
 
 
 class LabelGenModule(L.LightningModule):
@@ -597,14 +608,13 @@ class LabelGenModule(L.LightningModule):
         matching, report = matching_state(own, self.space, checkpoint, self._vocab_heads())
         if not matching:
             raise ValueError(f"init_from {path}: no weight matches this model")
-        shrink = self.optim.init_shrink
-        if shrink < 1.0:
-            # toward this model's own fresh weights; the pretrained encoder's own weights are
-            # the loaded ones, left exactly as they are
-            pretrained = {f"encoder.model.{name}" for name in self.encoder.model.state_dict()}
-            for name, value in matching.items():
-                if name not in pretrained and value.is_floating_point():
-                    matching[name] = shrink * value + (1.0 - shrink) * own[name].to(value.dtype)
+        # toward this model's own fresh weights; the pretrained encoder's own weights are the
+        # loaded ones, left exactly as they are
+        pretrained = {f"encoder.model.{name}" for name in self.encoder.model.state_dict()}
+        for name, value in matching.items():
+            shrink = self.optim.shrink_of(name)
+            if shrink < 1.0 and name not in pretrained and value.is_floating_point():
+                matching[name] = shrink * value + (1.0 - shrink) * own[name].to(value.dtype)
         self.load_state_dict(matching, strict=False)
         self.loaded_from_init = set(matching)
         log.info(

@@ -261,6 +261,7 @@ def train(
     encoder_lr: float | None = None,
     init_lr: float | None = None,
     init_shrink: float = 1.0,
+    init_shrink_by: dict[str, float] | None = None,
     seed: int | None = None,
     pool_sides: bool | None = None,
     order_cycle: int = 0,
@@ -274,7 +275,8 @@ def train(
     `encoder_lr` the encoder trains at that rate (no cache: every epoch encodes every turn);
     without, it is frozen (as loaded: a model starting from an adapted encoder keeps it).
     `init_lr`: the learning rate of the weights `init_from` loaded (default: the heads').
-    `init_shrink`: their share of each starting weight, the rest fresh (`OptimConfig`).
+    `init_shrink`: their share of each starting weight, the rest fresh (`OptimConfig`);
+    `init_shrink_by` the same for the weights under a name prefix (`OptimConfig`).
     `seed`: the weights' initialization and the batches' order (default: `--seed`).
     `pool_sides`: the turn's sides pooled apart (`EncoderConfig.pool_sides`); default: as
     `init_from` pools them (its turn vectors have that size), else `--pool-sides`.
@@ -309,6 +311,8 @@ def train(
         settings["init_lr"] = init_lr
     if init_shrink != 1.0:  # the same
         settings["init_shrink"] = init_shrink
+    if init_shrink_by:  # the same
+        settings["init_shrink_by"] = init_shrink_by
     if order_cycle:  # the same
         settings["order_cycle"] = order_cycle
     if val_every != 1:  # the same
@@ -349,6 +353,7 @@ def train(
             warmup_fraction=0.05,
             init_lr=init_lr,
             init_shrink=init_shrink,
+            init_shrink_by=init_shrink_by or {},
             fused=fused,
             **({"encoder_lr": encoder_lr} if encoder_lr else {}),
         ),

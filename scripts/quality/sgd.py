@@ -115,6 +115,8 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             # dialogues: they change stage 1 alone, not the states the other models read
             warm_cache([train_log, val_log], args)
     stage1_start = {"init_lr": args.stage1_init_lr, "init_shrink": args.stage1_shrink}
+    if args.stage1_tagger_shrink is not None:
+        stage1_start["init_shrink_by"] = {"slot_head.": args.stage1_tagger_shrink}
     jobs = {
         "pretrain": Job(
             out / "pretrain",

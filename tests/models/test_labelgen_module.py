@@ -347,11 +347,11 @@ def test_init_shrink_starts_between_the_loaded_weights_and_fresh_ones(
     _, path = _stage1_checkpoint(pretrain_dm, tmp_path, steps=2)
     loaded = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
-    def start(shrink=None):
+    def start(shrink=None, by=None):
         L.seed_everything(1)  # the same fresh weights each time
         module = make_module(finetune_dm)
         if shrink is not None:
-            module.optim = replace(module.optim, init_shrink=shrink)
+            module.optim = replace(module.optim, init_shrink=shrink, init_shrink_by=by or {})
             module.load_matching_weights(str(path))
         return module.state_dict()
 
@@ -360,12 +360,21 @@ def test_init_shrink_starts_between_the_loaded_weights_and_fresh_ones(
     assert not torch.equal(fresh[name], loaded[name])
     torch.testing.assert_close(whole[name], loaded[name], rtol=0, atol=0)
     torch.testing.assert_close(shrunk[name], 0.25 * loaded[name] + 0.75 * fresh[name])
+    # a prefix of its own: the longest matching one decides
+    by = {"dialogue.": 0.5, "dialogue.transformer.layers.0.linear1.": 1.0}
+    mixed, other = start(0.25, by), "dialogue.transformer.layers.0.linear2.weight"
+    torch.testing.assert_close(mixed[name], loaded[name], rtol=0, atol=0)
+    torch.testing.assert_close(mixed[other], 0.5 * loaded[other] + 0.5 * fresh[other])
+    fusion = next(k for k in loaded if k.startswith("fusion.") and k.endswith("weight"))
+    torch.testing.assert_close(mixed[fusion], 0.25 * loaded[fusion] + 0.75 * fresh[fusion])
     # the pretrained encoder is the loaded one, bit for bit; new heads stay fresh
     for key in (k for k in fresh if k.startswith("encoder.model.")):
         assert torch.equal(shrunk[key], loaded[key]), key
     assert torch.equal(shrunk["heads.intent.net.0.weight"], fresh["heads.intent.net.0.weight"])
     with pytest.raises(ValueError, match="init_shrink"):
         OptimConfig(init_shrink=1.5)
+    with pytest.raises(ValueError, match=r"init_shrink_by\['slot_head.'\]"):
+        OptimConfig(init_shrink_by={"slot_head.": -0.1})
 
 
 def test_init_from_matches_vocabulary_rows_by_value(finetune_dm, tmp_path):

@@ -611,6 +611,15 @@ class LabelGenModule(L.LightningModule):
         # toward this model's own fresh weights; the pretrained encoder's own weights are the
         # loaded ones, left exactly as they are
         pretrained = {f"encoder.model.{name}" for name in self.encoder.model.state_dict()}
+        # a key that names no loaded weight (a typo, or a stage 1 without that part) would
+        # otherwise leave every weight at init_shrink without a word
+        unused = [
+            k for k in self.optim.init_shrink_by if not any(n.startswith(k) for n in matching)
+        ]
+        if unused:
+            raise ValueError(
+                f"init_from {path}: optim.init_shrink_by names no loaded weight: {unused}"
+            )
         for name, value in matching.items():
             shrink = self.optim.shrink_of(name)
             if shrink < 1.0 and name not in pretrained and value.is_floating_point():

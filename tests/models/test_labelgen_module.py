@@ -373,6 +373,8 @@ def test_init_shrink_starts_between_the_loaded_weights_and_fresh_ones(
     assert torch.equal(shrunk["heads.intent.net.0.weight"], fresh["heads.intent.net.0.weight"])
     with pytest.raises(ValueError, match="init_shrink"):
         OptimConfig(init_shrink=1.5)
+    with pytest.raises(ValueError, match="names no loaded weight"):
+        start(0.25, {"dialogue.transformr.": 1.0})
     with pytest.raises(ValueError, match=r"init_shrink_by\['slot_head.'\]"):
         OptimConfig(init_shrink_by={"slot_head.": -0.1})
 

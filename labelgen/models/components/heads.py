@@ -87,7 +87,15 @@ class SlotHead(nn.Module):
             lengths = torch.full((x.shape[0],), width, dtype=torch.long, device=x.device)
         else:
             lengths = mask.sum(1).clamp(min=1)
-        states = self.dropout(self._bidirectional(x, lengths))
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # CPU autocast sends a float32 LSTM input to oneDNN in bf16, which has no such
+            # primitive on CPUs without native bf16 (an AVX2-only EPYC, CI's too: "could not
+            # create a primitive descriptor"); so on CPU the LSTM alone runs in float32
+            with torch.autocast("cpu", enabled=False):
+                states = self._bidirectional(x.float(), lengths)
+        else:
+            states = self._bidirectional(x, lengths)
+        states = self.dropout(states)
         outputs = {"slots": self.out, "echo": self.echo}
         return {name: layer(states) for name, layer in outputs.items() if layer is not None}
 

@@ -198,6 +198,22 @@ def test_slot_head_lstm_is_the_packed_bidirectional_lstm(lengths):
     assert got[3, 3:].abs().sum() == 0 and got[3, :3].abs().sum() > 0
 
 
+def test_slot_head_runs_under_cpu_bf16_autocast_close_to_float32():
+    # --precision bf16-mixed on CPU: oneDNN has no bf16 LSTM on CPUs without native bf16, so
+    # the LSTM must run in float32 there while the layers around it still round to bf16
+    torch.manual_seed(0)
+    net = SlotHead(8, 4, 5, dropout=0.0).eval()
+    tokens, turns = torch.randn(2, 3, 8), torch.randn(2, 4)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    shapes = torch.tensor([[1, 2, 0], [3, 1, 2]])  # float32 embeddings: the LSTM's input too
+    full = net(tokens, turns, mask, shapes)["slots"]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = net(tokens, turns, mask, shapes)["slots"]  # as `labelgen label` runs it
+    assert low.dtype == torch.bfloat16  # the output layer did run in bf16
+    diff = (low.float() - full).abs().max()
+    assert 0 < diff < 0.1
+
+
 def test_slot_head_reads_token_order():
     # B-x then I-x needs to know which token came first: the same tokens in another order
     # must tag differently (a position-free layer gave each token the same tag either way)

@@ -767,11 +767,15 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("regime", "pairs", "stage1", "epochs"),
-    [("--smoke", 2, "shared", 1), ("--quick", 2, "shared", 8), (None, 4, "per-pair", 64)],
+    ("regime", "scarce", "pairs", "stage1", "epochs"),
+    [
+        ("--smoke", 12, 2, "shared", 1),
+        ("--quick", 60, 2, "shared", 8),
+        (None, None, 4, "per-pair", 64),
+    ],
 )
 def test_the_full_run_measures_stage_1_on_four_pairs_each_from_its_own(
-    monkeypatch, tmp_path, regime, pairs, stage1, epochs
+    monkeypatch, tmp_path, regime, scarce, pairs, stage1, epochs
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import benchmark_quality
@@ -781,17 +785,16 @@ def test_the_full_run_measures_stage_1_on_four_pairs_each_from_its_own(
     argv = ["benchmark_quality.py", "--out", str(tmp_path), "--only", "sgd"]
     monkeypatch.setattr("sys.argv", argv + ([regime] if regime else []))
     benchmark_quality.main()
+    # the full run leaves the scarce pairs out (18 of its minutes) unless asked for them
+    assert seen[0].sgd_scarce == scarce
     assert (seen[0].sgd_scarce_pairs, seen[0].scarce_stage1) == (pairs, stage1)
     assert seen[0].scarce_epochs == epochs  # the full run's until they stop learning
     # an explicit choice stands in every regime
     choice = ["--scarce-stage1", "shared", "--sgd-scarce-pairs", "3", "--scarce-epochs", "5"]
-    monkeypatch.setattr("sys.argv", [*argv, *choice])
+    monkeypatch.setattr("sys.argv", [*argv, *choice, "--sgd-scarce", "200"])
     benchmark_quality.main()
-    assert (seen[1].sgd_scarce_pairs, seen[1].scarce_stage1, seen[1].scarce_epochs) == (
-        3,
-        "shared",
-        5,
-    )
+    assert (seen[1].sgd_scarce, seen[1].sgd_scarce_pairs) == (200, 3)
+    assert (seen[1].scarce_stage1, seen[1].scarce_epochs) == ("shared", 5)
 
 
 @pytest.mark.parametrize(

@@ -774,7 +774,7 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
         (None, None, 4, "per-pair", 64),
     ],
 )
-def test_the_full_run_measures_stage_1_on_four_pairs_each_from_its_own(
+def test_the_full_run_asks_for_scarce_pairs_then_four_each_from_its_own_stage_1(
     monkeypatch, tmp_path, regime, scarce, pairs, stage1, epochs
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))

@@ -343,6 +343,13 @@ def main() -> None:
         "always when the model is the arms' ensemble, whose members they are",
     )
     parser.add_argument(
+        "--uss-ratings-only",
+        action="store_true",
+        help="also train the satisfaction models from no SGD model, fresh and from the SGD "
+        "half's stage 1 (the SGD dialogues' text, no label): dissatisfaction with and without "
+        "stage 1 where ratings are the only labels (`uss.ratings_only`; ~9 minutes more)",
+    )
+    parser.add_argument(
         "--cutoff-rule",
         choices=CUTOFF_RULES,
         default="f1-at-annotator-accuracy",

@@ -39,6 +39,12 @@ from quality.runs import (
 
 RANKING = ("average_precision", "roc_auc")
 USS_TASKS = {"satisfaction": 1.0}
+RATINGS_ONLY = {"no_pretraining": "ratings-only", "with_pretraining": "stage1-then-ratings"}
+"""`--uss-ratings-only`: the satisfaction models that read no SGD label, by the arm each is
+(fresh, or from the run's stage 1) and the folder under uss/fold*/ that holds it."""
+WITH_RATINGS_ONLY = "model-and-ratings-only"
+"""`--uss-ratings-only`: the model's satisfaction members averaged with the fresh one (errors of
+models from other starts are partly independent), calibrated and scored as the model is."""
 SWEEP_POINTS = ("threshold_at_human", "coverage_at_human", "half_human_error")
 """The threshold sweep's points each cross-validated model reports (`thresholds.summarize`)."""
 
@@ -316,12 +322,20 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         if name != "model" and wanted and _sgd_model(args, name) is not None:
             names.append(name)
     starts = {name: _sgd_model(args, name) for name in names}
+    if args.uss_ratings_only:  # after the others: their figures stay what they are without
+        starts |= ratings_only_starts(args.out)
     ensembles = {ENSEMBLE: members} if len(members) > 1 and set(members) <= set(starts) else {}
+    averaged = dict(ensembles)
+    if args.uss_ratings_only:  # and the model's members with the fresh one beside them
+        model = members if ensembles else ["model"]
+        averaged[WITH_RATINGS_ONLY] = [*model, RATINGS_ONLY["no_pretraining"]]
     figures, val_parts, val_labels, pools = cross_validate(
-        dialogues, starts, args.uss_train, out, args, ensembles, args.uss_init_lr
+        dialogues, starts, args.uss_train, out, args, averaged, args.uss_init_lr
     )
     by_arm = {}
-    more = [name for name in starts if name not in ("model", "baseline")]
+    ratings_only = {arm: figures.pop(name) for arm, name in RATINGS_ONLY.items() if name in starts}
+    beside = figures.pop(WITH_RATINGS_ONLY, None)
+    more = [name for name in starts if name in sgd_of and name != "model"]
     if more:
         # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
         # (and from the next seed, when the model averages it), by the SGD model each started
@@ -344,6 +358,13 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     }
     if by_arm:
         results["by_sgd_arm"] = by_arm
+    if ratings_only:
+        results["ratings_only"] = stage1_on_ratings(ratings_only)
+        if beside is not None:
+            results["ratings_only"]["with_the_model"] = {
+                **_arm_figures(beside),
+                "model_minus_human": beside["model_minus_human"],
+            }
     if args.uss_eval:
         # evaluation-only files: a model trained on the training dialogues labels them (with
         # an ensemble, one from each member's SGD model)
@@ -377,6 +398,38 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     for extra in args.uss_eval:
         results[f"eval:{extra.name}"] = score_eval_file(checkpoint, extra, calibration, out, args)
     return results
+
+
+def ratings_only_starts(out: Path) -> dict[str, str | None]:
+    """`--uss-ratings-only`'s satisfaction models by folder, each with its start: one from
+    nothing, one from the stage 1 of the SGD half in `out` (which read the SGD dialogues'
+    text, not their labels). An error when that stage 1 is not there."""
+    stage1 = out / "sgd" / "pretrain" / "best.ckpt"
+    if not stage1.is_file():
+        raise SystemExit(
+            f"--uss-ratings-only starts a satisfaction model from the SGD half's stage 1, and "
+            f"{stage1} is missing: run the SGD half in {out} first"
+        )
+    return {
+        RATINGS_ONLY["no_pretraining"]: None,
+        RATINGS_ONLY["with_pretraining"]: str(stage1),
+    }
+
+
+def stage1_on_ratings(figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Dissatisfaction from the satisfaction models that read no SGD label, with and without
+    stage 1 (`RATINGS_ONLY`'s arms, each `cross_validate`'s figures), and the first's lead:
+    where ratings are a log's only labels, does stage 1 on its text help?"""
+    arms = {arm: _arm_figures(figures[arm]) for arm in RATINGS_ONLY}
+    with_, without = arms["with_pretraining"], arms["no_pretraining"]
+    lead = {m: _minus(with_.get(m), without.get(m)) for m in ("accuracy", "f1", *RANKING)}
+    for m in ("uar", "kappa"):
+        lead[m] = _minus(with_["uss_protocol"].get(m), without["uss_protocol"].get(m))
+    return {**arms, "with_minus_without": lead}
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def _arm_figures(figures: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, SGD_ARMS, TWO_SEEDS
     from quality.scarce import SCARCE_ARMS
     from quality.sgd import SGD_HEADLINES_ON_VAL
+    from quality.uss import RATINGS_ONLY, WITH_RATINGS_ONLY
 
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
@@ -460,10 +461,12 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert not {"other-arm", "next-seed"} & set(uss)  # reported under their SGD names only
 
     # --reuse-models: the same models, labeled and scored anew; the USS half alone starts from
-    # the SGD models this run left, so its fold models are what it would train
+    # the SGD models this run left, so its fold models are what it would train. With
+    # --uss-ratings-only, two more per fold, after them: from nothing and from stage 1
     checkpoints = {p: p.read_bytes() for p in (tmp_path / "uss").glob("fold*/*/best.ckpt")}
     assert len(checkpoints) == 4 * uss["folds"]
-    result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models")
+    assert "ratings_only" not in uss  # only when asked
+    result = _smoke(tmp_path, shared_data, "--only", "uss", "--reuse-models", "--uss-ratings-only")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "come from a" not in result.stderr  # the SGD half ran in the same regime
     again = json.loads((tmp_path / "results.json").read_text())
@@ -471,10 +474,54 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     # the same models label the same way whatever the process did before (labels uncached)
     assert again["uss"]["model"] == uss["model"] and again["uss"]["baseline"] == uss["baseline"]
     assert again["uss"]["by_sgd_arm"] == uss["by_sgd_arm"]
-    assert again["uss"]["starts_from"] == uss["starts_from"]
+    assert again["uss"]["starts_from"] == uss["starts_from"] | {
+        RATINGS_ONLY["no_pretraining"]: None,
+        RATINGS_ONLY["with_pretraining"]: str(tmp_path / "sgd" / "pretrain" / "best.ckpt"),
+    }
     assert "--reuse-models" in again["command"]
-    assert again["training_seconds_by_model"] == {}  # nothing trained again
+    # nothing trained again; only the models that read no SGD label are new
+    new = {f"uss/fold{k}/{name}" for k in range(2) for name in RATINGS_ONLY.values()}
+    assert set(again["training_seconds_by_model"]) == new
     assert again["sgd"] == sgd  # the other half's figures are kept
+    stage1 = hashlib.blake2b(
+        (tmp_path / "sgd" / "pretrain" / "best.ckpt").read_bytes(), digest_size=16
+    )
+    for k in range(2):
+        settings = {
+            arm: json.loads((tmp_path / "uss" / f"fold{k}" / name / "settings.json").read_text())
+            for arm, name in RATINGS_ONLY.items()
+        }
+        assert settings["no_pretraining"]["init_from"] is None
+        assert settings["with_pretraining"]["init_from"] == stage1.hexdigest()
+        assert settings["no_pretraining"]["context"] and settings["with_pretraining"]["context"]
+    ratings = again["uss"]["ratings_only"]
+    for arm, name in RATINGS_ONLY.items():
+        labels = list((tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet"))
+        rows = [r["turn_id"] for p in labels for r in pq.read_table(p).to_pylist()]
+        assert len(rows) == len(set(rows))  # every dialogue out of fold, once
+        assert len({turn.split(":")[0] for turn in rows}) == uss["dialogues"]
+        assert 0 <= ratings[arm]["average_precision"] <= 1
+        assert len(ratings[arm]["fold_cutoffs"]) == uss["folds"]
+    lead = ratings["with_minus_without"]
+    assert lead["f1"] == pytest.approx(
+        ratings["with_pretraining"]["f1"] - ratings["no_pretraining"]["f1"]
+    )
+    # the model's two seeds with the fresh model beside them: the three fold models' mean
+    probs = {
+        name: {
+            r["turn_id"]: torch.tensor(r["satisfaction_probs"])
+            for p in (tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet")
+            for r in pq.read_table(p, columns=["turn_id", "satisfaction_probs"]).to_pylist()
+        }
+        for name in ("model", "next-seed", RATINGS_ONLY["no_pretraining"], WITH_RATINGS_ONLY)
+    }
+    members = [probs[name] for name in list(probs)[:3]]
+    assert len(probs[WITH_RATINGS_ONLY]) == len(probs["model"])
+    for turn, mean in probs[WITH_RATINGS_ONLY].items():
+        torch.testing.assert_close(mean, sum(m[turn] for m in members) / 3)
+    beside = ratings["with_the_model"]
+    assert set(beside["model_minus_human"]) == {"accuracy", "f1"}
+    assert len(beside["fold_cutoffs"]) == uss["folds"]
 
 
 @pytest.mark.slow
@@ -1014,3 +1061,39 @@ def test_rejected_input_records_are_kept_with_their_reasons(monkeypatch, tmp_pat
     with pytest.raises(SystemExit, match=r"dead.txt: no dialogue could be read as uss; every"):
         runs.read(dead, "uss", rejects=tmp_path / "dead.jsonl")
     assert (tmp_path / "dead.jsonl").is_file()
+
+
+def test_ratings_only_models_start_from_stage_1_or_nothing_and_need_it(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.uss import RATINGS_ONLY, ratings_only_starts, stage1_on_ratings
+
+    with pytest.raises(SystemExit, match="run the SGD half in"):
+        ratings_only_starts(tmp_path)
+    stage1 = tmp_path / "sgd" / "pretrain" / "best.ckpt"
+    stage1.parent.mkdir(parents=True)
+    stage1.write_bytes(b"weights")
+    assert ratings_only_starts(tmp_path) == {
+        RATINGS_ONLY["no_pretraining"]: None,
+        RATINGS_ONLY["with_pretraining"]: str(stage1),
+    }
+
+    def figures(f1, ap, uar):
+        return {
+            "model": {"accuracy": 0.9, "f1": f1, "average_precision": ap, "roc_auc": None},
+            "uss_protocol": {"uar": uar, "kappa": 0.2},
+            "fold_cutoffs": [0.3],
+            "fold_rating_powers": [None],
+        }
+
+    both = stage1_on_ratings(
+        {"with_pretraining": figures(0.35, 0.25, 0.4), "no_pretraining": figures(0.3, 0.2, 0.5)}
+    )
+    lead = both["with_minus_without"]
+    assert lead["f1"] == pytest.approx(0.05) and lead["average_precision"] == pytest.approx(0.05)
+    assert lead["uar"] == pytest.approx(-0.1) and lead["accuracy"] == pytest.approx(0.0)
+    assert lead["kappa"] == pytest.approx(0.0)
+    assert lead["roc_auc"] is None  # not measured on one side: no difference made up
+    assert (
+        both["with_pretraining"]["f1"] == 0.35
+        and both["no_pretraining"]["uss_protocol"]["uar"] == 0.5
+    )

@@ -347,7 +347,7 @@ def main() -> None:
         action="store_true",
         help="also train the satisfaction models from no SGD model, fresh and from the SGD "
         "half's stage 1 (the SGD dialogues' text, no label): dissatisfaction with and without "
-        "stage 1 where ratings are the only labels (`uss.ratings_only`; ~7 minutes more)",
+        "stage 1 where ratings are the only labels (`uss.ratings_only`; ~7-8 minutes more)",
     )
     parser.add_argument(
         "--cutoff-rule",

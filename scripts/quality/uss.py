@@ -322,11 +322,12 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         if name != "model" and wanted and _sgd_model(args, name) is not None:
             names.append(name)
     starts = {name: _sgd_model(args, name) for name in names}
-    if args.uss_ratings_only:  # after the others: their figures stay what they are without
-        starts |= ratings_only_starts(args.out)
     ensembles = {ENSEMBLE: members} if len(members) > 1 and set(members) <= set(starts) else {}
     averaged = dict(ensembles)
-    if args.uss_ratings_only:  # and the model's members with the fresh one beside them
+    if args.uss_ratings_only:
+        # after the others (their figures stay what they are without), and the model's
+        # members averaged with the fresh one
+        starts |= ratings_only_starts(args.out)
         model = members if ensembles else ["model"]
         averaged[WITH_RATINGS_ONLY] = [*model, RATINGS_ONLY["no_pretraining"]]
     figures, val_parts, val_labels, pools = cross_validate(

@@ -90,6 +90,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ from typing import Any
 import torch
 from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS, timeline
 from quality.sgd import sgd
+from quality.targets import table, targets
 from quality.uss import uss
 
 from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
@@ -468,7 +470,7 @@ def main() -> None:
             setattr(args, name, None)
     start = time.perf_counter()
     results: dict[str, Any] = {
-        "command": " ".join(["python", *__import__("sys").argv]),
+        "command": " ".join(["python", *sys.argv]),
         # the kernels torch picks for the CPU (AVX2, AVX512, ...) may round differently:
         # session 17's machine trained other models than session 16's from the same code,
         # data and seed
@@ -484,6 +486,7 @@ def main() -> None:
     path = args.out / "results.json"
     earlier = json.loads(path.read_text()) if args.only and path.exists() else {}
     results["seconds_by_half"] = {}
+    merged = {**earlier, **results}
     for half, run in (("sgd", sgd), ("uss", uss)):
         if args.only in (None, half):
             begun = time.perf_counter()
@@ -499,9 +502,14 @@ def main() -> None:
             # written after each half, so a run stopped in the USS half keeps the SGD figures
             # (and `--only uss` can start from its models); "finished" says which it is
             results["finished"] = half == "uss" or args.only == "sgd"
-            # one half rerun: keep the other half's figures
-            _write_json(path, {**earlier, **results})
-    print(json.dumps({**earlier, **results}))
+            # one half rerun: keep the other half's figures; the targets read off both
+            merged = {**earlier, **results}
+            merged["targets"] = targets(merged)
+            _write_json(path, merged)
+    print(json.dumps(merged))
+    # the verdict a reader looks for first, after the figures (stdout stays one JSON line)
+    print(f"\nTargets ({args.regime} run; the bars are the full run's):", file=sys.stderr)
+    print(table(merged["targets"]), file=sys.stderr)
 
 
 def _count(text: str) -> int:

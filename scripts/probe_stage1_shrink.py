@@ -29,9 +29,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 from benchmark_labeling import report  # this folder, run as a script
+from quality.names import headline_mean
 from quality.pool import Job, train_all
 from quality.runs import train, warm_cache
-from quality.sgd import SGD_TASKS, best_epoch, headline_mean, sgd_scores
+from quality.sgd import SGD_TASKS, best_epoch, sgd_scores
 
 
 def main() -> None:

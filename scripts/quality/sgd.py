@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from labelgen.data.schema import Dialogue
+from quality.names import SGD_HEADLINES, headline_mean
 from quality.pieces import label_in_pieces, piece_size, write_pieces
 from quality.pool import Job, map_side_by_side, train_all
 from quality.runs import (
@@ -43,14 +44,6 @@ from quality.scarce import (
 )
 
 SGD_TASKS = {"intent": 1.0, "slots": 1.0, "segment": 1.0, "goal_success": 1.0, "rejection": 0.2}
-SGD_HEADLINES = {
-    "intent_accuracy": ("intent", "accuracy"),
-    "intent_macro_f1": ("intent", "macro_f1"),
-    "slot_span_f1": ("slots", "f1"),
-    "boundary_f1": ("segment", "boundary_f1"),
-    "goal_success_macro_f1": ("goal_success", "macro_f1"),
-}
-"""The figures reported for every SGD model and log; their mean chooses the model."""
 SGD_HEADLINES_ON_VAL = {
     "intent_accuracy": "val/intent_acc",
     "intent_macro_f1": "val/intent_f1",
@@ -408,9 +401,3 @@ def sgd_figures(
 def _extra(n: int | str | None) -> int:
     """`--sgd-pretrain-extra` as a draw's size: "all" asks for more than any log holds."""
     return sys.maxsize if n == "all" else n or 0
-
-
-def headline_mean(scores: dict[str, float | None]) -> float:
-    """The mean of the headline figures a model has: what chooses the model and the baseline."""
-    values = [scores[key] for key in SGD_HEADLINES if scores.get(key) is not None]
-    return sum(values) / len(values) if values else float("-inf")

@@ -70,6 +70,19 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     sgd, uss = results["sgd"], results["uss"]
     assert sgd["dev_seen"] + sgd["dev_unseen"] == 20
+    # the targets, read off the run's own figures: in results.json and printed last
+    from quality.targets import READERS, targets
+
+    figures = {key: value for key, value in results.items() if key != "targets"}
+    assert results["targets"] == json.loads(json.dumps(targets(figures)))
+    assert len(results["targets"]) == len(READERS)
+    row = {r["target"]: r for r in results["targets"]}["sgd_seen_slot_f1"]
+    if "model/seen" in sgd:
+        assert row["margin"] == pytest.approx(sgd["model/seen"]["slot_span_f1"] - 0.90)
+    else:  # no dev dialogue of a service the 36 training dialogues hold
+        assert row["met"] is None and row["why"] == "no seen log in this run"
+    assert "Targets (smoke run" in result.stderr
+    assert result.stderr.rstrip().endswith("measured targets met.")
     scored = (*CANDIDATES, "model", *BASELINES, "baseline", NEXT_SEED)
     for name in scored:
         scores = sgd[f"{name}/unseen"]

@@ -6,6 +6,10 @@ cached for training, not for labeling).
     python scripts/benchmark_quality.py                    # the full run
     python scripts/benchmark_quality.py --uss-eval CCPE.txt  # and CCPE scored 3 ways, 40-45 min
 
+Everything lands in --out's results.json; the run ends by printing the issue's targets, met,
+missed or not measured, with their margins (`quality.targets`; `scripts/quality_targets.py`
+reads them off any number of runs).
+
 Models that do not depend on each other train two at a time (`--train-jobs`), each in a process
 forked once the frozen cache holds its turns, with one of the two threads: on 2 cores that does
 1.46 times the work of one model with both (session 26: 42-44 minutes, 55 one at a time). The

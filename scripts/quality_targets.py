@@ -61,7 +61,10 @@ def across(runs: dict[str, list[dict]]) -> str:
         measured = [row for row in rows if row["met"] is not None]
         count = f"{sum(row['met'] for row in measured)} of {len(measured)}"
         lines.append(f"| {first['text']} | " + " | ".join(cells) + f" | {count} |")
-    lines.append("\nMargins: each run's figure minus its bar (* missed). Runs:")
+    lines.append(
+        "\nMargins: each run's figure minus its bar (* missed); for the run's time, the minutes"
+        " left; for half the annotator's error, the share of turns kept beyond half. Runs:"
+    )
     lines += [f"{i + 1}. {name}" for i, name in enumerate(names)]
     return "\n".join(lines)
 

@@ -179,7 +179,7 @@ READERS: list[Callable[[dict[str, Any]], Row]] = [
         "intent_accuracy",
         "seen",
         0.95,
-        "SGD dev seen services: intent accuracy >= 0.95",
+        "SGD dev seen: intent accuracy >= 0.95",
     ),
     _sgd_floor(
         "sgd_seen_slot_f1", "slot_span_f1", "seen", 0.90, "SGD dev seen: slot span F1 >= 0.90"

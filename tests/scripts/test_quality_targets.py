@@ -160,6 +160,11 @@ def test_what_a_run_cannot_measure_is_not_measured_and_says_why():
     no_test = _results()
     del no_test["sgd"]["model/train-test"]
     assert _rows(no_test)["goal_success_macro_f1"]["met"] is None
+    # a half that wrote part of its figures (another version's results, a stub): every
+    # target it cannot read goes unmeasured, naming what is missing, and nothing raises
+    partial = _rows({"sgd": {"model_arm": "no_pretraining"}, "regime": "smoke"})
+    assert all(row["met"] is None for row in partial.values())
+    assert "arms_on_held_out_training" in partial["stage1_helps"]["why"]
 
 
 def test_the_command_reads_several_runs_and_counts_them(tmp_path):

@@ -128,7 +128,8 @@ def _stage1(results: dict[str, Any], key: str, text: str) -> Row:
     """Stage 1 measurably helps where, on the held-out training dialogues (what chooses every
     model) and on the seen-service test (what no model reads), the arm with stage 1 leads the
     arm without it by more than that arm's second seed moves it: a seed's spread, measured in
-    the same run (`--second-seed`). By the mean of the headline figures on each log."""
+    the same run (`--second-seed`). By the mean of the headline figures on each log; on the
+    held-out dialogues alone where the run has no seen-service test (`--sgd-train-test 0`)."""
     sgd = results.get("sgd")
     if sgd is None:
         return _missing(key, text, "no SGD half")

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from quality.targets import table, targets
+from quality.targets import table, targets  # this folder, run as a script
 
 
 def main(argv: list[str] | None = None) -> None:

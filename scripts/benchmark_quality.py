@@ -353,7 +353,23 @@ def main() -> None:
         action="store_true",
         help="also train the satisfaction models from no SGD model, fresh and from the SGD "
         "half's stage 1 (the SGD dialogues' text, no label): dissatisfaction with and without "
-        "stage 1 where ratings are the only labels (`uss.ratings_only`; ~7-8 minutes more)",
+        "stage 1 where ratings are the only labels (`uss.ratings_only`; ~7-8 minutes more), "
+        "and the fresh one again from the next seed: how far a seed alone moves them",
+    )
+    parser.add_argument(
+        "--uss-stage1",
+        type=Path,
+        help="with --uss-ratings-only: the stage-1 checkpoint its arm with stage 1 starts from "
+        "(at --stage1-shrink of its weights), e.g. one that read a larger unlabeled log; "
+        "default: the SGD half's (sgd/pretrain/best.ckpt in --out)",
+    )
+    parser.add_argument(
+        "--uss-ratings-scarce",
+        type=_count,
+        help="with --uss-ratings-only: each of its fold models reads only a random this many "
+        "of its training dialogues, the same for each arm (the epoch, the calibration and the "
+        "scores on the whole folds): stage 1 where ratings are few. Session 53, 160: stage 1 "
+        "on every SGD dialogue, shrunk to 0.25, read above no stage 1 in four draws of four",
     )
     parser.add_argument(
         "--cutoff-rule",
@@ -436,6 +452,9 @@ def main() -> None:
         parser.error(
             "--stage1-tagger-shrink needs --stage1-echo: without it stage 1 trains no tagger"
         )
+    for name in ("uss_stage1", "uss_ratings_scarce"):
+        if getattr(args, name) and not args.uss_ratings_only:
+            parser.error(f"--{name.replace('_', '-')} needs --uss-ratings-only")
     if args.sgd_scarce_pairs == 0:
         parser.error("--sgd-scarce-pairs needs at least 1 pair (--sgd-scarce 0 trains none)")
     if args.scarce_epochs == 0:

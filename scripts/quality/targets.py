@@ -166,6 +166,30 @@ def _stage1(results: dict[str, Any], key: str, text: str) -> Row:
     return _row(key, text, "; ".join(parts), min(margins))
 
 
+def _stage1_on_ratings(results: dict[str, Any], key: str, text: str) -> Row:
+    """The same target where ratings are a log's only labels (`--uss-ratings-only`, in
+    `quality.ratings`): the dissatisfaction AP of the models from stage 1 leads those without
+    it by more than the next seed moves them, over the same folds, slices and calibration."""
+    if "uss" not in results:
+        return _missing(key, text, "no USS half")
+    ratings = results["uss"].get("ratings_only")
+    if ratings is None:
+        return _missing(key, text, "run with --uss-ratings-only")
+    if "seed_spread" not in ratings:
+        return _missing(key, text, "no seed control (a run before session 54)")
+    lead = ratings["with_minus_without"]["average_precision"]
+    spread = ratings["seed_spread"]["average_precision"]
+    if lead is None or spread is None:
+        return _missing(key, text, "too few rated turns to rank")
+    rated = ratings.get("rated_dialogues_per_fold_model")
+    figure = (
+        f"AP {ratings['with_pretraining']['average_precision']:.3f} vs "
+        f"{ratings['no_pretraining']['average_precision']:.3f}: {lead:+.4f} "
+        f"(a seed moves {spread:.4f}); {rated or 'all'} rated dialogues per fold model"
+    )
+    return _row(key, text, figure, lead - spread)
+
+
 def _minutes(results: dict[str, Any], key: str, text: str) -> Row:
     regime = results.get("regime", "full")
     bar = {"full": FULL_RUN_MINUTES, "quick": QUICK_RUN_MINUTES}.get(regime)
@@ -211,6 +235,11 @@ READERS: list[tuple[str, str, Reader]] = [
     ("half_annotator_error", "on >= 50% of turns, at most half the annotator's error", _half_error),
     ("uss_protocol", "USS paper protocol: UAR >= 0.35 and kappa >= 0.20", _protocol),
     ("stage1_helps", "stage 1 measurably helps (lead beyond a seed's spread)", _stage1),
+    (
+        "stage1_helps_on_ratings",
+        "stage 1 measurably helps where ratings are the only labels (dissatisfaction AP)",
+        _stage1_on_ratings,
+    ),
     ("run_time", "run time", _minutes),
 ]
 """Each target: its key, its text, and what reads it off a run's results."""

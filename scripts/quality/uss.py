@@ -18,6 +18,16 @@ from labelgen.evaluation.uss_protocol import by_rating
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
 from quality.pool import Job, map_side_by_side, train_all
+from quality.ratings import (
+    RANKING,
+    RATINGS_ONLY,
+    WITH_RATINGS_ONLY,
+    arm_figures,
+    ratings_only_options,
+    ratings_only_starts,
+    scarce_slice,
+    stage1_on_ratings,
+)
 from quality.runs import (
     CANDIDATES,
     ENSEMBLE,
@@ -37,14 +47,7 @@ from quality.runs import (
     write_log,
 )
 
-RANKING = ("average_precision", "roc_auc")
 USS_TASKS = {"satisfaction": 1.0}
-RATINGS_ONLY = {"no_pretraining": "ratings-only", "with_pretraining": "stage1-then-ratings"}
-"""`--uss-ratings-only`: the satisfaction models that read no SGD label, by the arm each is
-(fresh, or from the run's stage 1) and the folder under uss/fold*/ that holds it."""
-WITH_RATINGS_ONLY = "model-and-ratings-only"
-"""`--uss-ratings-only`: the model's satisfaction members averaged with the fresh one (errors of
-models from other starts are partly independent), calibrated and scored as the model is."""
 SWEEP_POINTS = ("threshold_at_human", "coverage_at_human", "half_human_error")
 """The threshold sweep's points each cross-validated model reports (`thresholds.summarize`)."""
 
@@ -179,6 +182,8 @@ def cross_validate(
     args: argparse.Namespace,
     ensembles: dict[str, list[str]] | None = None,
     init_lr: float | None = None,
+    options_of: dict[str, dict[str, Any]] | None = None,
+    rated: dict[str, int] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[list[Dialogue]], dict[str, Path], list[int]]:
     """Dialogue-level k-fold satisfaction models, one per fold and name, each starting from
     `starts[name]` (the baseline without context): every dialogue labeled out of fold, with
@@ -186,12 +191,15 @@ def cross_validate(
     (`calibration_pool`), and scored against `reference`'s annotators. `ensembles`: more
     names, each fold's model averaging those names' fold models (`labelgen label --ensemble`),
     calibrated and scored the same way. `init_lr`: the learning rate of the weights loaded
-    from the starts (`train`; default: the heads').
+    from the starts (`train`; default: the heads'). `options_of`: a name's own `train` options
+    beside the shared ones (its seed, its start's shrink). `rated`: names whose fold models
+    each read only a random this many of their training dialogues (`scarce_slice`, the same
+    for every such name); what picks the epoch, calibrates and is scored stays whole.
 
     Returns each name's figures (`dissatisfaction_figures`, the threshold sweep's points and
     the fold cutoffs), the fold models' validation slices, the folder of each name's labels
     of them, and each scored fold's number of calibration dialogues."""
-    ensembles = ensembles or {}
+    ensembles, options_of, rated = ensembles or {}, options_of or {}, rated or {}
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
     combined = {name: out / f"oof-{name}" for name in (*starts, *ensembles)}
     val_labels = {name: out / f"val-labels-{name}" for name in combined}
@@ -205,14 +213,19 @@ def cross_validate(
         train_part, val_part = split_training_folds(folds, k)
         val_parts.append(val_part)
         fold_dir = out / f"fold{k}"
-        train_log = write_log(train_part, fold_dir / "train.parquet")
+        logs = {None: write_log(train_part, fold_dir / "train.parquet")}
+        for size in set(rated.values()) - {None}:
+            sliced = scarce_slice(train_part, size, args.seed, k)
+            logs[size] = write_log(sliced, fold_dir / f"train-{size}.parquet")
         val_logs.append(write_log(val_part, fold_dir / "val.parquet"))
         for name, start in starts.items():
             options = {
                 "context": name != "baseline",
                 "init_from": start,
                 **satisfaction_options(args, init_lr),
+                **options_of.get(name, {}),
             }
+            train_log = logs[rated.get(name)]
             jobs[k, name] = Job(fold_dir / name, train_log, val_logs[k], USS_TASKS, options)
     # every fold's models first (side by side with --train-jobs), then each labels its slice
     trained = train_all(jobs, args)
@@ -324,14 +337,21 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     starts = {name: _sgd_model(args, name) for name in names}
     ensembles = {ENSEMBLE: members} if len(members) > 1 and set(members) <= set(starts) else {}
     averaged = dict(ensembles)
+    options_of: dict[str, dict[str, Any]] = {}
+    rated: dict[str, int] = {}
     if args.uss_ratings_only:
-        # after the others (their figures stay what they are without), and the model's
-        # members averaged with the fresh one
-        starts |= ratings_only_starts(args.out)
-        model = members if ensembles else ["model"]
-        averaged[WITH_RATINGS_ONLY] = [*model, RATINGS_ONLY["no_pretraining"]]
+        # after the others (their figures stay what they are without); where they read every
+        # rating, the model's members averaged with the fresh one too
+        arms = ratings_only_starts(args.out, args.uss_stage1)
+        starts |= arms
+        options_of = ratings_only_options(args)
+        if args.uss_ratings_scarce:
+            rated = dict.fromkeys(arms, args.uss_ratings_scarce)
+        else:
+            model = members if ensembles else ["model"]
+            averaged[WITH_RATINGS_ONLY] = [*model, RATINGS_ONLY["no_pretraining"]]
     figures, val_parts, val_labels, pools = cross_validate(
-        dialogues, starts, args.uss_train, out, args, averaged, args.uss_init_lr
+        dialogues, starts, args.uss_train, out, args, averaged, args.uss_init_lr, options_of, rated
     )
     by_arm = {}
     ratings_only = {arm: figures.pop(name) for arm, name in RATINGS_ONLY.items() if name in starts}
@@ -341,9 +361,9 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         # what stage 1 does to dissatisfaction: the same folds, rule and seed from either arm
         # (and from the next seed, when the model averages it), by the SGD model each started
         # from
-        by_arm = {sgd_of["model"]: _arm_figures(figures["model"])}
+        by_arm = {sgd_of["model"]: arm_figures(figures["model"])}
         for name in more:
-            by_arm[sgd_of[name]] = _arm_figures(figures.pop(name))
+            by_arm[sgd_of[name]] = arm_figures(figures.pop(name))
     if ensembles:
         figures["model"] = figures.pop(ENSEMBLE)
     results: dict[str, Any] = {
@@ -360,10 +380,10 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     if by_arm:
         results["by_sgd_arm"] = by_arm
     if ratings_only:
-        results["ratings_only"] = stage1_on_ratings(ratings_only)
+        results["ratings_only"] = stage1_on_ratings(ratings_only, args.uss_ratings_scarce or None)
         if beside is not None:
             results["ratings_only"]["with_the_model"] = {
-                **_arm_figures(beside),
+                **arm_figures(beside),
                 "model_minus_human": beside["model_minus_human"],
             }
     if args.uss_eval:
@@ -399,47 +419,6 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     for extra in args.uss_eval:
         results[f"eval:{extra.name}"] = score_eval_file(checkpoint, extra, calibration, out, args)
     return results
-
-
-def ratings_only_starts(out: Path) -> dict[str, str | None]:
-    """`--uss-ratings-only`'s satisfaction models by folder, each with its start: one from
-    nothing, one from the stage 1 of the SGD half in `out` (which read the SGD dialogues'
-    text, not their labels). An error when that stage 1 is not there."""
-    stage1 = out / "sgd" / "pretrain" / "best.ckpt"
-    if not stage1.is_file():
-        raise SystemExit(
-            f"--uss-ratings-only starts a satisfaction model from the SGD half's stage 1, and "
-            f"{stage1} is missing: run the SGD half in {out} first"
-        )
-    return {
-        RATINGS_ONLY["no_pretraining"]: None,
-        RATINGS_ONLY["with_pretraining"]: str(stage1),
-    }
-
-
-def stage1_on_ratings(figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Dissatisfaction from the satisfaction models that read no SGD label, with and without
-    stage 1 (`RATINGS_ONLY`'s arms, each `cross_validate`'s figures), and the first's lead:
-    where ratings are a log's only labels, does stage 1 on its text help?"""
-    arms = {arm: _arm_figures(figures[arm]) for arm in RATINGS_ONLY}
-    with_, without = arms["with_pretraining"], arms["no_pretraining"]
-    lead = {m: _minus(with_.get(m), without.get(m)) for m in ("accuracy", "f1", *RANKING)}
-    for m in ("uar", "kappa"):
-        lead[m] = _minus(with_["uss_protocol"].get(m), without["uss_protocol"].get(m))
-    return {**arms, "with_minus_without": lead}
-
-
-def _minus(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def _arm_figures(figures: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **figures["model"],
-        "uss_protocol": figures["uss_protocol"],
-        "fold_cutoffs": figures["fold_cutoffs"],
-        "fold_rating_powers": figures["fold_rating_powers"],
-    }
 
 
 def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:

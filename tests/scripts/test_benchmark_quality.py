@@ -40,10 +40,10 @@ def _smoke(tmp_path, shared_data, *extra: str):
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from quality.ratings import RATINGS_ONLY, WITH_RATINGS_ONLY
     from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, SGD_ARMS, TWO_SEEDS
     from quality.scarce import SCARCE_ARMS
     from quality.sgd import SGD_HEADLINES_ON_VAL
-    from quality.uss import RATINGS_ONLY, WITH_RATINGS_ONLY
 
     # an evaluation-only USS file: CCPE's first 12 dialogues (several SYSTEM lines in a row)
     blocks = (shared_data / "uss" / "CCPE.txt").read_text().strip().split("\n\n")[:12]
@@ -490,6 +490,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert again["uss"]["starts_from"] == uss["starts_from"] | {
         RATINGS_ONLY["no_pretraining"]: None,
         RATINGS_ONLY["with_pretraining"]: str(tmp_path / "sgd" / "pretrain" / "best.ckpt"),
+        RATINGS_ONLY[NEXT_SEED]: None,
     }
     assert "--reuse-models" in again["command"]
     # nothing trained again; only the models that read no SGD label are new
@@ -505,8 +506,13 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
             for arm, name in RATINGS_ONLY.items()
         }
         assert settings["no_pretraining"]["init_from"] is None
+        assert settings[NEXT_SEED]["init_from"] is None
         assert settings["with_pretraining"]["init_from"] == stage1.hexdigest()
-        assert settings["no_pretraining"]["context"] and settings["with_pretraining"]["context"]
+        assert all(arm["context"] for arm in settings.values())
+        # a seed's spread: the fresh model again, from the next seed alone
+        assert settings[NEXT_SEED]["seed"] == settings["no_pretraining"]["seed"] + 1
+        assert settings[NEXT_SEED]["data"] == settings["no_pretraining"]["data"]
+        assert "init_shrink" not in settings["with_pretraining"]  # whole, by default
     ratings = again["uss"]["ratings_only"]
     for arm, name in RATINGS_ONLY.items():
         labels = list((tmp_path / "uss" / f"oof-{name}").glob("part-*.parquet"))
@@ -519,6 +525,16 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert lead["f1"] == pytest.approx(
         ratings["with_pretraining"]["f1"] - ratings["no_pretraining"]["f1"]
     )
+    spread = ratings["seed_spread"]["average_precision"]
+    assert spread == pytest.approx(
+        abs(
+            ratings[NEXT_SEED]["average_precision"] - ratings["no_pretraining"]["average_precision"]
+        )
+    )
+    assert ratings["beyond_a_seed"] is (lead["average_precision"] > spread)
+    assert ratings["rated_dialogues_per_fold_model"] is None
+    row = next(r for r in again["targets"] if r["target"] == "stage1_helps_on_ratings")
+    assert row["margin"] == pytest.approx(lead["average_precision"] - spread)
     # the model's two seeds with the fresh model beside them: the three fold models' mean
     probs = {
         name: {
@@ -535,6 +551,46 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     beside = ratings["with_the_model"]
     assert set(beside["model_minus_human"]) == {"accuracy", "f1"}
     assert len(beside["fold_cutoffs"]) == uss["folds"]
+
+    # on scarce ratings, from another stage 1 shrunk: only these models train again, each
+    # fold's three on one slice of its training dialogues; nothing is averaged with the model
+    other = tmp_path / "sgd" / "no-pretraining" / "best.ckpt"
+    result = _smoke(
+        tmp_path,
+        shared_data,
+        *("--only", "uss", "--reuse-models", "--uss-ratings-only"),
+        *("--uss-ratings-scarce", "6", "--uss-stage1", str(other), "--stage1-shrink", "0.5"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scarce = json.loads((tmp_path / "results.json").read_text())["uss"]
+    assert scarce["model"] == uss["model"]
+    assert scarce["starts_from"][RATINGS_ONLY["with_pretraining"]] == str(other)
+    ratings = scarce["ratings_only"]
+    assert ratings["rated_dialogues_per_fold_model"] == 6 and "with_the_model" not in ratings
+    for k in range(2):
+        fold = tmp_path / "uss" / f"fold{k}"
+        whole = {r["dialogue_id"] for r in pq.read_table(fold / "train.parquet").to_pylist()}
+        sliced = [r["dialogue_id"] for r in pq.read_table(fold / "train-6.parquet").to_pylist()]
+        assert len(sliced) == 6 and set(sliced) < whole
+        settings = {
+            arm: json.loads((fold / name / "settings.json").read_text())
+            for arm, name in RATINGS_ONLY.items()
+        }
+        digest = hashlib.blake2b(other.read_bytes(), digest_size=16).hexdigest()
+        assert settings["with_pretraining"]["init_from"] == digest
+        assert settings["with_pretraining"]["init_shrink"] == 0.5
+        assert "init_shrink" not in settings["no_pretraining"]
+        data = {json.dumps(arm["data"]) for arm in settings.values()}
+        assert len(data) == 1  # one slice for the three arms
+        model = json.loads((fold / "model" / "settings.json").read_text())
+        assert model["data"] != settings["no_pretraining"]["data"]
+    for name in RATINGS_ONLY.values():
+        rows = [
+            r["turn_id"]
+            for p in (tmp_path / "uss" / f"oof-{name}").glob("*.parquet")
+            for r in pq.read_table(p).to_pylist()
+        ]
+        assert len({turn.split(":")[0] for turn in rows}) == uss["dialogues"]  # scored whole
 
 
 @pytest.mark.slow
@@ -1074,39 +1130,3 @@ def test_rejected_input_records_are_kept_with_their_reasons(monkeypatch, tmp_pat
     with pytest.raises(SystemExit, match=r"dead.txt: no dialogue could be read as uss; every"):
         runs.read(dead, "uss", rejects=tmp_path / "dead.jsonl")
     assert (tmp_path / "dead.jsonl").is_file()
-
-
-def test_ratings_only_models_start_from_stage_1_or_nothing_and_need_it(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from quality.uss import RATINGS_ONLY, ratings_only_starts, stage1_on_ratings
-
-    with pytest.raises(SystemExit, match="run the SGD half in"):
-        ratings_only_starts(tmp_path)
-    stage1 = tmp_path / "sgd" / "pretrain" / "best.ckpt"
-    stage1.parent.mkdir(parents=True)
-    stage1.write_bytes(b"weights")
-    assert ratings_only_starts(tmp_path) == {
-        RATINGS_ONLY["no_pretraining"]: None,
-        RATINGS_ONLY["with_pretraining"]: str(stage1),
-    }
-
-    def figures(f1, ap, uar):
-        return {
-            "model": {"accuracy": 0.9, "f1": f1, "average_precision": ap, "roc_auc": None},
-            "uss_protocol": {"uar": uar, "kappa": 0.2},
-            "fold_cutoffs": [0.3],
-            "fold_rating_powers": [None],
-        }
-
-    both = stage1_on_ratings(
-        {"with_pretraining": figures(0.35, 0.25, 0.4), "no_pretraining": figures(0.3, 0.2, 0.5)}
-    )
-    lead = both["with_minus_without"]
-    assert lead["f1"] == pytest.approx(0.05) and lead["average_precision"] == pytest.approx(0.05)
-    assert lead["uar"] == pytest.approx(-0.1) and lead["accuracy"] == pytest.approx(0.0)
-    assert lead["kappa"] == pytest.approx(0.0)
-    assert lead["roc_auc"] is None  # not measured on one side: no difference made up
-    assert (
-        both["with_pretraining"]["f1"] == 0.35
-        and both["no_pretraining"]["uss_protocol"]["uar"] == 0.5
-    )

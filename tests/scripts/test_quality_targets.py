@@ -55,6 +55,13 @@ def _results() -> dict:
                 "uss_protocol": {"uar": 0.36, "kappa": 0.28},
             },
             "baseline": {"model": {"f1": 0.13}},
+            "ratings_only": {
+                "with_pretraining": {"average_precision": 0.19},
+                "no_pretraining": {"average_precision": 0.17},
+                "with_minus_without": {"average_precision": 0.02},
+                "seed_spread": {"average_precision": 0.005},
+                "rated_dialogues_per_fold_model": 160,
+            },
         },
     }
 
@@ -98,6 +105,11 @@ def test_every_target_met_with_its_margin():
         ("beats_baseline", ("uss", "baseline", "model", "f1"), 0.33),  # the model's F1
         ("beats_baseline", ("sgd", "baseline/seen", "slot_span_f1"), 0.93),
         ("run_time", ("seconds",), 45 * 60),
+        (
+            "stage1_helps_on_ratings",
+            ("uss", "ratings_only", "with_minus_without", "average_precision"),
+            0.005,  # the seed's spread
+        ),
     ],
 )
 def test_a_target_flips_where_its_figure_crosses_its_bar(target, path, bar):
@@ -140,6 +152,21 @@ def test_stage1_must_lead_by_more_than_a_seed_moves_on_both_logs():
     del results["sgd"]["seed_control_on_held_out_training"]
     row = _rows(results)["stage1_helps"]
     assert row["met"] is None and "--second-seed" in row["why"]
+
+
+def test_stage1_on_ratings_is_measured_only_with_its_seed_control():
+    row = _rows(_results())["stage1_helps_on_ratings"]
+    assert row["margin"] == pytest.approx(0.015)
+    assert row["figure"].startswith("AP 0.190 vs 0.170: +0.0200 (a seed moves 0.0050)")
+    assert row["figure"].endswith("160 rated dialogues per fold model")
+    # session 52's runs trained no next seed beside the fresh model
+    older = _results()
+    del older["uss"]["ratings_only"]["seed_spread"]
+    row = _rows(older)["stage1_helps_on_ratings"]
+    assert row["met"] is None and "no seed control" in row["why"]
+    plain = _results()
+    del plain["uss"]["ratings_only"]
+    assert "--uss-ratings-only" in _rows(plain)["stage1_helps_on_ratings"]["why"]
 
 
 def test_what_a_run_cannot_measure_is_not_measured_and_says_why():
@@ -186,7 +213,7 @@ def test_the_command_reads_several_runs_and_counts_them(tmp_path):
     assert [row["met"] for row in rows].count(False) == 1
     # one run: the table with each figure
     single = run_python([script, paths[0]], tmp_path)
-    assert "11 of 11 measured targets met." in single.stdout
+    assert "12 of 12 measured targets met." in single.stdout
     # a file that is no run is refused, naming it
     (tmp_path / "other.json").write_text(json.dumps({"command": "x"}))
     refused = run_python([script, str(tmp_path / "other.json")], tmp_path)

@@ -1,0 +1,122 @@
+"""Stage 1 where ratings are a log's only labels (`--uss-ratings-only`): satisfaction models
+that read no SGD label, from nothing (the draw's seed and the next one) and from a stage 1,
+cross-validated on the USS training file as the model is.
+
+Why: every other stage-1 measure goes through an SGD model, whose 16 epochs on SGD's labels
+may wash out what stage 1 taught; the brief's stage 1 is for unlabeled logs, where ratings may
+be the only labels there are. Session 52 measured it with the run's own stage 1 (2 epochs on
+the 1,800 fine-tuning dialogues): level on 1,000 rated dialogues and on 160. Session 53, in
+scratch runs, with a stage 1 on every SGD training dialogue shrunk to a quarter: above two
+seeds without it in four draws of four on 160 rated dialogues, beyond a seed's spread in two.
+So the stage 1 can be any checkpoint (`--uss-stage1`), its weights shrunk (`--stage1-shrink`),
+the ratings scarce (`--uss-ratings-scarce`), and the arm without stage 1 trained again from the
+next seed, so the run measures a seed's spread beside stage 1's lead (`stage1_on_ratings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+from typing import Any
+
+from labelgen.data.schema import Dialogue
+from quality.names import NEXT_SEED
+
+RANKING = ("average_precision", "roc_auc")
+RATINGS_ONLY = {
+    "no_pretraining": "ratings-only",
+    "with_pretraining": "stage1-then-ratings",
+    NEXT_SEED: "ratings-only-next-seed",
+}
+"""The satisfaction models that read no SGD label, by their arm (fresh; from stage 1; fresh
+from the next seed) and the folder under uss/fold*/ that holds each."""
+WITH_RATINGS_ONLY = "model-and-ratings-only"
+"""The model's satisfaction members averaged with the fresh one (errors of models from other
+starts are partly independent), calibrated and scored as the model is; only where the fresh
+one read every rating the model did."""
+SPREAD_ON = "average_precision"
+"""The figure stage 1's lead is judged on against a seed's spread: no cutoff moves it, where F1
+and accuracy also move with the cutoff chosen on a few hundred held-out turns."""
+
+
+def ratings_only_starts(out: Path, stage1: Path | None = None) -> dict[str, str | None]:
+    """The models by folder, each with its start: from nothing, or from `stage1` (default: the
+    stage 1 of the SGD half in `out`, which read the SGD dialogues' text, not their labels).
+    An error when that checkpoint is not there."""
+    path = stage1 or out / "sgd" / "pretrain" / "best.ckpt"
+    if not path.is_file():
+        where = "" if stage1 else f": run the SGD half in {out} first, or name one (--uss-stage1)"
+        raise SystemExit(
+            f"--uss-ratings-only starts a satisfaction model from a stage 1, and {path} "
+            f"is missing{where}"
+        )
+    return {
+        RATINGS_ONLY["no_pretraining"]: None,
+        RATINGS_ONLY["with_pretraining"]: str(path),
+        RATINGS_ONLY[NEXT_SEED]: None,
+    }
+
+
+def ratings_only_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Each model's own `train` options beside the satisfaction models' shared ones: the arm
+    from stage 1 starts at `--stage1-shrink` of its weights (absent at 1, so session 52's
+    models stay reusable by their settings), the next seed's arm from the next seed."""
+    shrink = {} if args.stage1_shrink == 1.0 else {"init_shrink": args.stage1_shrink}
+    return {
+        RATINGS_ONLY["with_pretraining"]: shrink,
+        RATINGS_ONLY[NEXT_SEED]: {"seed": args.seed + 1},
+    }
+
+
+def scarce_slice(train: list[Dialogue], size: int | None, seed: int, fold: int) -> list[Dialogue]:
+    """A random `size` of a fold model's training dialogues, in their order (all of them for
+    None): the same for every arm of a draw, so the arms differ by their start alone. The
+    slice that picks the epoch and calibrates, and the scored fold, stay whole."""
+    if size is None or size >= len(train):
+        return train
+    keep = sorted(random.Random(f"{seed}:{fold}").sample(range(len(train)), size))
+    return [train[i] for i in keep]
+
+
+def stage1_on_ratings(
+    figures: dict[str, dict[str, Any]], rated: int | None = None
+) -> dict[str, Any]:
+    """Dissatisfaction from the models that read no SGD label (`RATINGS_ONLY`'s arms, each
+    `cross_validate`'s figures) and stage 1's lead over the arm without it; where the next
+    seed's arm is there, how far a seed alone moves each figure (`seed_spread`) and whether
+    the lead in `SPREAD_ON` exceeds it (`beyond_a_seed`). `rated`: the rated dialogues each
+    fold model read (None: its whole training folds)."""
+    arms = {arm: arm_figures(figures[arm]) for arm in RATINGS_ONLY if arm in figures}
+    without = arms["no_pretraining"]
+    result: dict[str, Any] = {**arms, "rated_dialogues_per_fold_model": rated}
+    result["with_minus_without"] = _differences(arms["with_pretraining"], without)
+    if NEXT_SEED in arms:
+        spread = _differences(arms[NEXT_SEED], without)
+        result["seed_spread"] = {m: None if v is None else abs(v) for m, v in spread.items()}
+        lead, moved = result["with_minus_without"][SPREAD_ON], result["seed_spread"][SPREAD_ON]
+        result["beyond_a_seed"] = None if lead is None or moved is None else lead > moved
+    return result
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
+    lead = {m: minus(a.get(m), b.get(m)) for m in ("accuracy", "f1", *RANKING)}
+    for m in ("uar", "kappa"):
+        lead[m] = minus(a["uss_protocol"].get(m), b["uss_protocol"].get(m))
+    return lead
+
+
+def minus(a: float | None, b: float | None) -> float | None:
+    """a - b, None where either is not measured: no difference made up."""
+    return None if a is None or b is None else a - b
+
+
+def arm_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """One cross-validated model's dissatisfaction figures, its USS protocol and its folds'
+    calibration, flat: how an arm beside the model is reported."""
+    return {
+        **figures["model"],
+        "uss_protocol": figures["uss_protocol"],
+        "fold_cutoffs": figures["fold_cutoffs"],
+        "fold_rating_powers": figures["fold_rating_powers"],
+    }

@@ -353,8 +353,8 @@ def main() -> None:
         action="store_true",
         help="also train the satisfaction models from no SGD model, fresh and from the SGD "
         "half's stage 1 (the SGD dialogues' text, no label): dissatisfaction with and without "
-        "stage 1 where ratings are the only labels (`uss.ratings_only`; ~7-8 minutes more), "
-        "and the fresh one again from the next seed: how far a seed alone moves them",
+        "stage 1 where ratings are the only labels (`uss.ratings_only`), and the fresh one "
+        "again from the next seed: how far a seed alone moves them (~10 minutes more)",
     )
     parser.add_argument(
         "--uss-stage1",

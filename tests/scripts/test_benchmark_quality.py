@@ -562,7 +562,9 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         *("--uss-ratings-scarce", "6", "--uss-stage1", str(other), "--stage1-shrink", "0.5"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    scarce = json.loads((tmp_path / "results.json").read_text())["uss"]
+    whole_run = json.loads((tmp_path / "results.json").read_text())
+    assert set(whole_run["training_seconds_by_model"]) == new
+    scarce = whole_run["uss"]
     assert scarce["model"] == uss["model"]
     assert scarce["starts_from"][RATINGS_ONLY["with_pretraining"]] == str(other)
     ratings = scarce["ratings_only"]

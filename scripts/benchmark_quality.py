@@ -368,8 +368,9 @@ def main() -> None:
         type=_count,
         help="with --uss-ratings-only: each of its fold models reads only a random this many "
         "of its training dialogues, the same for each arm (the epoch, the calibration and the "
-        "scores on the whole folds): stage 1 where ratings are few. Session 53, 160: stage 1 "
-        "on every SGD dialogue, shrunk to 0.25, read above no stage 1 in four draws of four",
+        "scores on the whole folds): stage 1 where ratings are few. Sessions 53-54, 160: stage "
+        "1 on every SGD dialogue, shrunk to 0.25, read above no stage 1 in most draws of five "
+        "(two stage-1 seeds), below it in one",
     )
     parser.add_argument(
         "--cutoff-rule",

@@ -3,6 +3,9 @@ reading a run's results (`quality.targets`, `scripts/quality_targets.py`) import
 
 from __future__ import annotations
 
+RANKING = ("average_precision", "roc_auc")
+"""The dissatisfaction figures that rank the turns, which no cutoff moves."""
+
 NEXT_SEED = "no_pretraining_next_seed"
 """The arm without stage 1 trained again from the next seed (`sgd_folder`): a second model that
 differs from the first by its seed alone."""

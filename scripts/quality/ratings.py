@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from labelgen.data.schema import Dialogue
-from quality.names import NEXT_SEED
+from quality.names import NEXT_SEED, RANKING
 
-RANKING = ("average_precision", "roc_auc")
 RATINGS_ONLY = {
     "no_pretraining": "ratings-only",
     "with_pretraining": "stage1-then-ratings",

@@ -17,9 +17,9 @@ from labelgen.evaluation.metrics import BINARY
 from labelgen.evaluation.uss_protocol import by_rating
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
+from quality.names import RANKING
 from quality.pool import Job, map_side_by_side, train_all
 from quality.ratings import (
-    RANKING,
     RATINGS_ONLY,
     WITH_RATINGS_ONLY,
     arm_figures,
@@ -214,7 +214,7 @@ def cross_validate(
         val_parts.append(val_part)
         fold_dir = out / f"fold{k}"
         logs = {None: write_log(train_part, fold_dir / "train.parquet")}
-        for size in set(rated.values()) - {None}:
+        for size in set(rated.values()):
             sliced = scarce_slice(train_part, size, args.seed, k)
             logs[size] = write_log(sliced, fold_dir / f"train-{size}.parquet")
         val_logs.append(write_log(val_part, fold_dir / "val.parquet"))

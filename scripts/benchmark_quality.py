@@ -359,9 +359,13 @@ def main() -> None:
     parser.add_argument(
         "--uss-stage1",
         type=Path,
+        nargs="+",
+        metavar="CKPT",
         help="with --uss-ratings-only: the stage-1 checkpoint its arm with stage 1 starts from "
         "(at --stage1-shrink of its weights), e.g. one that read a larger unlabeled log; "
-        "default: the SGD half's (sgd/pretrain/best.ckpt in --out)",
+        "each further checkpoint trains one more such arm (stage 1 from other seeds: "
+        "`stage1_mean_minus_fresh_mean` then averages them); default: the SGD half's "
+        "(sgd/pretrain/best.ckpt in --out)",
     )
     parser.add_argument(
         "--uss-ratings-scarce",
@@ -456,6 +460,9 @@ def main() -> None:
     for name in ("uss_stage1", "uss_ratings_scarce"):
         if getattr(args, name) and not args.uss_ratings_only:
             parser.error(f"--{name.replace('_', '-')} needs --uss-ratings-only")
+    named = [path.resolve() for path in args.uss_stage1 or []]
+    if len(set(named)) < len(named):
+        parser.error("--uss-stage1 names a checkpoint twice: its arms would be one model")
     if args.sgd_scarce_pairs == 0:
         parser.error("--sgd-scarce-pairs needs at least 1 pair (--sgd-scarce 0 trains none)")
     if args.scarce_epochs == 0:

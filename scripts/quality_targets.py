@@ -13,7 +13,12 @@ import argparse
 import json
 from pathlib import Path
 
-from quality.targets import table, targets  # this folder, run as a script
+from quality.targets import (  # this folder, run as a script
+    over_runs,
+    stage1_lead_on_ratings,
+    table,
+    targets,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("results", type=Path, nargs="+", help="results.json of each run")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead")
     args = parser.parse_args(argv)
-    runs = {}
+    runs, leads = {}, {}
     for path in args.results:
         try:
             results = json.loads(path.read_text())
@@ -33,21 +38,26 @@ def main(argv: list[str] | None = None) -> None:
             runs[str(path)] = targets(results)
         except KeyError as error:
             parser.error(f"{path}: a benchmark_quality results.json without {error}")
+        leads[str(path)] = stage1_lead_on_ratings(results)
     if args.json:
         print(json.dumps(runs, indent=1))
     elif len(runs) == 1:
         print(table(next(iter(runs.values()))))
     else:
         print(across(runs))
+        if pooled := stage1_pooled(leads):
+            print(pooled)
 
 
 def across(runs: dict[str, list[dict]]) -> str:
-    """One row per target, one column per run (its margin, starred where missed), and how
-    many of the runs that measured it met it."""
+    """One row per target, one column per run (its margin, starred where missed), how many of
+    the runs that measured it met it, and the mean margin over them with its 95% t interval."""
     names = list(runs)
     lines = [
-        "| target | " + " | ".join(f"run {i + 1}" for i in range(len(names))) + " | met in |",
-        "|---|" + "---|" * (len(names) + 1),
+        "| target | "
+        + " | ".join(f"run {i + 1}" for i in range(len(names)))
+        + " | met in | mean margin [95%] |",
+        "|---|" + "---|" * (len(names) + 2),
     ]
     for i, first in enumerate(runs[names[0]]):
         rows = [runs[name][i] for name in names]
@@ -57,13 +67,41 @@ def across(runs: dict[str, list[dict]]) -> str:
         ]
         measured = [row for row in rows if row["met"] is not None]
         count = f"{sum(row['met'] for row in measured)} of {len(measured)}"
-        lines.append(f"| {first['text']} | " + " | ".join(cells) + f" | {count} |")
+        pooled = over_runs([row["margin"] for row in measured])
+        mean = "" if pooled is None else _interval(pooled)
+        lines.append(f"| {first['text']} | " + " | ".join(cells) + f" | {count} | {mean} |")
     lines.append(
         "\nMargins: each run's figure minus its bar (* missed); for the run's time, the minutes"
-        " left; for half the annotator's error, the share of turns kept beyond half. Runs:"
+        " left; for half the annotator's error, the share of turns kept beyond half. The mean"
+        " margin's interval is over the runs (draws share their data: it is over what a draw"
+        " changes, not over other data). Runs:"
     )
     lines += [f"{i + 1}. {name}" for i, name in enumerate(names)]
     return "\n".join(lines)
+
+
+def stage1_pooled(leads: dict[str, float | None]) -> str | None:
+    """Stage 1 where ratings are the only labels, over the runs that measured it: each run's
+    stage-1 arms' mean AP less its fresh arms' (`--uss-ratings-only` with its next seed), and
+    their mean with its 95% t interval. One run's row judges one stage 1 against one seed; a
+    lead that holds over draws shows here. None for fewer than two such runs."""
+    measured = {path: lead for path, lead in leads.items() if lead is not None}
+    pooled = over_runs(list(measured.values()))
+    if pooled is None:
+        return None
+    low = pooled["ci95"][0]
+    verdict = "above zero" if low > 0 else "not shown above zero"
+    each = ", ".join(f"{lead:+.4f}" for lead in measured.values())
+    return (
+        f"\nStage 1 where ratings are the only labels, over the {pooled['runs']} runs that "
+        f"measured it (the stage-1 arms' mean AP less the fresh arms'): {each}; mean "
+        f"{_interval(pooled)}, {verdict}."
+    )
+
+
+def _interval(pooled: dict) -> str:
+    low, high = pooled["ci95"]
+    return f"{pooled['mean']:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ seeds without it in four draws of four on 160 rated dialogues, beyond a seed's s
 So the stage 1 can be any checkpoint (`--uss-stage1`), its weights shrunk (`--stage1-shrink`),
 the ratings scarce (`--uss-ratings-scarce`), and the arm without stage 1 trained again from the
 next seed, so the run measures a seed's spread beside stage 1's lead (`stage1_on_ratings`).
+Session 54: a second stage-1 seed, and one draw of five where the first read below both fresh
+seeds; so each further checkpoint trains an arm of its own, and the run reports every stage-1
+arm's mean against the two fresh seeds' (`quality_targets.py` pools it over draws).
 """
 
 from __future__ import annotations
@@ -39,33 +42,49 @@ SPREAD_ON = "average_precision"
 and accuracy also move with the cutoff chosen on a few hundred held-out turns."""
 
 
-def ratings_only_starts(out: Path, stage1: Path | None = None) -> dict[str, str | None]:
-    """The models by folder, each with its start: from nothing, or from `stage1` (default: the
-    stage 1 of the SGD half in `out`, which read the SGD dialogues' text, not their labels).
-    An error when that checkpoint is not there."""
-    path = stage1 or out / "sgd" / "pretrain" / "best.ckpt"
-    if not path.is_file():
-        where = "" if stage1 else f": run the SGD half in {out} first, or name one (--uss-stage1)"
-        raise SystemExit(
-            f"--uss-ratings-only starts a satisfaction model from a stage 1, and {path} "
-            f"is missing{where}"
-        )
-    return {
-        RATINGS_ONLY["no_pretraining"]: None,
-        RATINGS_ONLY["with_pretraining"]: str(path),
-        RATINGS_ONLY[NEXT_SEED]: None,
-    }
+def ratings_only_arms(stage1s: int = 1) -> dict[str, str]:
+    """`RATINGS_ONLY` and, past the first of `stage1s` stage-1 checkpoints, an arm from each
+    further one (`with_pretraining_2` in `stage1-2-then-ratings`, ...): stage 1 from more than
+    one seed, so that its lead is not one stage 1's luck."""
+    more = {f"with_pretraining_{k}": f"stage1-{k}-then-ratings" for k in range(2, stage1s + 1)}
+    return {**RATINGS_ONLY, **more}
+
+
+def from_stage1(arm: str) -> bool:
+    """Whether one of `ratings_only_arms` starts from a stage 1."""
+    return arm.startswith("with_pretraining")
+
+
+def ratings_only_starts(out: Path, stage1: list[Path] | None = None) -> dict[str, str | None]:
+    """The models by folder, each with its start: from nothing, or from each of the `stage1`
+    checkpoints (default: the stage 1 of the SGD half in `out`, which read the SGD dialogues'
+    text, not their labels). An error when a checkpoint is not there."""
+    paths = stage1 or [out / "sgd" / "pretrain" / "best.ckpt"]
+    for path in paths:
+        if not path.is_file():
+            where = (
+                "" if stage1 else f": run the SGD half in {out} first, or name one (--uss-stage1)"
+            )
+            raise SystemExit(
+                f"--uss-ratings-only starts a satisfaction model from a stage 1, and {path} "
+                f"is missing{where}"
+            )
+    arms = ratings_only_arms(len(paths))
+    stage1_arms = [arm for arm in arms if from_stage1(arm)]
+    starts = dict.fromkeys(arms.values())
+    for arm, path in zip(stage1_arms, paths, strict=True):
+        starts[arms[arm]] = str(path)
+    return starts
 
 
 def ratings_only_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Each model's own `train` options beside the satisfaction models' shared ones: the arm
-    from stage 1 starts at `--stage1-shrink` of its weights (absent at 1, so session 52's
+    """Each model's own `train` options beside the satisfaction models' shared ones: the arms
+    from stage 1 start at `--stage1-shrink` of their weights (absent at 1, so session 52's
     models stay reusable by their settings), the next seed's arm from the next seed."""
     shrink = {} if args.stage1_shrink == 1.0 else {"init_shrink": args.stage1_shrink}
-    return {
-        RATINGS_ONLY["with_pretraining"]: shrink,
-        RATINGS_ONLY[NEXT_SEED]: {"seed": args.seed + 1},
-    }
+    arms = ratings_only_arms(len(args.uss_stage1 or [None]))
+    options = {name: dict(shrink) for arm, name in arms.items() if from_stage1(arm)}
+    return {**options, RATINGS_ONLY[NEXT_SEED]: {"seed": args.seed + 1}}
 
 
 def scarce_slice(train: list[Dialogue], size: int | None, seed: int, fold: int) -> list[Dialogue]:
@@ -81,12 +100,14 @@ def scarce_slice(train: list[Dialogue], size: int | None, seed: int, fold: int) 
 def stage1_on_ratings(
     figures: dict[str, dict[str, Any]], rated: int | None = None
 ) -> dict[str, Any]:
-    """Dissatisfaction from the models that read no SGD label (`RATINGS_ONLY`'s arms, each
-    `cross_validate`'s figures) and stage 1's lead over the arm without it; where the next
-    seed's arm is there, how far a seed alone moves each figure (`seed_spread`) and whether
-    the lead in `SPREAD_ON` exceeds it (`beyond_a_seed`). `rated`: the rated dialogues each
-    fold model read (None: its whole training folds)."""
-    arms = {arm: arm_figures(figures[arm]) for arm in RATINGS_ONLY if arm in figures}
+    """Dissatisfaction from the models that read no SGD label (`ratings_only_arms`' arms, each
+    `cross_validate`'s figures) and the first stage 1's lead over the arm without it; where the
+    next seed's arm is there, how far a seed alone moves each figure (`seed_spread`), whether
+    the lead in `SPREAD_ON` exceeds it (`beyond_a_seed`), and the mean of the arms from stage 1
+    less the mean of the fresh ones (`stage1_mean_minus_fresh_mean`: the lead that
+    `quality_targets.py` pools over draws). `rated`: the rated dialogues each fold model read
+    (None: its whole training folds)."""
+    arms = {arm: arm_figures(arm_of) for arm, arm_of in figures.items()}
     without = arms["no_pretraining"]
     result: dict[str, Any] = {**arms, "rated_dialogues_per_fold_model": rated}
     result["with_minus_without"] = _differences(arms["with_pretraining"], without)
@@ -95,14 +116,26 @@ def stage1_on_ratings(
         result["seed_spread"] = {m: None if v is None else abs(v) for m, v in spread.items()}
         lead, moved = result["with_minus_without"][SPREAD_ON], result["seed_spread"][SPREAD_ON]
         result["beyond_a_seed"] = None if lead is None or moved is None else lead > moved
+        stage1 = [_values(read) for arm, read in arms.items() if from_stage1(arm)]
+        fresh = [_values(without), _values(arms[NEXT_SEED])]
+        result["stage1_mean_minus_fresh_mean"] = {
+            m: minus(_mean([v[m] for v in stage1]), _mean([v[m] for v in fresh])) for m in stage1[0]
+        }
     return result
 
 
+def _values(arm: dict[str, Any]) -> dict[str, float | None]:
+    values = {m: arm.get(m) for m in ("accuracy", "f1", *RANKING)}
+    return values | {m: arm["uss_protocol"].get(m) for m in ("uar", "kappa")}
+
+
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
-    lead = {m: minus(a.get(m), b.get(m)) for m in ("accuracy", "f1", *RANKING)}
-    for m in ("uar", "kappa"):
-        lead[m] = minus(a["uss_protocol"].get(m), b["uss_protocol"].get(m))
-    return lead
+    values = _values(b)
+    return {m: minus(v, values[m]) for m, v in _values(a).items()}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    return None if None in values else sum(values) / len(values)
 
 
 def minus(a: float | None, b: float | None) -> float | None:

@@ -9,8 +9,12 @@ run with one half rerun (`--only`) gives no time for the whole. The bars are the
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from typing import Any
+
+from scipy import stats
 
 from quality.names import NEXT_SEED, headline_mean
 
@@ -200,6 +204,26 @@ def _minutes(results: dict[str, Any], key: str, text: str) -> Row:
         return _missing(key, text, "one half, or an unfinished run: no time for the whole")
     minutes, seconds = divmod(round(results["seconds"]), 60)
     return _row(key, text, f"{minutes}:{seconds:02d}", bar - results["seconds"] / 60, floor=True)
+
+
+def over_runs(values: list[float]) -> dict[str, Any] | None:
+    """A figure's mean over runs (draws) and its 95% t interval; None for fewer than two runs.
+    Draws of one benchmark share its data, so the interval is over what a draw changes (the
+    samples, folds and seeds), not over other data."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return {"runs": len(values), "mean": mean, "ci95": [mean - half, mean + half]}
+
+
+def stage1_lead_on_ratings(results: dict[str, Any]) -> float | None:
+    """Where ratings are the only labels, the AP of the arms from stage 1 less that of the
+    fresh arms, each side's mean (`stage1_mean_minus_fresh_mean`): what `quality_targets.py`
+    pools over draws. None where the run did not measure it (no next seed's arm: before
+    session 55; or too few rated turns to rank)."""
+    ratings = results.get("uss", {}).get("ratings_only") or {}
+    return (ratings.get("stage1_mean_minus_fresh_mean") or {}).get("average_precision")
 
 
 READERS: list[tuple[str, str, Reader]] = [

@@ -23,6 +23,7 @@ from quality.ratings import (
     RATINGS_ONLY,
     WITH_RATINGS_ONLY,
     arm_figures,
+    ratings_only_arms,
     ratings_only_options,
     ratings_only_starts,
     scarce_slice,
@@ -203,6 +204,14 @@ def cross_validate(
     folds = [dialogues[k :: args.folds] for k in range(args.folds)]
     combined = {name: out / f"oof-{name}" for name in (*starts, *ensembles)}
     val_labels = {name: out / f"val-labels-{name}" for name in combined}
+    for stale in out.glob("oof-*"):
+        # an earlier run's labels and scores of a name this run does not score (the model
+        # averaged with the fresh one, left out on scarce ratings; a stage 1 fewer) would pass
+        # for this run's; the fold models stay, for --reuse-models
+        name = stale.name.removeprefix("oof-")
+        if name not in combined:
+            for folder in (stale, out / f"val-labels-{name}", out / f"eval-{name}"):
+                shutil.rmtree(folder, ignore_errors=True)
     for folder in (*combined.values(), *val_labels.values()):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -354,7 +363,11 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         dialogues, starts, args.uss_train, out, args, averaged, args.uss_init_lr, options_of, rated
     )
     by_arm = {}
-    ratings_only = {arm: figures.pop(name) for arm, name in RATINGS_ONLY.items() if name in starts}
+    ratings_only = {
+        arm: figures.pop(name)
+        for arm, name in ratings_only_arms(len(args.uss_stage1 or [None])).items()
+        if name in starts
+    }
     beside = figures.pop(WITH_RATINGS_ONLY, None)
     more = [name for name in starts if name in sgd_of and name != "model"]
     if more:

@@ -40,7 +40,7 @@ def _smoke(tmp_path, shared_data, *extra: str):
 @pytest.mark.slow
 def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from quality.ratings import RATINGS_ONLY, WITH_RATINGS_ONLY
+    from quality.ratings import RATINGS_ONLY, WITH_RATINGS_ONLY, ratings_only_arms
     from quality.runs import BASELINES, CANDIDATES, NEXT_SEED, SGD_ARMS, TWO_SEEDS
     from quality.scarce import SCARCE_ARMS
     from quality.sgd import SGD_HEADLINES_ON_VAL
@@ -552,21 +552,34 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     assert set(beside["model_minus_human"]) == {"accuracy", "f1"}
     assert len(beside["fold_cutoffs"]) == uss["folds"]
 
-    # on scarce ratings, from another stage 1 shrunk: only these models train again, each
-    # fold's three on one slice of its training dialogues; nothing is averaged with the model
+    assert (tmp_path / "uss" / f"oof-{WITH_RATINGS_ONLY}").is_dir()
+    assert (tmp_path / "uss" / f"eval-{WITH_RATINGS_ONLY}").is_dir()
+    # on scarce ratings, from two other stage 1s shrunk: only these models train again, each
+    # fold's four on one slice of its training dialogues; nothing is averaged with the model
     other = tmp_path / "sgd" / "no-pretraining" / "best.ckpt"
+    second = tmp_path / "sgd" / "pretrain" / "best.ckpt"
+    stage1s = {"with_pretraining": other, "with_pretraining_2": second}
+    arms = ratings_only_arms(2)
     result = _smoke(
         tmp_path,
         shared_data,
-        *("--only", "uss", "--reuse-models", "--uss-ratings-only"),
-        *("--uss-ratings-scarce", "6", "--uss-stage1", str(other), "--stage1-shrink", "0.5"),
+        *("--only", "uss", "--reuse-models", "--uss-ratings-only", "--uss-ratings-scarce", "6"),
+        *("--uss-stage1", str(other), str(second), "--stage1-shrink", "0.5"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # the averaged labels the pass before wrote are not this run's: gone, fold models kept
+    assert not (tmp_path / "uss" / f"oof-{WITH_RATINGS_ONLY}").exists()
+    assert not (tmp_path / "uss" / f"eval-{WITH_RATINGS_ONLY}").exists()
+    assert (tmp_path / "uss" / "fold0" / RATINGS_ONLY["no_pretraining"] / "best.ckpt").is_file()
     whole_run = json.loads((tmp_path / "results.json").read_text())
-    assert set(whole_run["training_seconds_by_model"]) == new
+    assert set(whole_run["training_seconds_by_model"]) == new | {
+        f"uss/fold{k}/{arms['with_pretraining_2']}" for k in range(2)
+    }
     scarce = whole_run["uss"]
     assert scarce["model"] == uss["model"]
-    assert scarce["starts_from"][RATINGS_ONLY["with_pretraining"]] == str(other)
+    assert {arm: scarce["starts_from"][arms[arm]] for arm in stage1s} == {
+        arm: str(path) for arm, path in stage1s.items()
+    }
     ratings = scarce["ratings_only"]
     assert ratings["rated_dialogues_per_fold_model"] == 6 and "with_the_model" not in ratings
     for k in range(2):
@@ -576,23 +589,31 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         assert len(sliced) == 6 and set(sliced) < whole
         settings = {
             arm: json.loads((fold / name / "settings.json").read_text())
-            for arm, name in RATINGS_ONLY.items()
+            for arm, name in arms.items()
         }
-        digest = hashlib.blake2b(other.read_bytes(), digest_size=16).hexdigest()
-        assert settings["with_pretraining"]["init_from"] == digest
-        assert settings["with_pretraining"]["init_shrink"] == 0.5
+        for arm, path in stage1s.items():
+            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+            assert settings[arm]["init_from"] == digest
+            assert settings[arm]["init_shrink"] == 0.5
+            assert settings[arm]["seed"] == settings["no_pretraining"]["seed"]
         assert "init_shrink" not in settings["no_pretraining"]
         data = {json.dumps(arm["data"]) for arm in settings.values()}
-        assert len(data) == 1  # one slice for the three arms
+        assert len(data) == 1  # one slice for the four arms
         model = json.loads((fold / "model" / "settings.json").read_text())
         assert model["data"] != settings["no_pretraining"]["data"]
-    for name in RATINGS_ONLY.values():
+    for name in arms.values():
         rows = [
             r["turn_id"]
             for p in (tmp_path / "uss" / f"oof-{name}").glob("*.parquet")
             for r in pq.read_table(p).to_pylist()
         ]
         assert len({turn.split(":")[0] for turn in rows}) == uss["dialogues"]  # scored whole
+    # the two stage 1s' mean against the two seeds' mean, by the figures reported beside it
+    ap = {arm: ratings[arm]["average_precision"] for arm in arms}
+    assert ratings["stage1_mean_minus_fresh_mean"]["average_precision"] == pytest.approx(
+        (ap["with_pretraining"] + ap["with_pretraining_2"]) / 2
+        - (ap["no_pretraining"] + ap[NEXT_SEED]) / 2
+    )
 
 
 @pytest.mark.slow
@@ -1062,6 +1083,16 @@ def test_evaluation_files_of_one_name_are_refused_before_anything_runs(tmp_path,
     )
     assert done.returncode == 2
     assert "--uss-eval files need distinct names" in done.stderr
+    assert not (tmp_path / "sgd").exists()
+
+
+def test_a_stage_1_named_twice_is_refused_before_anything_runs(tmp_path, shared_data):
+    checkpoint = tmp_path / "stage1.ckpt"
+    checkpoint.write_bytes(b"weights")
+    twice = (str(checkpoint), str(tmp_path / "." / "stage1.ckpt"))
+    done = _smoke(tmp_path, shared_data, "--uss-ratings-only", "--uss-stage1", *twice)
+    assert done.returncode == 2
+    assert "--uss-stage1 names a checkpoint twice" in done.stderr
     assert not (tmp_path / "sgd").exists()
 
 

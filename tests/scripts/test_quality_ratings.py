@@ -43,17 +43,32 @@ def test_the_arms_start_from_a_stage_1_or_from_nothing_and_need_it(tmp_path):
     # a stage 1 named by path, which must be there
     named = tmp_path / "big.ckpt"
     with pytest.raises(SystemExit, match=r"big\.ckpt is missing$"):
-        ratings_only_starts(tmp_path, named)
+        ratings_only_starts(tmp_path, [named])
     named.write_bytes(b"other weights")
-    assert ratings_only_starts(tmp_path, named)[RATINGS_ONLY["with_pretraining"]] == str(named)
+    assert ratings_only_starts(tmp_path, [named])[RATINGS_ONLY["with_pretraining"]] == str(named)
+    # stage 1 from a second seed: one more arm, from it; every checkpoint must be there
+    second = tmp_path / "big-seed1.ckpt"
+    with pytest.raises(SystemExit, match=r"big-seed1\.ckpt is missing$"):
+        ratings_only_starts(tmp_path, [named, second])
+    second.write_bytes(b"a third set of weights")
+    assert ratings_only_starts(tmp_path, [named, second]) == {
+        RATINGS_ONLY["no_pretraining"]: None,
+        RATINGS_ONLY["with_pretraining"]: str(named),
+        RATINGS_ONLY[NEXT_SEED]: None,
+        "stage1-2-then-ratings": str(second),
+    }
 
-    args = argparse.Namespace(seed=3, stage1_shrink=1.0)
+    args = argparse.Namespace(seed=3, stage1_shrink=1.0, uss_stage1=None)
     assert ratings_only_options(args) == {
         RATINGS_ONLY["with_pretraining"]: {},  # whole: session 52's settings, reusable
         RATINGS_ONLY[NEXT_SEED]: {"seed": 4},
     }
-    args.stage1_shrink = 0.25
-    assert ratings_only_options(args)[RATINGS_ONLY["with_pretraining"]] == {"init_shrink": 0.25}
+    args.stage1_shrink, args.uss_stage1 = 0.25, [named, second]
+    assert ratings_only_options(args) == {
+        RATINGS_ONLY["with_pretraining"]: {"init_shrink": 0.25},
+        "stage1-2-then-ratings": {"init_shrink": 0.25},  # shrunk alike, on the draw's seed
+        RATINGS_ONLY[NEXT_SEED]: {"seed": 4},
+    }
 
 
 def test_a_scarce_slice_is_the_draws_and_the_folds_and_keeps_the_order():
@@ -102,3 +117,29 @@ def test_stage_1s_lead_is_set_beside_a_seeds_spread():
     # ... by 0.06 (above): not
     wider = stage1_on_ratings({**arms, NEXT_SEED: _figures(0.28, 0.26, 0.45)})
     assert wider["beyond_a_seed"] is False
+    assert "stage1_mean_minus_fresh_mean" not in both  # one fresh arm: no mean of two
+    # the stage-1 arm against the two fresh arms' mean (0.2 and 0.17)
+    mean_lead = with_seed["stage1_mean_minus_fresh_mean"]
+    assert mean_lead["average_precision"] == pytest.approx(0.25 - 0.185)
+    assert mean_lead["uar"] == pytest.approx(0.4 - 0.475)
+    assert mean_lead["roc_auc"] is None
+
+
+def test_stage_1_from_two_seeds_is_averaged_against_the_two_fresh_seeds():
+    from quality.names import NEXT_SEED
+    from quality.ratings import stage1_on_ratings
+
+    arms = {
+        "no_pretraining": _figures(0.3, 0.20, 0.5),
+        "with_pretraining": _figures(0.35, 0.25, 0.4),
+        NEXT_SEED: _figures(0.28, 0.17, 0.45),
+        "with_pretraining_2": _figures(0.31, 0.16, 0.44),
+    }
+    result = stage1_on_ratings(arms, rated=160)
+    assert result["with_pretraining_2"]["average_precision"] == 0.16
+    mean_lead = result["stage1_mean_minus_fresh_mean"]
+    assert mean_lead["average_precision"] == pytest.approx((0.25 + 0.16) / 2 - (0.20 + 0.17) / 2)
+    assert mean_lead["f1"] == pytest.approx((0.35 + 0.31) / 2 - (0.3 + 0.28) / 2)
+    # the run's own row still reads the first stage 1 against the first seed and its spread
+    assert result["with_minus_without"]["average_precision"] == pytest.approx(0.05)
+    assert result["beyond_a_seed"] is True

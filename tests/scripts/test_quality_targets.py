@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import statistics
 
 import pytest
 
@@ -206,8 +208,14 @@ def test_the_command_reads_several_runs_and_counts_them(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = {line.split(" | ")[0]: line for line in result.stdout.splitlines()}
     f1 = lines["| USS dissatisfaction F1 above the single annotator's"]
-    assert f1.endswith("| +0.0200 | -0.0040 * | 1 of 2 |"), f1
-    assert lines["| SGD dev seen: slot span F1 >= 0.90"].endswith("| 2 of 2 |")
+    # the mean margin over the two runs, with its t interval on one degree of freedom
+    half = 12.7062 * statistics.stdev([0.02, -0.004]) / math.sqrt(2)
+    interval = f"[{0.008 - half:+.4f}, {0.008 + half:+.4f}]"
+    assert f1.endswith(f"| +0.0200 | -0.0040 * | 1 of 2 | +0.0080 {interval} |"), f1
+    assert (
+        "| 2 of 2 | +0.0300 [+0.0300, +0.0300] |" in lines["| SGD dev seen: slot span F1 >= 0.90"]
+    )
+    assert "only labels, over" not in result.stdout  # neither run measured the mean lead
     as_json = run_python([script, "--json", paths[1]], tmp_path)
     rows = json.loads(as_json.stdout)[paths[1]]
     assert [row["met"] for row in rows].count(False) == 1
@@ -218,3 +226,26 @@ def test_the_command_reads_several_runs_and_counts_them(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"command": "x"}))
     refused = run_python([script, str(tmp_path / "other.json")], tmp_path)
     assert refused.returncode == 2 and "other.json: not a benchmark_quality" in refused.stderr
+
+
+def test_stage_1s_lead_on_ratings_is_pooled_over_the_runs_that_measured_it(tmp_path):
+    script = str(ROOT / "scripts" / "quality_targets.py")
+    paths = []
+    for name, lead in (("a", 0.02), ("b", 0.01), ("c", 0.015), ("none", None)):
+        results = _results()
+        if lead is not None:
+            ratings = results["uss"]["ratings_only"]
+            ratings["stage1_mean_minus_fresh_mean"] = {"average_precision": lead}
+        (tmp_path / name).mkdir()
+        paths.append(tmp_path / name / "results.json")
+        paths[-1].write_text(json.dumps(results))
+    three = run_python([script, *map(str, paths)], tmp_path)
+    assert three.returncode == 0, three.stderr
+    pooled = three.stdout.splitlines()[-1]
+    # the run that did not measure it is left out: three leads, t on two degrees of freedom
+    half = 4.3027 * statistics.stdev([0.02, 0.01, 0.015]) / math.sqrt(3)
+    assert "over the 3 runs that measured it" in pooled and "+0.0200, +0.0100, +0.0150" in pooled
+    assert f"mean +0.0150 [{0.015 - half:+.4f}, {0.015 + half:+.4f}], above zero." in pooled
+    # two of them: the same mean lead is too wide an interval to call
+    two = run_python([script, *map(str, paths[:2])], tmp_path)
+    assert two.stdout.splitlines()[-1].endswith("not shown above zero.")

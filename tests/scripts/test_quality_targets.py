@@ -161,6 +161,14 @@ def test_stage1_on_ratings_is_measured_only_with_its_seed_control():
     assert row["margin"] == pytest.approx(0.015)
     assert row["figure"].startswith("AP 0.190 vs 0.170: +0.0200 (a seed moves 0.0050)")
     assert row["figure"].endswith("160 rated dialogues per fold model")
+    # a second stage 1: the two stage 1s' mean against the two seeds', beside the verdict
+    two = _results()
+    ratings = two["uss"]["ratings_only"]
+    ratings["with_pretraining_2"] = {"average_precision": 0.16}
+    ratings["stage1_mean_minus_fresh_mean"] = {"average_precision": -0.003}
+    row = _rows(two)["stage1_helps_on_ratings"]
+    assert row["figure"].endswith("per fold model; 2 stage 1s' mean vs the 2 seeds' mean -0.0030")
+    assert row["margin"] == pytest.approx(0.015)  # judged as before
     # session 52's runs trained no next seed beside the fresh model
     older = _results()
     del older["uss"]["ratings_only"]["seed_spread"]

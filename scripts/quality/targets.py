@@ -17,6 +17,7 @@ from typing import Any
 from scipy import stats
 
 from quality.names import NEXT_SEED, headline_mean
+from quality.ratings import from_stage1
 
 FULL_RUN_MINUTES = 45
 QUICK_RUN_MINUTES = 10
@@ -191,7 +192,7 @@ def _stage1_on_ratings(results: dict[str, Any], key: str, text: str) -> Row:
         f"{ratings['no_pretraining']['average_precision']:.3f}: {lead:+.4f} "
         f"(a seed moves {spread:.4f}); {rated or 'all'} rated dialogues per fold model"
     )
-    stage1s = sum(arm.startswith("with_pretraining") for arm in ratings)
+    stage1s = sum(map(from_stage1, ratings))
     if stage1s > 1 and (pooled := stage1_lead_on_ratings(results)) is not None:
         # reported, not judged: the row stays one stage 1 against one seed's spread
         figure += f"; {stage1s} stage 1s' mean vs the 2 seeds' mean {pooled:+.4f}"

@@ -1,5 +1,7 @@
 """The issue's targets, read off the results.json of one or more runs of
-`scripts/benchmark_quality.py`: one column per run, and how many runs met each target.
+`scripts/benchmark_quality.py`: one column per run, how many runs met each target and the
+mean margin over them with its 95% t interval; where runs measured stage 1 on ratings alone
+(`--uss-ratings-only`), that lead pooled over them the same way.
 
     python scripts/quality_targets.py runs/benchmark-quality/results.json [OTHER/results.json ...]
 

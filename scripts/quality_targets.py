@@ -26,7 +26,11 @@ from quality.targets import (  # this folder, run as a script
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, nargs="+", help="results.json of each run")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print each run's rows and the pooled rows as JSON instead",
+    )
     args = parser.parse_args(argv)
     runs, leads = {}, {}
     for path in args.results:
@@ -42,13 +46,43 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{path}: a benchmark_quality results.json without {error}")
         leads[str(path)] = stage1_lead_on_ratings(results)
     if args.json:
-        print(json.dumps(runs, indent=1))
+        print(json.dumps(as_json(runs, leads), indent=1))
     elif len(runs) == 1:
         print(table(next(iter(runs.values()))))
     else:
         print(across(runs))
         if pooled := stage1_pooled(leads):
             print(pooled)
+
+
+def pooled_rows(runs: dict[str, list[dict]]) -> list[dict]:
+    """Per target: how many of the runs that measured it met it, and the mean margin over them
+    with its 95% t interval (`over_runs`; None for fewer than two)."""
+    names = list(runs)
+    pooled = []
+    for i, first in enumerate(runs[names[0]]):
+        measured = [runs[name][i] for name in names if runs[name][i]["met"] is not None]
+        pooled.append(
+            {
+                "target": first["target"],
+                "text": first["text"],
+                "met": sum(row["met"] for row in measured),
+                "measured": len(measured),
+                "mean_margin": over_runs([row["margin"] for row in measured]),
+            }
+        )
+    return pooled
+
+
+def as_json(runs: dict[str, list[dict]], leads: dict[str, float | None]) -> dict:
+    """What the tables say, for a program: each run's rows, the rows pooled over the runs, and
+    stage 1's lead on ratings alone per run and pooled over the runs that measured it."""
+    measured = [lead for lead in leads.values() if lead is not None]
+    return {
+        "runs": runs,
+        "pooled": pooled_rows(runs),
+        "stage1_on_ratings": {"per_run": leads, "pooled": over_runs(measured)},
+    }
 
 
 def across(runs: dict[str, list[dict]]) -> str:
@@ -61,17 +95,14 @@ def across(runs: dict[str, list[dict]]) -> str:
         + " | met in | mean margin [95%] |",
         "|---|" + "---|" * (len(names) + 2),
     ]
-    for i, first in enumerate(runs[names[0]]):
-        rows = [runs[name][i] for name in names]
+    for i, pooled in enumerate(pooled_rows(runs)):
         cells = [
             "n/a" if row["met"] is None else f"{row['margin']:+.4f}" + ("" if row["met"] else " *")
-            for row in rows
+            for row in (runs[name][i] for name in names)
         ]
-        measured = [row for row in rows if row["met"] is not None]
-        count = f"{sum(row['met'] for row in measured)} of {len(measured)}"
-        pooled = over_runs([row["margin"] for row in measured])
-        mean = "" if pooled is None else _interval(pooled)
-        lines.append(f"| {first['text']} | " + " | ".join(cells) + f" | {count} | {mean} |")
+        count = f"{pooled['met']} of {pooled['measured']}"
+        mean = "" if pooled["mean_margin"] is None else _interval(pooled["mean_margin"])
+        lines.append(f"| {pooled['text']} | " + " | ".join(cells) + f" | {count} | {mean} |")
     lines.append(
         "\nMargins: each run's figure minus its bar (* missed); for the run's time, the minutes"
         " left; for half the annotator's error, the share of turns kept beyond half. The mean"

@@ -50,6 +50,12 @@ def ratings_only_arms(stage1s: int = 1) -> dict[str, str]:
     return {**RATINGS_ONLY, **more}
 
 
+def run_arms(args: argparse.Namespace) -> dict[str, str]:
+    """`ratings_only_arms` for a run: one stage-1 arm per `--uss-stage1` checkpoint, or the
+    one from the SGD half's stage 1 where none is named."""
+    return ratings_only_arms(len(args.uss_stage1 or [None]))
+
+
 def from_stage1(arm: str) -> bool:
     """Whether one of `ratings_only_arms` starts from a stage 1."""
     return arm.startswith("with_pretraining")
@@ -82,7 +88,7 @@ def ratings_only_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     from stage 1 start at `--stage1-shrink` of their weights (absent at 1, so session 52's
     models stay reusable by their settings), the next seed's arm from the next seed."""
     shrink = {} if args.stage1_shrink == 1.0 else {"init_shrink": args.stage1_shrink}
-    arms = ratings_only_arms(len(args.uss_stage1 or [None]))
+    arms = run_arms(args)
     options = {name: dict(shrink) for arm, name in arms.items() if from_stage1(arm)}
     return {**options, RATINGS_ONLY[NEXT_SEED]: {"seed": args.seed + 1}}
 

@@ -23,9 +23,9 @@ from quality.ratings import (
     RATINGS_ONLY,
     WITH_RATINGS_ONLY,
     arm_figures,
-    ratings_only_arms,
     ratings_only_options,
     ratings_only_starts,
+    run_arms,
     scarce_slice,
     stage1_on_ratings,
 )
@@ -364,9 +364,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     )
     by_arm = {}
     ratings_only = {
-        arm: figures.pop(name)
-        for arm, name in ratings_only_arms(len(args.uss_stage1 or [None])).items()
-        if name in starts
+        arm: figures.pop(name) for arm, name in run_arms(args).items() if name in starts
     }
     beside = figures.pop(WITH_RATINGS_ONLY, None)
     more = [name for name in starts if name in sgd_of and name != "model"]

@@ -224,9 +224,14 @@ def test_the_command_reads_several_runs_and_counts_them(tmp_path):
         "| 2 of 2 | +0.0300 [+0.0300, +0.0300] |" in lines["| SGD dev seen: slot span F1 >= 0.90"]
     )
     assert "only labels, over" not in result.stdout  # neither run measured the mean lead
-    as_json = run_python([script, "--json", paths[1]], tmp_path)
-    rows = json.loads(as_json.stdout)[paths[1]]
-    assert [row["met"] for row in rows].count(False) == 1
+    as_json = json.loads(run_python([script, "--json", *paths], tmp_path).stdout)
+    assert [row["met"] for row in as_json["runs"][paths[1]]].count(False) == 1
+    # the pooled rows say what the table says, for a program (t rounded to 4 places above)
+    f1_pooled = next(row for row in as_json["pooled"] if row["target"] == "uss_f1_above_annotator")
+    assert (f1_pooled["met"], f1_pooled["measured"]) == (1, 2)
+    assert f1_pooled["mean_margin"]["mean"] == pytest.approx(0.008)
+    assert f1_pooled["mean_margin"]["ci95"] == pytest.approx([0.008 - half, 0.008 + half], rel=1e-4)
+    assert as_json["stage1_on_ratings"] == {"per_run": dict.fromkeys(paths), "pooled": None}
     # one run: the table with each figure
     single = run_python([script, paths[0]], tmp_path)
     assert "12 of 12 measured targets met." in single.stdout
@@ -257,3 +262,8 @@ def test_stage_1s_lead_on_ratings_is_pooled_over_the_runs_that_measured_it(tmp_p
     # two of them: the same mean lead is too wide an interval to call
     two = run_python([script, *map(str, paths[:2])], tmp_path)
     assert two.stdout.splitlines()[-1].endswith("not shown above zero.")
+    as_json = json.loads(run_python([script, "--json", *map(str, paths)], tmp_path).stdout)
+    leads = as_json["stage1_on_ratings"]
+    assert list(leads["per_run"].values()) == [0.02, 0.01, 0.015, None]
+    assert leads["pooled"]["runs"] == 3
+    assert leads["pooled"]["ci95"] == pytest.approx([0.015 - half, 0.015 + half], rel=1e-4)

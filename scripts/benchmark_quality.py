@@ -103,7 +103,7 @@ import torch
 from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS, timeline
 from quality.sgd import sgd
 from quality.targets import table, targets
-from quality.uss import uss
+from quality.uss import ratings_half, uss
 
 from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
 from labelgen.evaluation.rating_decision import RATING_RULES
@@ -155,9 +155,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=["sgd", "uss"],
+        choices=["sgd", "uss", "ratings"],
         help="run one half; the USS half alone starts from the SGD models an earlier run "
-        "left in --out",
+        "left in --out. ratings: only --uss-ratings-only's satisfaction models (implied), "
+        "which read no SGD label: a draw of stage 1's lead on ratings in a fraction of the "
+        "USS half's time, e.g. with --uss-stage1 in an --out of its own",
     )
     parser.add_argument(
         "--pooling",
@@ -457,6 +459,10 @@ def main() -> None:
         parser.error(
             "--stage1-tagger-shrink needs --stage1-echo: without it stage 1 trains no tagger"
         )
+    if args.only == "ratings":
+        if args.uss_eval:
+            parser.error("--only ratings scores no --uss-eval file: its models are the ratings'")
+        args.uss_ratings_only = True
     for name in ("uss_stage1", "uss_ratings_scarce"):
         if getattr(args, name) and not args.uss_ratings_only:
             parser.error(f"--{name.replace('_', '-')} needs --uss-ratings-only")
@@ -516,10 +522,17 @@ def main() -> None:
     }
     path = args.out / "results.json"
     earlier = json.loads(path.read_text()) if args.only and path.exists() else {}
+    if args.only == "ratings" and "model" in earlier.get("uss", {}):
+        # its USS half holds the ratings' models alone: it would replace the model's figures
+        raise SystemExit(
+            f"--only ratings would replace the USS figures of the run in {args.out}: "
+            "give it an --out of its own"
+        )
     results["seconds_by_half"] = {}
     merged = {**earlier, **results}
-    for half, run in (("sgd", sgd), ("uss", uss)):
-        if args.only in (None, half):
+    halves = (("sgd", sgd), ("uss", ratings_half if args.only == "ratings" else uss))
+    for half, run in halves:
+        if args.only in (None, half) or (args.only, half) == ("ratings", "uss"):
             begun = time.perf_counter()
             results[half] = run(args)
             # what each input log gave: dialogues read, records rejected and where they are

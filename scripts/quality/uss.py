@@ -432,6 +432,36 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def ratings_half(args: argparse.Namespace) -> dict[str, Any]:
+    """`--only ratings`: the USS half's satisfaction models that read no SGD label
+    (`run_arms`), cross-validated exactly as `uss` does beside the model, and nothing else:
+    no SGD model is needed where `--uss-stage1` names the stage 1s. Each arm's figures are
+    those the whole USS half gives it (the arms do not see the models beside them)."""
+    clear_shared_caches()  # as `uss` does: the same states whatever ran before
+    dialogues = read(
+        args.uss_train, "uss", args.uss_limit, args.seed, rejects=rejects_file(args, "uss-train")
+    )[0]
+    starts = ratings_only_starts(args.out, args.uss_stage1)
+    rated = dict.fromkeys(starts, args.uss_ratings_scarce) if args.uss_ratings_scarce else {}
+    figures, _, _, pools = cross_validate(
+        *(dialogues, starts, args.uss_train, args.out / "uss", args),
+        *({}, args.uss_init_lr, ratings_only_options(args), rated),
+    )
+    return {
+        "dialogues": len(dialogues),
+        "folds": args.folds,
+        "regime": args.regime,
+        "starts_from": starts,
+        "cutoff_rule": args.cutoff_rule,
+        "rating_rule": args.rating_rule,
+        "calibration_dialogues": pools,
+        "ratings_only": stage1_on_ratings(
+            {arm: figures[name] for arm, name in run_arms(args).items()},
+            args.uss_ratings_scarce or None,
+        ),
+    }
+
+
 def dissatisfaction_figures(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of a USS evaluation: dissatisfaction for the model (with its
     average precision and ROC AUC, which no cutoff moves) and the single annotator, the

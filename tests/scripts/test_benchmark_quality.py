@@ -614,6 +614,33 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
         (ap["with_pretraining"] + ap["with_pretraining_2"]) / 2
         - (ap["no_pretraining"] + ap[NEXT_SEED]) / 2
     )
+    # the same draw alone, in an --out of its own: only these models train, from the named
+    # stage 1s (no SGD model there), and each reads what the whole USS half gave it
+    scarce_draw = ("--uss-ratings-scarce", "6", "--uss-stage1", str(other), str(second))
+    draw = tmp_path / "draw"
+    draw.mkdir()
+    alone = _smoke(draw, shared_data, "--only", "ratings", *scarce_draw, "--stage1-shrink", "0.5")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    drawn = json.loads((draw / "results.json").read_text())
+    assert "sgd" not in drawn and "model" not in drawn["uss"]
+    assert drawn["options"]["uss_ratings_only"] is True
+    assert set(drawn["training_seconds_by_model"]) == {
+        f"uss/fold{k}/{name}" for k in range(2) for name in arms.values()
+    }
+    for arm in arms:
+        # to the last bits of the turn states: the whole half encodes some turns first in other
+        # batches (a cutoff moved by 1e-7), which a different slice or start far exceeds
+        for figure in ("average_precision", "roc_auc", "f1", "accuracy", "fold_cutoffs"):
+            assert drawn["uss"]["ratings_only"][arm][figure] == pytest.approx(
+                ratings[arm][figure], rel=1e-5
+            ), (arm, figure)
+    verdicts = {row["target"]: row for row in drawn["targets"]}
+    assert verdicts["stage1_helps_on_ratings"]["met"] is not None
+    assert verdicts["uss_accuracy_above_annotator"]["met"] is None
+    # into a run's --out it would replace the model's USS figures: refused, the run kept
+    refused = _smoke(tmp_path, shared_data, "--only", "ratings", *scarce_draw)
+    assert refused.returncode != 0 and "an --out of its own" in refused.stderr
+    assert json.loads((tmp_path / "results.json").read_text())["uss"]["model"] == uss["model"]
 
 
 @pytest.mark.slow
@@ -1094,6 +1121,14 @@ def test_a_stage_1_named_twice_is_refused_before_anything_runs(tmp_path, shared_
     assert done.returncode == 2
     assert "--uss-stage1 names a checkpoint twice" in done.stderr
     assert not (tmp_path / "sgd").exists()
+
+
+def test_the_ratings_alone_score_no_evaluation_file(tmp_path, shared_data):
+    ccpe = str(shared_data / "uss" / "CCPE.txt")
+    done = _smoke(tmp_path, shared_data, "--only", "ratings", "--uss-eval", ccpe)
+    assert done.returncode == 2
+    assert "--only ratings scores no --uss-eval file" in done.stderr
+    assert not (tmp_path / "uss").exists()
 
 
 def test_each_draw_is_disjoint_and_leaves_the_sample_as_it_was(monkeypatch, tmp_path):

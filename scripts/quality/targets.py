@@ -85,7 +85,7 @@ def _sgd_floor(metric: str, log: str, bar: float) -> Reader:
 
 def _beats_baseline(results: dict[str, Any], key: str, text: str) -> Row:
     sgd, uss = results.get("sgd"), results.get("uss")
-    if sgd is None or uss is None:
+    if sgd is None or uss is None or "model" not in uss:
         return _missing(key, text, "needs both halves")
     if "model/seen" not in sgd:
         return _missing(key, text, "no seen log in this run")
@@ -101,10 +101,19 @@ def _beats_baseline(results: dict[str, Any], key: str, text: str) -> Row:
     return _row(key, text, figure, min(m - b for m, b in leads.values()))
 
 
+def _no_uss_model(results: dict[str, Any]) -> str | None:
+    """Why a run has no satisfaction model to score, if it has none."""
+    if "uss" not in results:
+        return "no USS half"
+    if "model" not in results["uss"] and "ratings_only" in results["uss"]:
+        return "the USS half trained the ratings' models alone (--only ratings)"
+    return None
+
+
 def _lead(metric: str) -> Reader:
     def read(results: dict[str, Any], key: str, text: str) -> Row:
-        if "uss" not in results:
-            return _missing(key, text, "no USS half")
+        if why := _no_uss_model(results):
+            return _missing(key, text, why)
         uss = results["uss"]["model"]
         lead = uss["model_minus_human"].get(metric) or {}
         if lead.get("value") is None:
@@ -119,8 +128,8 @@ def _lead(metric: str) -> Reader:
 
 
 def _half_error(results: dict[str, Any], key: str, text: str) -> Row:
-    if "uss" not in results:
-        return _missing(key, text, "no USS half")
+    if why := _no_uss_model(results):
+        return _missing(key, text, why)
     cut = results["uss"]["model"]["half_human_error"]
     figure = f"widest such cut keeps {cut['coverage']:.1%}"
     if cut.get("threshold") is not None:
@@ -129,8 +138,8 @@ def _half_error(results: dict[str, Any], key: str, text: str) -> Row:
 
 
 def _protocol(results: dict[str, Any], key: str, text: str) -> Row:
-    if "uss" not in results:
-        return _missing(key, text, "no USS half")
+    if why := _no_uss_model(results):
+        return _missing(key, text, why)
     protocol = results["uss"]["model"]["uss_protocol"]
     uar, kappa = protocol["uar"], protocol["kappa"]
     figure, margin = f"UAR {uar:.3f}, kappa {kappa:.3f}", min(uar - 0.35, kappa - 0.20)

@@ -637,6 +637,7 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     verdicts = {row["target"]: row for row in drawn["targets"]}
     assert verdicts["stage1_helps_on_ratings"]["met"] is not None
     assert verdicts["uss_accuracy_above_annotator"]["met"] is None
+    assert "--only ratings" in verdicts["uss_accuracy_above_annotator"]["why"]
     # into a run's --out it would replace the model's USS figures: refused, the run kept
     refused = _smoke(tmp_path, shared_data, "--only", "ratings", *scarce_draw)
     assert refused.returncode != 0 and "an --out of its own" in refused.stderr

@@ -187,6 +187,13 @@ def test_what_a_run_cannot_measure_is_not_measured_and_says_why():
     for key in ("uss_f1_above_annotator", "uss_protocol", "half_annotator_error"):
         assert rows[key]["met"] is None and rows[key]["why"] == "no USS half"
     assert rows["beats_baseline"]["met"] is None
+    # `--only ratings`: the ratings' models alone, so nothing of the model's to score
+    ratings_alone = {"uss": {"ratings_only": _results()["uss"]["ratings_only"]}}
+    rows = _rows(ratings_alone)
+    for key in ("uss_accuracy_above_annotator", "uss_protocol", "half_annotator_error"):
+        assert rows[key]["met"] is None and "--only ratings" in rows[key]["why"]
+    assert rows["beats_baseline"]["why"] == "needs both halves"
+    assert rows["stage1_helps_on_ratings"]["met"] is not None
     rerun = copy.deepcopy(_results())
     rerun["options"]["only"] = "uss"
     assert _rows(rerun)["run_time"]["met"] is None

@@ -523,7 +523,7 @@ def main() -> None:
     path = args.out / "results.json"
     earlier = json.loads(path.read_text()) if args.only and path.exists() else {}
     if args.only == "ratings" and "model" in earlier.get("uss", {}):
-        # its USS half holds the ratings' models alone: it would replace the model's figures
+        # this run's USS half would hold the ratings' models alone, in place of the model's
         raise SystemExit(
             f"--only ratings would replace the USS figures of the run in {args.out}: "
             "give it an --out of its own"

@@ -530,9 +530,10 @@ def main() -> None:
         )
     results["seconds_by_half"] = {}
     merged = {**earlier, **results}
-    halves = (("sgd", sgd), ("uss", ratings_half if args.only == "ratings" else uss))
-    for half, run in halves:
-        if args.only in (None, half) or (args.only, half) == ("ratings", "uss"):
+    # --only ratings is a USS half of fewer models
+    only = "uss" if args.only == "ratings" else args.only
+    for half, run in (("sgd", sgd), ("uss", ratings_half if args.only == "ratings" else uss)):
+        if only in (None, half):
             begun = time.perf_counter()
             results[half] = run(args)
             # what each input log gave: dialogues read, records rejected and where they are

@@ -93,6 +93,16 @@ def ratings_only_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {**options, RATINGS_ONLY[NEXT_SEED]: {"seed": args.seed + 1}}
 
 
+def ratings_only_models(
+    args: argparse.Namespace,
+) -> tuple[dict[str, str | None], dict[str, dict[str, Any]], dict[str, int]]:
+    """`--uss-ratings-only`'s models for `uss.cross_validate`: their starts, their own `train`
+    options, and the rated dialogues each reads (`--uss-ratings-scarce`; empty: all)."""
+    starts = ratings_only_starts(args.out, args.uss_stage1)
+    rated = dict.fromkeys(starts, args.uss_ratings_scarce) if args.uss_ratings_scarce else {}
+    return starts, ratings_only_options(args), rated
+
+
 def scarce_slice(train: list[Dialogue], size: int | None, seed: int, fold: int) -> list[Dialogue]:
     """A random `size` of a fold model's training dialogues, in their order (all of them for
     None): the same for every arm of a draw, so the arms differ by their start alone. The

@@ -23,8 +23,7 @@ from quality.ratings import (
     RATINGS_ONLY,
     WITH_RATINGS_ONLY,
     arm_figures,
-    ratings_only_options,
-    ratings_only_starts,
+    ratings_only_models,
     run_arms,
     scarce_slice,
     stage1_on_ratings,
@@ -351,12 +350,9 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     if args.uss_ratings_only:
         # after the others (their figures stay what they are without); where they read every
         # rating, the model's members averaged with the fresh one too
-        arms = ratings_only_starts(args.out, args.uss_stage1)
+        arms, options_of, rated = ratings_only_models(args)
         starts |= arms
-        options_of = ratings_only_options(args)
-        if args.uss_ratings_scarce:
-            rated = dict.fromkeys(arms, args.uss_ratings_scarce)
-        else:
+        if not args.uss_ratings_scarce:
             model = members if ensembles else ["model"]
             averaged[WITH_RATINGS_ONLY] = [*model, RATINGS_ONLY["no_pretraining"]]
     figures, val_parts, val_labels, pools = cross_validate(
@@ -378,14 +374,8 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
     if ensembles:
         figures["model"] = figures.pop(ENSEMBLE)
     results: dict[str, Any] = {
-        "dialogues": len(dialogues),
-        "folds": args.folds,
-        "regime": args.regime,
-        "starts_from": starts,
+        **_opening(dialogues, starts, pools, args),
         "model_is_ensemble": bool(ensembles),
-        "cutoff_rule": args.cutoff_rule,
-        "rating_rule": args.rating_rule,
-        "calibration_dialogues": pools,
         **figures,
     }
     if by_arm:
@@ -441,12 +431,27 @@ def ratings_half(args: argparse.Namespace) -> dict[str, Any]:
     dialogues = read(
         args.uss_train, "uss", args.uss_limit, args.seed, rejects=rejects_file(args, "uss-train")
     )[0]
-    starts = ratings_only_starts(args.out, args.uss_stage1)
-    rated = dict.fromkeys(starts, args.uss_ratings_scarce) if args.uss_ratings_scarce else {}
+    starts, options_of, rated = ratings_only_models(args)
     figures, _, _, pools = cross_validate(
         *(dialogues, starts, args.uss_train, args.out / "uss", args),
-        *({}, args.uss_init_lr, ratings_only_options(args), rated),
+        *({}, args.uss_init_lr, options_of, rated),
     )
+    return {
+        **_opening(dialogues, starts, pools, args),
+        "ratings_only": stage1_on_ratings(
+            {arm: figures[name] for arm, name in run_arms(args).items()},
+            args.uss_ratings_scarce or None,
+        ),
+    }
+
+
+def _opening(
+    dialogues: list[Dialogue],
+    starts: dict[str, str | None],
+    pools: list[int],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """What a USS half's results open with, whichever models it trained."""
     return {
         "dialogues": len(dialogues),
         "folds": args.folds,
@@ -455,10 +460,6 @@ def ratings_half(args: argparse.Namespace) -> dict[str, Any]:
         "cutoff_rule": args.cutoff_rule,
         "rating_rule": args.rating_rule,
         "calibration_dialogues": pools,
-        "ratings_only": stage1_on_ratings(
-            {arm: figures[name] for arm, name in run_arms(args).items()},
-            args.uss_ratings_scarce or None,
-        ),
     }
 
 

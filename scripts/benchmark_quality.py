@@ -100,6 +100,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from quality.names import half_options
 from quality.runs import CANDIDATES, INPUTS, MODEL_SECONDS, TIMINGS, TWO_SEEDS, timeline
 from quality.sgd import sgd
 from quality.targets import table, targets
@@ -532,10 +533,25 @@ def main() -> None:
     merged = {**earlier, **results}
     # --only ratings is a USS half of fewer models
     only = "uss" if args.only == "ratings" else args.only
+    kept = {"sgd": "uss", "uss": "sgd"}.get(only)
+    if kept in earlier and (seed := half_options(earlier, kept).get("seed")) != args.seed:
+        # allowed (a USS half may draw other folds over the same SGD models), but the two
+        # halves' figures are then not one draw's: say so, and each half records its options
+        print(
+            f"note: the {kept} half in {args.out} ran with --seed {seed}, this {only} half "
+            f"with --seed {args.seed}; results.json keeps each half's options "
+            f"({kept}.provenance, {only}.provenance)",
+            file=sys.stderr,
+        )
     for half, run in (("sgd", sgd), ("uss", ratings_half if args.only == "ratings" else uss)):
         if only in (None, half):
             begun = time.perf_counter()
             results[half] = run(args)
+            # the command, machine and options that wrote this half: the top-level ones are
+            # the last run's, and a half rerun alone (`--only`) keeps the other half's figures
+            results[half]["provenance"] = {
+                key: results[key] for key in ("command", "machine", "options")
+            }
             # what each input log gave: dialogues read, records rejected and where they are
             results[half]["inputs"] = {k: v for k, v in INPUTS.items() if k.startswith(half)}
             results["seconds_by_half"][half] = round(time.perf_counter() - begun, 1)
@@ -549,6 +565,10 @@ def main() -> None:
             results["finished"] = half == "uss" or args.only == "sgd"
             # one half rerun: keep the other half's figures; the targets read off both
             merged = {**earlier, **results}
+            merged["seconds_by_half"] = {
+                **earlier.get("seconds_by_half", {}),
+                **results["seconds_by_half"],
+            }
             merged["targets"] = targets(merged)
             _write_json(path, merged)
     print(json.dumps(merged))

@@ -18,6 +18,7 @@ from pathlib import Path
 from quality.targets import (  # this folder, run as a script
     over_runs,
     stage1_lead_on_ratings,
+    stage1_leads_by_checkpoint,
     table,
     targets,
 )
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         help="print each run's rows and the pooled rows as JSON instead",
     )
     args = parser.parse_args(argv)
-    runs, leads = {}, {}
+    runs, leads, by_stage1 = {}, {}, {}
     for path in args.results:
         try:
             results = json.loads(path.read_text())
@@ -45,14 +46,18 @@ def main(argv: list[str] | None = None) -> None:
         except KeyError as error:
             parser.error(f"{path}: a benchmark_quality results.json without {error}")
         leads[str(path)] = stage1_lead_on_ratings(results)
+        for checkpoint, lead in stage1_leads_by_checkpoint(results).items():
+            by_stage1.setdefault(checkpoint, {})[str(path)] = lead
     if args.json:
-        print(json.dumps(as_json(runs, leads), indent=1))
+        print(json.dumps(as_json(runs, leads, by_stage1), indent=1))
     elif len(runs) == 1:
         print(table(next(iter(runs.values()))))
     else:
         print(across(runs))
         if pooled := stage1_pooled(leads):
             print(pooled)
+        if each := each_stage1_pooled(by_stage1):
+            print(each)
 
 
 def pooled_rows(runs: dict[str, list[dict]]) -> list[dict]:
@@ -74,14 +79,27 @@ def pooled_rows(runs: dict[str, list[dict]]) -> list[dict]:
     return pooled
 
 
-def as_json(runs: dict[str, list[dict]], leads: dict[str, float | None]) -> dict:
+def as_json(
+    runs: dict[str, list[dict]],
+    leads: dict[str, float | None],
+    by_stage1: dict[str, dict[str, float]] | None = None,
+) -> dict:
     """What the tables say, for a program: each run's rows, the rows pooled over the runs, and
-    stage 1's lead on ratings alone per run and pooled over the runs that measured it."""
+    stage 1's lead on ratings alone per run and pooled over the runs that measured it, for the
+    stage 1s' mean and for each stage-1 checkpoint alone (`by_stage1`)."""
     measured = [lead for lead in leads.values() if lead is not None]
+    each = {
+        checkpoint: {"per_run": per_run, "pooled": over_runs(list(per_run.values()))}
+        for checkpoint, per_run in (by_stage1 or {}).items()
+    }
     return {
         "runs": runs,
         "pooled": pooled_rows(runs),
-        "stage1_on_ratings": {"per_run": leads, "pooled": over_runs(measured)},
+        "stage1_on_ratings": {
+            "per_run": leads,
+            "pooled": over_runs(measured),
+            "by_stage1": each,
+        },
     }
 
 
@@ -130,6 +148,22 @@ def stage1_pooled(leads: dict[str, float | None]) -> str | None:
         f"measured it (the stage-1 arms' mean AP less the fresh arms'): {each}; mean "
         f"{_interval(pooled)}, {verdict}."
     )
+
+
+def each_stage1_pooled(by_stage1: dict[str, dict[str, float]]) -> str | None:
+    """Each stage-1 checkpoint alone, over the runs whose arm started from it: its AP less the
+    run's fresh arms' mean, pooled as `stage1_pooled` pools the stage 1s' mean. The mean can
+    hold over draws while one stage 1 alone is not shown (session 56). None where no
+    checkpoint was measured in two runs."""
+    lines = []
+    for checkpoint, per_run in by_stage1.items():
+        if (pooled := over_runs(list(per_run.values()))) is None:
+            continue
+        verdict = "above zero" if pooled["ci95"][0] > 0 else "not shown above zero"
+        lines.append(f"- {checkpoint}, {pooled['runs']} runs: {_interval(pooled)}, {verdict}")
+    if not lines:
+        return None
+    return "\nEach stage 1 alone (its arm's AP less the fresh arms' mean):\n" + "\n".join(lines)
 
 
 def _interval(pooled: dict) -> str:

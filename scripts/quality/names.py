@@ -3,6 +3,8 @@ reading a run's results (`quality.targets`, `scripts/quality_targets.py`) import
 
 from __future__ import annotations
 
+from typing import Any
+
 RANKING = ("average_precision", "roc_auc")
 """The dissatisfaction figures that rank the turns, which no cutoff moves."""
 
@@ -24,3 +26,10 @@ def headline_mean(scores: dict[str, float | None]) -> float:
     """The mean of the headline figures a model has: what chooses the model and the baseline."""
     values = [scores[key] for key in SGD_HEADLINES if scores.get(key) is not None]
     return sum(values) / len(values) if values else float("-inf")
+
+
+def half_options(results: dict[str, Any], half: str) -> dict[str, Any]:
+    """The options the run that wrote `half` resolved (`<half>.provenance`, since session 57),
+    else the results' last run's: a half rerun alone (`--only`) records its own."""
+    provenance = results.get(half, {}).get("provenance") or {}
+    return provenance.get("options") or results.get("options", {})

@@ -118,11 +118,12 @@ def stage1_on_ratings(
 ) -> dict[str, Any]:
     """Dissatisfaction from the models that read no SGD label (`ratings_only_arms`' arms, each
     `cross_validate`'s figures) and the first stage 1's lead over the arm without it; where the
-    next seed's arm is there, how far a seed alone moves each figure (`seed_spread`), whether
-    the lead in `SPREAD_ON` exceeds it (`beyond_a_seed`), and the mean of the arms from stage 1
-    less the mean of the fresh ones (`stage1_mean_minus_fresh_mean`: the lead that
+    next seed's arm is there, how far a seed alone moves each figure (`seed_spread`: the
+    run's target row judges the lead in `SPREAD_ON` against it), and the mean of the arms from
+    stage 1 less the mean of the fresh ones (`stage1_mean_minus_fresh_mean`: the lead that
     `quality_targets.py` pools over draws). `rated`: the rated dialogues each fold model read
-    (None: its whole training folds)."""
+    (None: its whole training folds). Runs before session 57 also wrote `beyond_a_seed`, the
+    row's verdict again; nothing reads it."""
     arms = {arm: arm_figures(arm_of) for arm, arm_of in figures.items()}
     without = arms["no_pretraining"]
     result: dict[str, Any] = {**arms, "rated_dialogues_per_fold_model": rated}
@@ -130,8 +131,6 @@ def stage1_on_ratings(
     if NEXT_SEED in arms:
         spread = _differences(arms[NEXT_SEED], without)
         result["seed_spread"] = {m: None if v is None else abs(v) for m, v in spread.items()}
-        lead, moved = result["with_minus_without"][SPREAD_ON], result["seed_spread"][SPREAD_ON]
-        result["beyond_a_seed"] = None if lead is None or moved is None else lead > moved
         stage1 = [_values(read) for arm, read in arms.items() if from_stage1(arm)]
         fresh = [_values(without), _values(arms[NEXT_SEED])]
         result["stage1_mean_minus_fresh_mean"] = {

@@ -16,8 +16,8 @@ from typing import Any
 
 from scipy import stats
 
-from quality.names import NEXT_SEED, headline_mean
-from quality.ratings import from_stage1
+from quality.names import NEXT_SEED, half_options, headline_mean
+from quality.ratings import SPREAD_ON, from_stage1, ratings_only_arms
 
 FULL_RUN_MINUTES = 45
 QUICK_RUN_MINUTES = 10
@@ -191,8 +191,8 @@ def _stage1_on_ratings(results: dict[str, Any], key: str, text: str) -> Row:
         return _missing(key, text, "run with --uss-ratings-only")
     if "seed_spread" not in ratings:
         return _missing(key, text, "no seed control (a run before session 54)")
-    lead = ratings["with_minus_without"]["average_precision"]
-    spread = ratings["seed_spread"]["average_precision"]
+    lead = ratings["with_minus_without"][SPREAD_ON]
+    spread = ratings["seed_spread"][SPREAD_ON]
     if lead is None or spread is None:
         return _missing(key, text, "too few rated turns to rank")
     rated = ratings.get("rated_dialogues_per_fold_model")
@@ -238,6 +238,29 @@ def stage1_lead_on_ratings(results: dict[str, Any]) -> float | None:
     session 55; or too few rated turns to rank)."""
     ratings = results.get("uss", {}).get("ratings_only") or {}
     return (ratings.get("stage1_mean_minus_fresh_mean") or {}).get("average_precision")
+
+
+def stage1_leads_by_checkpoint(results: dict[str, Any]) -> dict[str, float]:
+    """Where ratings are the only labels, each stage-1 arm's AP less the fresh arms' mean, by
+    the checkpoint the arm started from (its `--uss-stage1` path; where none was named, the
+    SGD half's stage 1 in the run's --out): what `quality_targets.py` pools per stage 1, so
+    that one checkpoint's lead over draws reads apart from the others'. Empty where the run
+    did not measure it (no next seed's arm, or too few rated turns to rank)."""
+    ratings = results.get("uss", {}).get("ratings_only") or {}
+    if NEXT_SEED not in ratings:
+        return {}
+    fresh = [ratings[arm].get("average_precision") for arm in ("no_pretraining", NEXT_SEED)]
+    if None in fresh:
+        return {}
+    options = half_options(results, "uss")
+    named = options.get("uss_stage1") or [f"{options.get('out', '?')}/sgd/pretrain/best.ckpt"]
+    arms = [arm for arm in ratings_only_arms(len(named)) if from_stage1(arm)]
+    leads = {}
+    for arm, path in zip(arms, named, strict=True):
+        ap = (ratings.get(arm) or {}).get("average_precision")
+        if ap is not None:
+            leads[str(path)] = ap - statistics.fmean(fresh)
+    return leads
 
 
 READERS: list[tuple[str, str, Reader]] = [

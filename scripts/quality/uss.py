@@ -17,7 +17,7 @@ from labelgen.evaluation.metrics import BINARY
 from labelgen.evaluation.uss_protocol import by_rating
 from labelgen.labeling.label import read_cutoff
 from labelgen.models.components.turn_encoder import clear_shared_caches
-from quality.names import RANKING
+from quality.names import RANKING, half_options
 from quality.pool import Job, map_side_by_side, train_all
 from quality.ratings import (
     RATINGS_ONLY,
@@ -81,7 +81,7 @@ def _earlier_sgd_models(
     if results.is_file():
         whole = json.loads(results.read_text())
         earlier = whole.get("sgd", {})
-        theirs = bool(whole.get("options", {}).get("pool_sides", False))
+        theirs = bool(half_options(whole, "sgd").get("pool_sides", False))
         if "sgd" in whole and theirs != pool_sides:
             raise SystemExit(
                 f"the SGD models in {out} were trained with{'' if theirs else 'out'} "

@@ -531,7 +531,6 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
             ratings[NEXT_SEED]["average_precision"] - ratings["no_pretraining"]["average_precision"]
         )
     )
-    assert ratings["beyond_a_seed"] is (lead["average_precision"] > spread)
     assert ratings["rated_dialogues_per_fold_model"] is None
     row = next(r for r in again["targets"] if r["target"] == "stage1_helps_on_ratings")
     assert row["margin"] == pytest.approx(lead["average_precision"] - spread)
@@ -864,6 +863,12 @@ def test_the_uss_half_alone_starts_from_an_earlier_runs_sgd_models(monkeypatch, 
     assert _earlier_sgd_models(tmp_path, "full", pool_sides=True)
     with pytest.raises(SystemExit, match="trained with --pool-sides, this USS half is not"):
         _earlier_sgd_models(tmp_path, "full", pool_sides=False)
+    # the SGD half's own options decide, not those of a later run into --out (session 57 on)
+    ran = {"provenance": {"options": {"pool_sides": False}}}
+    results.write_text(json.dumps({"sgd": sgd | ran, "options": {"pool_sides": True}}))
+    assert _earlier_sgd_models(tmp_path, "full", pool_sides=False)
+    with pytest.raises(SystemExit, match="trained without --pool-sides"):
+        _earlier_sgd_models(tmp_path, "full", pool_sides=True)
     results.write_text(json.dumps({"sgd": sgd}))  # before session 23: one pool
     with pytest.raises(SystemExit, match="trained without --pool-sides"):
         _earlier_sgd_models(tmp_path, "full", pool_sides=True)
@@ -924,13 +929,48 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         benchmark_quality.main()
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["sgd"] == {"model_arm": "no_pretraining", "inputs": {}} and "uss" not in results
+    assert results["sgd"]["model_arm"] == "no_pretraining" and "uss" not in results
+    assert results["sgd"]["provenance"]["options"] == results["options"]
     assert results["finished"] is False and set(results["seconds_by_half"]) == {"sgd"}
     # every option as resolved, the regime's and the defaults included
     options = results["options"]
     assert options["out"] == str(tmp_path) and options["epochs"] == 1 and options["folds"] == 2
     assert options["warm_cache"] is True and options["second_seed"] is True
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no partial file left
+
+
+def test_a_half_rerun_alone_keeps_the_other_halfs_command_and_options(
+    monkeypatch, tmp_path, capsys
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    monkeypatch.setattr(benchmark_quality, "sgd", lambda args: {"model_arm": "no_pretraining"})
+    monkeypatch.setattr(benchmark_quality, "uss", lambda args: {"patience": args.uss_patience})
+
+    def run(*argv: str) -> dict:
+        argv = ("benchmark_quality.py", "--smoke", "--out", str(tmp_path), *argv)
+        monkeypatch.setattr("sys.argv", list(argv))
+        benchmark_quality.main()
+        return json.loads((tmp_path / "results.json").read_text())
+
+    run("--only", "sgd", "--seed", "0")
+    capsys.readouterr()
+    results = run("--only", "uss", "--seed", "3", "--uss-patience", "3")
+    # the halves are not one draw's: said, not refused, and each half says what wrote it
+    assert f"the sgd half in {tmp_path} ran with --seed 0, this uss half with --seed 3" in (
+        capsys.readouterr().err
+    )
+    sgd, uss = (results[half]["provenance"] for half in ("sgd", "uss"))
+    assert (sgd["options"]["seed"], uss["options"]["seed"], results["options"]["seed"]) == (0, 3, 3)
+    assert "--only sgd" in sgd["command"] and "--only uss" in uss["command"]
+    assert uss["options"]["uss_patience"] == results["uss"]["patience"] == 3
+    assert set(results["seconds_by_half"]) == {"sgd", "uss"}  # the SGD half's time is kept
+    run("--only", "uss", "--seed", "0")
+    assert "ran with --seed" not in capsys.readouterr().err  # one draw: nothing to say
+    # the SGD half rerun: the USS half's record stays the one that wrote it
+    results = run("--only", "sgd", "--seed", "0")
+    assert results["uss"]["provenance"]["options"]["only"] == "uss"
 
 
 @pytest.mark.parametrize(

@@ -238,7 +238,11 @@ def test_the_command_reads_several_runs_and_counts_them(tmp_path):
     assert (f1_pooled["met"], f1_pooled["measured"]) == (1, 2)
     assert f1_pooled["mean_margin"]["mean"] == pytest.approx(0.008)
     assert f1_pooled["mean_margin"]["ci95"] == pytest.approx([0.008 - half, 0.008 + half], rel=1e-4)
-    assert as_json["stage1_on_ratings"] == {"per_run": dict.fromkeys(paths), "pooled": None}
+    assert as_json["stage1_on_ratings"] == {
+        "per_run": dict.fromkeys(paths),
+        "pooled": None,
+        "by_stage1": {},
+    }
     # one run: the table with each figure
     single = run_python([script, paths[0]], tmp_path)
     assert "12 of 12 measured targets met." in single.stdout
@@ -274,3 +278,55 @@ def test_stage_1s_lead_on_ratings_is_pooled_over_the_runs_that_measured_it(tmp_p
     assert list(leads["per_run"].values()) == [0.02, 0.01, 0.015, None]
     assert leads["pooled"]["runs"] == 3
     assert leads["pooled"]["ci95"] == pytest.approx([0.015 - half, 0.015 + half], rel=1e-4)
+
+
+def test_each_stage_1_alone_is_pooled_by_the_checkpoint_it_started_from(tmp_path):
+    from quality.targets import stage1_leads_by_checkpoint
+
+    script = str(ROOT / "scripts" / "quality_targets.py")
+    paths = []
+    # the fresh arms' mean is 0.18 in every run; stage 1 A leads by 0.02, 0.015, 0.025 and
+    # stage 1 B by 0.00, -0.01, 0.01
+    for name, a, b in (("r1", 0.20, 0.18), ("r2", 0.195, 0.17), ("r3", 0.205, 0.19)):
+        results = _results()
+        ratings = results["uss"]["ratings_only"]
+        ratings["no_pretraining"]["average_precision"] = 0.17
+        ratings["no_pretraining_next_seed"] = {"average_precision": 0.19}
+        ratings["with_pretraining"]["average_precision"] = a
+        ratings["with_pretraining_2"] = {"average_precision": b}
+        ratings["stage1_mean_minus_fresh_mean"] = {"average_precision": (a + b) / 2 - 0.18}
+        results["options"]["uss_stage1"] = ["/ckpt/a", "/ckpt/b"]
+        (tmp_path / name).mkdir()
+        paths.append(tmp_path / name / "results.json")
+        paths[-1].write_text(json.dumps(results))
+    leads = stage1_leads_by_checkpoint(json.loads(paths[0].read_text()))
+    assert leads == pytest.approx({"/ckpt/a": 0.02, "/ckpt/b": 0.0})
+    # the SGD half rerun after the USS half: the USS half's own options name its stage 1s
+    rerun = json.loads(paths[2].read_text())
+    rerun["uss"]["provenance"] = {"options": dict(rerun["options"])}
+    rerun["options"]["uss_stage1"] = None
+    assert stage1_leads_by_checkpoint(rerun) == pytest.approx({"/ckpt/a": 0.025, "/ckpt/b": 0.01})
+    # no checkpoint named: the SGD half's stage 1 in the run's own folder
+    own = _results()
+    own["uss"]["ratings_only"]["no_pretraining_next_seed"] = {"average_precision": 0.15}
+    own["options"]["out"] = "/runs/x"
+    assert stage1_leads_by_checkpoint(own) == pytest.approx(
+        {"/runs/x/sgd/pretrain/best.ckpt": 0.03}
+    )
+    assert stage1_leads_by_checkpoint(_results()) == {}  # no next seed: no fresh mean
+    out = run_python([script, *map(str, paths)], tmp_path)
+    assert out.returncode == 0, out.stderr
+    half_a = 4.3027 * statistics.stdev([0.02, 0.015, 0.025]) / math.sqrt(3)
+    assert (
+        f"- /ckpt/a, 3 runs: +0.0200 [{0.02 - half_a:+.4f}, {0.02 + half_a:+.4f}], above zero"
+        in out.stdout
+    )
+    assert "- /ckpt/b, 3 runs: +0.0000 [" in out.stdout
+    assert out.stdout.rstrip().endswith("not shown above zero")  # B's interval spans zero
+    as_json = json.loads(run_python([script, "--json", *map(str, paths)], tmp_path).stdout)
+    each = as_json["stage1_on_ratings"]["by_stage1"]
+    assert list(each) == ["/ckpt/a", "/ckpt/b"]
+    assert list(each["/ckpt/b"]["per_run"].values()) == pytest.approx([0.0, -0.01, 0.01])
+    assert each["/ckpt/a"]["pooled"]["ci95"] == pytest.approx(
+        [0.02 - half_a, 0.02 + half_a], rel=1e-4
+    )

@@ -254,6 +254,8 @@ def stage1_leads_by_checkpoint(results: dict[str, Any]) -> dict[str, float]:
         return {}
     options = half_options(results, "uss")
     named = options.get("uss_stage1") or [f"{options.get('out', '?')}/sgd/pretrain/best.ckpt"]
+    if isinstance(named, str):  # session 54's runs named one checkpoint, not a list
+        named = [named]
     arms = [arm for arm in ratings_only_arms(len(named)) if from_stage1(arm)]
     leads = {}
     for arm, path in zip(arms, named, strict=True):

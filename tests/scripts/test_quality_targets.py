@@ -313,6 +313,8 @@ def test_each_stage_1_alone_is_pooled_by_the_checkpoint_it_started_from(tmp_path
     assert stage1_leads_by_checkpoint(own) == pytest.approx(
         {"/runs/x/sgd/pretrain/best.ckpt": 0.03}
     )
+    own["options"]["uss_stage1"] = "/ckpt/a"  # session 54's runs: one path, not a list
+    assert stage1_leads_by_checkpoint(own) == pytest.approx({"/ckpt/a": 0.03})
     assert stage1_leads_by_checkpoint(_results()) == {}  # no next seed: no fresh mean
     out = run_python([script, *map(str, paths)], tmp_path)
     assert out.returncode == 0, out.stderr

@@ -156,11 +156,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=["sgd", "uss", "ratings"],
+        choices=["sgd", "uss", "ratings", "stage1"],
         help="run one half; the USS half alone starts from the SGD models an earlier run "
         "left in --out. ratings: only --uss-ratings-only's satisfaction models (implied), "
         "which read no SGD label: a draw of stage 1's lead on ratings in a fraction of the "
-        "USS half's time, e.g. with --uss-stage1 in an --out of its own",
+        "USS half's time, e.g. with --uss-stage1 in an --out of its own. stage1: only the "
+        "SGD half's stage 1 (OUT/sgd/pretrain/best.ckpt), e.g. with --sgd-pretrain-extra "
+        "all: a checkpoint for such draws' --uss-stage1",
     )
     parser.add_argument(
         "--pooling",
@@ -523,16 +525,17 @@ def main() -> None:
     }
     path = args.out / "results.json"
     earlier = json.loads(path.read_text()) if args.only and path.exists() else {}
-    if args.only == "ratings" and "model" in earlier.get("uss", {}):
-        # this run's USS half would hold the ratings' models alone, in place of the model's
+    replaced = {"ratings": ("uss", "model"), "stage1": ("sgd", "model_arm")}.get(args.only)
+    if replaced and replaced[1] in earlier.get(replaced[0], {}):
+        # this run's half would hold fewer models, in place of the model's
         raise SystemExit(
-            f"--only ratings would replace the USS figures of the run in {args.out}: "
-            "give it an --out of its own"
+            f"--only {args.only} would replace the {replaced[0].upper()} figures of the run "
+            f"in {args.out}: give it an --out of its own"
         )
     results["seconds_by_half"] = {}
     merged = {**earlier, **results}
-    # --only ratings is a USS half of fewer models
-    only = "uss" if args.only == "ratings" else args.only
+    # --only ratings is a USS half of fewer models, --only stage1 an SGD half of one
+    only = {"ratings": "uss", "stage1": "sgd"}.get(args.only, args.only)
     kept = {"sgd": "uss", "uss": "sgd"}.get(only)
     if kept in earlier and (seed := half_options(earlier, kept).get("seed")) != args.seed:
         # allowed (a USS half may draw other folds over the same SGD models), but the two
@@ -562,7 +565,7 @@ def main() -> None:
             results["timeline"] = timeline(start, time.perf_counter())
             # written after each half, so a run stopped in the USS half keeps the SGD figures
             # (and `--only uss` can start from its models); "finished" says which it is
-            results["finished"] = half == "uss" or args.only == "sgd"
+            results["finished"] = half == "uss" or only == "sgd"
             # one half rerun: keep the other half's figures; the targets read off both
             merged = {**earlier, **results}
             merged["seconds_by_half"] = {

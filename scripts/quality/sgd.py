@@ -133,6 +133,17 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "no_pretraining": Job(out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS),
     }
+    if getattr(args, "only", None) == "stage1":
+        # stage 1 alone, e.g. on every training dialogue (--sgd-pretrain-extra all): a start
+        # for `--only ratings --uss-stage1` draws, trained once, outside their time (the
+        # checkpoints of sessions 53-57's draws were trained this way by scratch scripts)
+        pre = train_all({"pretrain": jobs["pretrain"]}, args)["pretrain"]
+        return {
+            "regime": args.regime,
+            "held_out_training_dialogues": len(held_out),
+            "pretrain_dialogues": len(train_dialogues) + len(unlabeled),
+            "stage1": stage1_learned(pre, pretrain_log, val_log, args),
+        }
     baselines_jobs = {
         name: Job(
             out / baseline_folder(name, args),

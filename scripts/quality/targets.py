@@ -71,9 +71,11 @@ def _missing(key: str, text: str, why: str) -> Row:
 
 def _sgd_floor(metric: str, log: str, bar: float) -> Reader:
     def read(results: dict[str, Any], key: str, text: str) -> Row:
-        scores = results.get("sgd", {}).get(f"model/{log}")
+        if why := _no_sgd_model(results):
+            return _missing(key, text, why)
+        scores = results["sgd"].get(f"model/{log}")
         if scores is None:
-            why = "no SGD half" if "sgd" not in results else f"no {log} log in this run"
+            why = f"no {log} log in this run"
             return _missing(key, text, why)
         value = scores.get(metric)
         if value is None:
@@ -99,6 +101,15 @@ def _beats_baseline(results: dict[str, Any], key: str, text: str) -> Row:
         return _missing(key, text, "a figure is missing: too few items to score")
     figure = "; ".join(f"{name} {m:.3f} vs {b:.3f}" for name, (m, b) in leads.items())
     return _row(key, text, figure, min(m - b for m, b in leads.values()))
+
+
+def _no_sgd_model(results: dict[str, Any]) -> str | None:
+    """Why a run has no SGD model to score, if it has none."""
+    if "sgd" not in results:
+        return "no SGD half"
+    if "model_arm" not in results["sgd"] and "stage1" in results["sgd"]:
+        return "the SGD half trained stage 1 alone (--only stage1)"
+    return None
 
 
 def _no_uss_model(results: dict[str, Any]) -> str | None:
@@ -152,9 +163,9 @@ def _stage1(results: dict[str, Any], key: str, text: str) -> Row:
     arm without it by more than that arm's second seed moves it: a seed's spread, measured in
     the same run (`--second-seed`). By the mean of the headline figures on each log; on the
     held-out dialogues alone where the run has no seen-service test (`--sgd-train-test 0`)."""
-    sgd = results.get("sgd")
-    if sgd is None:
-        return _missing(key, text, "no SGD half")
+    if why := _no_sgd_model(results):
+        return _missing(key, text, why)
+    sgd = results["sgd"]
     held_out = {
         **sgd["arms_on_held_out_training"],
         **sgd.get("seed_control_on_held_out_training", {}),

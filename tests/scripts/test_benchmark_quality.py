@@ -1164,6 +1164,30 @@ def test_a_stage_1_named_twice_is_refused_before_anything_runs(tmp_path, shared_
     assert not (tmp_path / "sgd").exists()
 
 
+@pytest.mark.slow
+def test_stage_1_alone_trains_only_the_checkpoint_draws_start_from(tmp_path, shared_data):
+    done = _smoke(tmp_path, shared_data, "--only", "stage1", "--sgd-pretrain-extra", "20")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    trained = sorted(p.parent.name for p in (tmp_path / "sgd").rglob("best.ckpt"))
+    assert trained == ["pretrain"]  # no arm, baseline or seed beside it
+    sgd = results["sgd"]
+    # the sample and the 20 extra dialogues, the held-out ones choosing its epoch
+    assert sgd["pretrain_dialogues"] == results["options"]["sgd_train_limit"] + 20
+    assert sgd["held_out_training_dialogues"] > 0 and sgd["stage1"]
+    assert results["finished"] and "uss" not in results
+    rows = {row["target"]: row for row in results["targets"]}
+    for key in ("sgd_seen_intent_accuracy", "stage1_helps"):
+        assert rows[key]["met"] is None and "--only stage1" in rows[key]["why"]
+    # into a run whose SGD half holds the model: refused before anything runs, nothing lost
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"sgd": {"model_arm": "with_pretraining"}}))
+    refused = _smoke(run, shared_data, "--only", "stage1")
+    assert refused.returncode != 0 and "an --out of its own" in refused.stderr
+    assert json.loads((run / "results.json").read_text())["sgd"]["model_arm"] == "with_pretraining"
+
+
 def test_the_ratings_alone_score_no_evaluation_file(tmp_path, shared_data):
     ccpe = str(shared_data / "uss" / "CCPE.txt")
     done = _smoke(tmp_path, shared_data, "--only", "ratings", "--uss-eval", ccpe)

@@ -71,7 +71,7 @@ def _missing(key: str, text: str, why: str) -> Row:
 
 def _sgd_floor(metric: str, log: str, bar: float) -> Reader:
     def read(results: dict[str, Any], key: str, text: str) -> Row:
-        if why := _no_sgd_model(results):
+        if why := _no_model(results, "sgd"):
             return _missing(key, text, why)
         scores = results["sgd"].get(f"model/{log}")
         if scores is None:
@@ -103,27 +103,27 @@ def _beats_baseline(results: dict[str, Any], key: str, text: str) -> Row:
     return _row(key, text, figure, min(m - b for m, b in leads.values()))
 
 
-def _no_sgd_model(results: dict[str, Any]) -> str | None:
-    """Why a run has no SGD model to score, if it has none."""
-    if "sgd" not in results:
-        return "no SGD half"
-    if "model_arm" not in results["sgd"] and "stage1" in results["sgd"]:
-        return "the SGD half trained stage 1 alone (--only stage1)"
-    return None
+_ALONE = {
+    "sgd": ("model_arm", "stage1", "stage 1 alone (--only stage1)"),
+    "uss": ("model", "ratings_only", "the ratings' models alone (--only ratings)"),
+}
+"""Per half: the key its model's figures sit under, the key of what a half run alone with
+fewer models holds instead, and what that run trained."""
 
 
-def _no_uss_model(results: dict[str, Any]) -> str | None:
-    """Why a run has no satisfaction model to score, if it has none."""
-    if "uss" not in results:
-        return "no USS half"
-    if "model" not in results["uss"] and "ratings_only" in results["uss"]:
-        return "the USS half trained the ratings' models alone (--only ratings)"
+def _no_model(results: dict[str, Any], half: str) -> str | None:
+    """Why a run has no model of `half` to score, if it has none."""
+    if half not in results:
+        return f"no {half.upper()} half"
+    model, alone, trained = _ALONE[half]
+    if model not in results[half] and alone in results[half]:
+        return f"the {half.upper()} half trained {trained}"
     return None
 
 
 def _lead(metric: str) -> Reader:
     def read(results: dict[str, Any], key: str, text: str) -> Row:
-        if why := _no_uss_model(results):
+        if why := _no_model(results, "uss"):
             return _missing(key, text, why)
         uss = results["uss"]["model"]
         lead = uss["model_minus_human"].get(metric) or {}
@@ -139,7 +139,7 @@ def _lead(metric: str) -> Reader:
 
 
 def _half_error(results: dict[str, Any], key: str, text: str) -> Row:
-    if why := _no_uss_model(results):
+    if why := _no_model(results, "uss"):
         return _missing(key, text, why)
     cut = results["uss"]["model"]["half_human_error"]
     figure = f"widest such cut keeps {cut['coverage']:.1%}"
@@ -149,7 +149,7 @@ def _half_error(results: dict[str, Any], key: str, text: str) -> Row:
 
 
 def _protocol(results: dict[str, Any], key: str, text: str) -> Row:
-    if why := _no_uss_model(results):
+    if why := _no_model(results, "uss"):
         return _missing(key, text, why)
     protocol = results["uss"]["model"]["uss_protocol"]
     uar, kappa = protocol["uar"], protocol["kappa"]
@@ -163,7 +163,7 @@ def _stage1(results: dict[str, Any], key: str, text: str) -> Row:
     arm without it by more than that arm's second seed moves it: a seed's spread, measured in
     the same run (`--second-seed`). By the mean of the headline figures on each log; on the
     held-out dialogues alone where the run has no seen-service test (`--sgd-train-test 0`)."""
-    if why := _no_sgd_model(results):
+    if why := _no_model(results, "sgd"):
         return _missing(key, text, why)
     sgd = results["sgd"]
     held_out = {

@@ -3,6 +3,8 @@ reading a run's results (`quality.targets`, `scripts/quality_targets.py`) import
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 RANKING = ("average_precision", "roc_auc")
@@ -20,6 +22,12 @@ SGD_HEADLINES = {
     "goal_success_macro_f1": ("goal_success", "macro_f1"),
 }
 """The figures reported for every SGD model and log; their mean chooses the model."""
+
+
+def file_digest(path: Path) -> str:
+    """A file's digest as every model's settings.json names its data and its start
+    (`init_from`), and results.json its stage-1 checkpoints: blake2b, 16 bytes, in hex."""
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
 
 
 def headline_mean(scores: dict[str, float | None]) -> float:

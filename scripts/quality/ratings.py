@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labelgen.data.schema import Dialogue
-from quality.names import NEXT_SEED, RANKING
+from quality.names import NEXT_SEED, RANKING, file_digest
 
 RATINGS_ONLY = {
     "no_pretraining": "ratings-only",
@@ -81,6 +81,15 @@ def ratings_only_starts(out: Path, stage1: list[Path] | None = None) -> dict[str
     for arm, path in zip(stage1_arms, paths, strict=True):
         starts[arms[arm]] = str(path)
     return starts
+
+
+def stage1_digests(starts: dict[str, str | None]) -> dict[str, str]:
+    """Each stage-1 checkpoint among `starts` by its path, with its file's digest (the one
+    each fold model's settings.json names as its `init_from`). Why: a path names a file on one
+    machine; session 57's checkpoints were lost with theirs and trained again under other
+    paths, which a later machine may reuse for other bits. So a draw's results.json says which
+    checkpoint its arms started from, and `quality_targets.py` pools each one's draws apart."""
+    return {path: file_digest(Path(path)) for path in filter(None, starts.values())}
 
 
 def ratings_only_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

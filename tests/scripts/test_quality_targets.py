@@ -280,6 +280,22 @@ def test_stage_1s_lead_on_ratings_is_pooled_over_the_runs_that_measured_it(tmp_p
     assert leads["pooled"]["ci95"] == pytest.approx([0.015 - half, 0.015 + half], rel=1e-4)
 
 
+def _draw_from_stage1s(stage1_ap: dict[str, float]) -> dict:
+    """A ratings-only draw whose fresh arms read AP 0.17 and 0.19 (mean 0.18) and whose
+    stage-1 arms, one per named checkpoint in order, read `stage1_ap`'s."""
+    from quality.ratings import from_stage1, ratings_only_arms
+
+    results = _results()
+    ratings = results["uss"]["ratings_only"]
+    ratings["no_pretraining"]["average_precision"] = 0.17
+    ratings["no_pretraining_next_seed"] = {"average_precision": 0.19}
+    arms = [arm for arm in ratings_only_arms(len(stage1_ap)) if from_stage1(arm)]
+    for arm, ap in zip(arms, stage1_ap.values(), strict=True):
+        ratings.setdefault(arm, {})["average_precision"] = ap
+    results["options"]["uss_stage1"] = list(stage1_ap)
+    return results
+
+
 def test_each_stage_1_alone_is_pooled_by_the_checkpoint_it_started_from(tmp_path):
     from quality.targets import stage1_leads_by_checkpoint
 
@@ -288,14 +304,9 @@ def test_each_stage_1_alone_is_pooled_by_the_checkpoint_it_started_from(tmp_path
     # the fresh arms' mean is 0.18 in every run; stage 1 A leads by 0.02, 0.015, 0.025 and
     # stage 1 B by 0.00, -0.01, 0.01
     for name, a, b in (("r1", 0.20, 0.18), ("r2", 0.195, 0.17), ("r3", 0.205, 0.19)):
-        results = _results()
+        results = _draw_from_stage1s({"/ckpt/a": a, "/ckpt/b": b})
         ratings = results["uss"]["ratings_only"]
-        ratings["no_pretraining"]["average_precision"] = 0.17
-        ratings["no_pretraining_next_seed"] = {"average_precision": 0.19}
-        ratings["with_pretraining"]["average_precision"] = a
-        ratings["with_pretraining_2"] = {"average_precision": b}
         ratings["stage1_mean_minus_fresh_mean"] = {"average_precision": (a + b) / 2 - 0.18}
-        results["options"]["uss_stage1"] = ["/ckpt/a", "/ckpt/b"]
         (tmp_path / name).mkdir()
         paths.append(tmp_path / name / "results.json")
         paths[-1].write_text(json.dumps(results))
@@ -332,3 +343,30 @@ def test_each_stage_1_alone_is_pooled_by_the_checkpoint_it_started_from(tmp_path
     assert each["/ckpt/a"]["pooled"]["ci95"] == pytest.approx(
         [0.02 - half_a, 0.02 + half_a], rel=1e-4
     )
+
+
+def test_a_checkpoint_trained_again_under_its_path_pools_apart(tmp_path):
+    from quality.targets import stage1_leads_by_checkpoint
+
+    script = str(ROOT / "scripts" / "quality_targets.py")
+    paths = []
+    # three draws from /ckpt/a as it was, two from the file trained again under its path
+    for name, ap, digest in (
+        ("r1", 0.20, "1" * 32),
+        ("r2", 0.19, "1" * 32),
+        ("r3", 0.21, "1" * 32),
+        ("r4", 0.17, "2" * 32),
+        ("r5", 0.16, "2" * 32),
+    ):
+        results = _draw_from_stage1s({"/ckpt/a": ap})
+        results["uss"]["ratings_only"]["stage1_digests"] = {"/ckpt/a": digest}
+        (tmp_path / name).mkdir()
+        paths.append(tmp_path / name / "results.json")
+        paths[-1].write_text(json.dumps(results))
+    first = json.loads(paths[0].read_text())
+    assert stage1_leads_by_checkpoint(first) == pytest.approx({"/ckpt/a (111111111111)": 0.02})
+    as_json = json.loads(run_python([script, "--json", *map(str, paths)], tmp_path).stdout)
+    each = as_json["stage1_on_ratings"]["by_stage1"]
+    assert list(each) == ["/ckpt/a (111111111111)", "/ckpt/a (222222222222)"]
+    assert each["/ckpt/a (111111111111)"]["pooled"]["runs"] == 3
+    assert list(each["/ckpt/a (222222222222)"]["per_run"].values()) == pytest.approx([-0.01, -0.02])

@@ -74,32 +74,12 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     if not held_out:  # no draw (the training directory read whole, or --sgd-val 0)
         cut = max(1, len(train_dialogues) // 10)
         held_out, train_dialogues = train_dialogues[:cut], train_dialogues[cut:]
-    dev = read(
-        args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed, rejects=rejects_file(args, "sgd-dev")
-    )[0]
-    services = {t.domain for d in train_dialogues for t in d.turns}
-
-    def is_seen(dialogue: Dialogue) -> bool:
-        return {t.domain for t in dialogue.turns} <= services
-
-    seen = [d for d in dev if is_seen(d)]
-    unseen = [d for d in dev if d not in seen]
-    # SGD dev's seen services hold almost no failed goals (none of 1,473 in the files here), so
-    # goal success on seen services is also scored on training dialogues of those services
-    # that no model trains, pretrains or chooses anything on (about 2% of their goals failed)
-    train_test = [d for d in reserved if is_seen(d)]
     # Every model's epoch and the choice of arm come from held-out training dialogues: a draw
     # of their own (--sgd-val), as large as the budget allows, since a choice made on few
     # dialogues follows their noise (session 14: the arms' means on 200 differed by 0.0007, and
     # 8 failed goals decided it)
     train_log = write_log(train_dialogues, out / "train.parquet")
     val_log = write_log(held_out, out / "val.parquet")
-    logs = {
-        "seen": write_log(seen, out / "dev-seen.parquet"),
-        "unseen": write_log(unseen, out / "dev-unseen.parquet"),
-    }
-    if train_test:
-        logs["train-test"] = write_log(train_test, out / "train-test.parquet")
     pretrain_log = train_log
     if unlabeled:
         pretrain_log = write_log(train_dialogues + unlabeled, out / "pretrain.parquet")
@@ -144,6 +124,27 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             "pretrain_dialogues": len(train_dialogues) + len(unlabeled),
             "stage1": stage1_learned(pre, pretrain_log, val_log, args),
         }
+    # SGD dev is read only now: stage 1 alone scores nothing on it
+    dev = read(
+        args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed, rejects=rejects_file(args, "sgd-dev")
+    )[0]
+    services = {t.domain for d in train_dialogues for t in d.turns}
+
+    def is_seen(dialogue: Dialogue) -> bool:
+        return {t.domain for t in dialogue.turns} <= services
+
+    seen = [d for d in dev if is_seen(d)]
+    unseen = [d for d in dev if d not in seen]
+    # SGD dev's seen services hold almost no failed goals (none of 1,473 in the files here), so
+    # goal success on seen services is also scored on training dialogues of those services
+    # that no model trains, pretrains or chooses anything on (about 2% of their goals failed)
+    train_test = [d for d in reserved if is_seen(d)]
+    logs = {
+        "seen": write_log(seen, out / "dev-seen.parquet"),
+        "unseen": write_log(unseen, out / "dev-unseen.parquet"),
+    }
+    if train_test:
+        logs["train-test"] = write_log(train_test, out / "train-test.parquet")
     baselines_jobs = {
         name: Job(
             out / baseline_folder(name, args),

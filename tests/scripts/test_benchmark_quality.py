@@ -1181,6 +1181,9 @@ def test_stage_1_alone_trains_only_the_checkpoint_draws_start_from(tmp_path, sha
     assert sgd["pretrain_dialogues"] == results["options"]["sgd_train_limit"] + 20
     assert sgd["held_out_training_dialogues"] > 0 and sgd["stage1"]
     assert results["finished"] and "uss" not in results
+    # nothing is scored, so SGD dev is not even read
+    assert set(sgd["inputs"]) == {"sgd-train"}
+    assert not list((tmp_path / "sgd").glob("dev-*.parquet"))
     rows = {row["target"]: row for row in results["targets"]}
     for key in ("sgd_seen_intent_accuracy", "stage1_helps"):
         assert rows[key]["met"] is None and "--only stage1" in rows[key]["why"]

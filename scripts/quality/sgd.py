@@ -74,6 +74,18 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
     if not held_out:  # no draw (the training directory read whole, or --sgd-val 0)
         cut = max(1, len(train_dialogues) // 10)
         held_out, train_dialogues = train_dialogues[:cut], train_dialogues[cut:]
+    alone = getattr(args, "only", None) == "stage1"
+    # read before anything is encoded, so a bad --sgd-dev stops the run at once; stage 1
+    # alone scores nothing on SGD dev, so it does not read it
+    dev: list[Dialogue] = []
+    if not alone:
+        dev = read(
+            args.sgd_dev,
+            "sgd",
+            args.sgd_dev_limit,
+            args.seed,
+            rejects=rejects_file(args, "sgd-dev"),
+        )[0]
     # Every model's epoch and the choice of arm come from held-out training dialogues: a draw
     # of their own (--sgd-val), as large as the budget allows, since a choice made on few
     # dialogues follows their noise (session 14: the arms' means on 200 differed by 0.0007, and
@@ -113,7 +125,7 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "no_pretraining": Job(out / SGD_ARMS["no_pretraining"], train_log, val_log, SGD_TASKS),
     }
-    if getattr(args, "only", None) == "stage1":
+    if alone:
         # stage 1 alone, e.g. on every training dialogue (--sgd-pretrain-extra all): a start
         # for `--only ratings --uss-stage1` draws, trained once, outside their time (the
         # checkpoints of sessions 53-57's draws were trained this way by scratch scripts)
@@ -124,10 +136,6 @@ def sgd(args: argparse.Namespace) -> dict[str, Any]:
             "pretrain_dialogues": len(train_dialogues) + len(unlabeled),
             "stage1": stage1_learned(pre, pretrain_log, val_log, args),
         }
-    # SGD dev is read only now: stage 1 alone scores nothing on it
-    dev = read(
-        args.sgd_dev, "sgd", args.sgd_dev_limit, args.seed, rejects=rejects_file(args, "sgd-dev")
-    )[0]
     services = {t.domain for d in train_dialogues for t in d.turns}
 
     def is_seen(dialogue: Dialogue) -> bool:

@@ -50,6 +50,8 @@ scores other data in those formats. Writes `results.json` and the evaluation fol
 plots) under --out and prints one JSON line with the headline figures. Input records a reader
 rejects are kept with their reasons in `rejects/<role>.jsonl` under --out, counted in
 results.json (`<half>.inputs`) and named on stderr; an input with no dialogue stops the run.
+Every input the run reads is opened before anything else, up to its first dialogue: a missing,
+unreadable or empty one stops it at once, not when it is first read (minutes into the run).
 
 SGD: pretrain with response swaps on the training dialogues (the encoder frozen, or trained
 with `--pretrain-encoder-lr`), fine-tune multi-task (intent, slots, segmentation, goal success,
@@ -106,6 +108,9 @@ from quality.sgd import sgd
 from quality.targets import table, targets
 from quality.uss import ratings_half, uss
 
+from labelgen.data.readers import read_log
+from labelgen.data.rejects import LogReadError
+from labelgen.data.schema import Dialogue
 from labelgen.evaluation.dissatisfaction import CUTOFF_RULES
 from labelgen.evaluation.rating_decision import RATING_RULES
 
@@ -488,6 +493,7 @@ def main() -> None:
         parser.error(
             f"--uss-eval files need distinct names, got {', '.join(map(str, args.uss_eval))}"
         )
+    _check_inputs(parser, args)
     quick = args.quick or args.smoke
     args.regime = "smoke" if args.smoke else "quick" if quick else "full"
     # Cached frozen states make an epoch cheap next to encoding; the slot tagger keeps
@@ -578,6 +584,33 @@ def main() -> None:
     # the verdict a reader looks for first, after the figures (stdout stays one JSON line)
     print(f"\nTargets ({args.regime} run; the bars are the full run's):", file=sys.stderr)
     print(table(merged["targets"]), file=sys.stderr)
+
+
+def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every input this run will read, opened now, each up to its first dialogue: a mistyped
+    or empty path stops the run here, not when it is first read (a full run reads its
+    --uss-eval files about 38 minutes in). What a whole log holds is still decided where it is
+    read, rejects and all."""
+    sgd, uss = args.only in (None, "sgd", "stage1"), args.only in (None, "uss", "ratings")
+    inputs = [("--sgd-train", args.sgd_train, "sgd")] if sgd else []
+    if args.only in (None, "sgd"):  # stage 1 alone scores nothing on dev
+        inputs.append(("--sgd-dev", args.sgd_dev, "sgd"))
+    if uss:
+        inputs.append(("--uss-train", args.uss_train, "uss"))
+        inputs += [("--uss-eval", path, "uss") for path in args.uss_eval]
+    for flag, path, fmt in inputs:
+        records = read_log(path, fmt)
+        try:
+            readable = any(isinstance(record, Dialogue) for record in records)
+        except LogReadError as err:
+            parser.error(f"{flag}: {err}")
+        finally:
+            records.close()
+        if not readable:
+            parser.error(f"{flag}: no record of {path} reads as a {fmt.upper()} dialogue")
+    for path in args.uss_stage1 or []:
+        if not path.is_file():
+            parser.error(f"--uss-stage1: {path} is not a file")
 
 
 def _count(text: str) -> int:

@@ -25,16 +25,20 @@ def _smoke(tmp_path, shared_data, *extra: str):
             "--smoke",
             "--out",
             str(tmp_path),
-            "--sgd-train",
-            str(shared_data / "sgd" / "train"),
-            "--sgd-dev",
-            str(shared_data / "sgd" / "dev"),
-            "--uss-train",
-            str(shared_data / "uss" / "SGD.txt"),
+            *_inputs(shared_data),
             *extra,
         ],
         tmp_path,
     )
+
+
+def _inputs(shared_data) -> list[str]:
+    """The input flags, by path: the run opens each of its inputs before anything else."""
+    return [
+        *("--sgd-train", str(shared_data / "sgd" / "train")),
+        *("--sgd-dev", str(shared_data / "sgd" / "dev")),
+        *("--uss-train", str(shared_data / "uss" / "SGD.txt")),
+    ]
 
 
 @pytest.mark.slow
@@ -921,7 +925,7 @@ def test_each_candidate_names_its_satisfaction_models(monkeypatch):
         assert {"with_pretraining", "no_pretraining"} <= set(starts.values())
 
 
-def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_path):
+def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_path, shared_data):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import benchmark_quality
 
@@ -930,7 +934,8 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
 
     monkeypatch.setattr(benchmark_quality, "sgd", lambda args: {"model_arm": "no_pretraining"})
     monkeypatch.setattr(benchmark_quality, "uss", stopped)
-    monkeypatch.setattr("sys.argv", ["benchmark_quality.py", "--smoke", "--out", str(tmp_path)])
+    argv = ["benchmark_quality.py", "--smoke", "--out", str(tmp_path), *_inputs(shared_data)]
+    monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(KeyboardInterrupt):
         benchmark_quality.main()
     results = json.loads((tmp_path / "results.json").read_text())
@@ -945,7 +950,7 @@ def test_a_run_stopped_in_the_uss_half_keeps_the_sgd_figures(monkeypatch, tmp_pa
 
 
 def test_a_half_rerun_alone_keeps_the_other_halfs_command_and_options(
-    monkeypatch, tmp_path, capsys
+    monkeypatch, tmp_path, capsys, shared_data
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import benchmark_quality
@@ -954,7 +959,14 @@ def test_a_half_rerun_alone_keeps_the_other_halfs_command_and_options(
     monkeypatch.setattr(benchmark_quality, "uss", lambda args: {"patience": args.uss_patience})
 
     def run(*argv: str) -> dict:
-        argv = ("benchmark_quality.py", "--smoke", "--out", str(tmp_path), *argv)
+        argv = (
+            "benchmark_quality.py",
+            "--smoke",
+            "--out",
+            str(tmp_path),
+            *_inputs(shared_data),
+            *argv,
+        )
         monkeypatch.setattr("sys.argv", list(argv))
         benchmark_quality.main()
         return json.loads((tmp_path / "results.json").read_text())
@@ -987,14 +999,14 @@ def test_a_half_rerun_alone_keeps_the_other_halfs_command_and_options(
     ],
 )
 def test_the_full_run_asks_for_scarce_pairs_then_four_each_from_its_own_stage_1(
-    monkeypatch, tmp_path, regime, scarce, pairs, stage1, epochs
+    monkeypatch, tmp_path, shared_data, regime, scarce, pairs, stage1, epochs
 ):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import benchmark_quality
 
     seen = []
     monkeypatch.setattr(benchmark_quality, "sgd", lambda args: seen.append(args) or {})
-    argv = ["benchmark_quality.py", "--out", str(tmp_path), "--only", "sgd"]
+    argv = ["benchmark_quality.py", "--out", str(tmp_path), "--only", "sgd", *_inputs(shared_data)]
     monkeypatch.setattr("sys.argv", argv + ([regime] if regime else []))
     benchmark_quality.main()
     # the full run leaves the scarce pairs out (18 of its minutes) unless asked for them
@@ -1030,6 +1042,66 @@ def test_a_count_of_dialogues_not_a_number_or_below_zero_is_refused(
     assert stop.value.code == 2
     assert f"argument {flag}: {says}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (["--uss-eval", "{tmp}/CCPE.txt"], "--uss-eval: {tmp}/CCPE.txt does not exist"),
+        (["--sgd-dev", "{tmp}"], "--sgd-dev: {tmp} holds no dialogues_*.json"),
+        (["--uss-train", "{tmp}/dead.txt"], "--uss-train: no record of {tmp}/dead.txt reads as"),
+        (
+            ["--uss-ratings-only", "--uss-stage1", "{tmp}/stage1.ckpt"],
+            "--uss-stage1: {tmp}/stage1.ckpt is not a file",
+        ),
+    ],
+)
+def test_an_input_that_cannot_be_read_stops_the_run_before_anything_runs(
+    monkeypatch, tmp_path, capsys, shared_data, bad, says
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "dead.txt").write_text("USER\tno ratings here\tINFORM\nSYSTEM\tok\tINFORM\t\n")
+    # neither half may start (stand-ins: were the check missing, this stops in seconds)
+    for half in ("sgd", "uss", "ratings_half"):
+        monkeypatch.setattr(benchmark_quality, half, lambda args: pytest.fail("a half ran"))
+    out = tmp_path / "out"
+    # a full run: its --uss-eval files would otherwise first be read about 38 minutes in
+    argv = ["benchmark_quality.py", "--out", str(out), *_inputs(shared_data)]
+    monkeypatch.setattr("sys.argv", argv + [arg.format(tmp=inputs) for arg in bad])
+    with pytest.raises(SystemExit) as stop:
+        benchmark_quality.main()
+    assert stop.value.code == 2
+    assert says.format(tmp=inputs) in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("only", "unread"),
+    [
+        ("stage1", "--sgd-dev"),
+        ("sgd", "--uss-train"),
+        ("sgd", "--uss-eval"),
+        ("uss", "--sgd-train"),
+    ],
+)
+def test_a_half_run_alone_opens_only_the_inputs_it_reads(
+    monkeypatch, tmp_path, shared_data, only, unread
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import benchmark_quality
+
+    ran = []
+    monkeypatch.setattr(benchmark_quality, "sgd", lambda args: ran.append("sgd") or {})
+    monkeypatch.setattr(benchmark_quality, "uss", lambda args: ran.append("uss") or {})
+    argv = ["benchmark_quality.py", "--smoke", "--out", str(tmp_path), *_inputs(shared_data)]
+    missing = ["--only", only, unread, str(tmp_path / "missing")]
+    monkeypatch.setattr("sys.argv", argv + missing)
+    benchmark_quality.main()
+    assert ran == [{"stage1": "sgd"}.get(only, only)]
 
 
 @pytest.mark.parametrize(
